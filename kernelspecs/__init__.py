@@ -1,0 +1,1 @@
+"""The kernelspec template (kernel.json) and logos that `pyspark-kernel install` fills in."""

@@ -1,0 +1,146 @@
+"""``pyspark-kernel``: install, list, show, remove and check PySpark kernelspecs.
+
+Only argument parsing and the mapping of errors to messages and exit codes live here: 2 for a bad
+request (nothing is written), 1 for a check that found a fault. The work is in environment.py,
+kernelspec.py and doctor.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__, doctor, environment, kernelspec
+from .environment import SparkEnvironmentError
+from .kernelspec import KernelSpecError, SparkOptions
+
+USAGE_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyspark-kernel",
+        description="Install and manage Jupyter kernelspecs for the PySpark kernel (one per Spark environment).",
+    )
+    parser.add_argument("--version", action="version", version=f"pyspark-kernel {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    install = commands.add_parser("install", help="write a kernelspec for one Spark environment", description="Write a kernelspec (kernel.json + logos) for one Spark environment.")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for the current user (~/.local/share/jupyter)")
+    where.add_argument("--sys-prefix", action="store_true", help="install into this Python's prefix (the default inside a venv or conda env)")
+    where.add_argument("--prefix", metavar="DIR", help="install into DIR/share/jupyter/kernels (add DIR/share/jupyter to JUPYTER_PATH to find it)")
+    install.add_argument("--name", default=kernelspec.DEFAULT_NAME, help="kernelspec name; Jupyter stores it lower-cased (default: %(default)s)")
+    install.add_argument("--display-name", help="name shown in Jupyter's launcher (default: %s)" % kernelspec.DEFAULT_DISPLAY_NAME)
+    install.add_argument("--spark-home", metavar="PATH", help="the Spark to use (default: $SPARK_HOME, else the pip-installed pyspark)")
+    install.add_argument("--python", metavar="PATH", help="the Python that runs the kernel and Spark's Python workers (default: this one)")
+    install.add_argument("--master", default="local[*]", metavar="URL", help="Spark master URL, as for spark-submit (default: %(default)s)")
+    install.add_argument("--remote", metavar="URL", help="Spark Connect server (sc://HOST:PORT): the kernel runs no local JVM")
+    install.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark property, as for spark-submit; repeatable")
+    install.add_argument("--packages", metavar="COORDS", help="comma-separated Maven coordinates, as for spark-submit")
+    install.add_argument("--jars", metavar="PATHS", help="comma-separated jars for the driver and executors")
+    install.add_argument("--py-files", metavar="PATHS", help="comma-separated .zip/.egg/.py files, also put on the kernel's PYTHONPATH")
+    install.add_argument("--driver-memory", metavar="SIZE", help="driver JVM heap, e.g. 4g (the kernel's JVM in local mode)")
+    install.add_argument("--env", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="an extra environment variable for the kernel; repeatable")
+    install.add_argument("--start", default="eager", help="when to start Spark: eager (at kernel start, default), lazy (on first use of spark/sc) or none")
+    install.add_argument("--provisioner", action="store_true", help="launch through pyspark-kernel's kernel provisioner, which re-resolves Spark at every launch; the Jupyter server's Python must have this package")
+    install.add_argument("--replace", action="store_true", help="overwrite an existing kernelspec of the same name")
+
+    listing = commands.add_parser("list", help="list the kernelspecs written by pyspark-kernel")
+    show = commands.add_parser("show", help="print a kernelspec's kernel.json (secret values masked)")
+    show.add_argument("name", help="kernelspec name")
+    remove = commands.add_parser("remove", help="remove a kernelspec written by pyspark-kernel")
+    remove.add_argument("name", help="kernelspec name")
+    check = commands.add_parser("check", help="check Java, SPARK_HOME, pyspark and Python of a kernelspec (or of the default environment)")
+    check.add_argument("name", nargs="?", help="kernelspec name (default: the environment install would use)")
+    for sub in (listing, show, remove, check):
+        sub.add_argument("--prefix", metavar="DIR", help="also look in DIR/share/jupyter/kernels")
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> SparkOptions:
+    return SparkOptions(
+        name=args.name,
+        display_name=args.display_name or (args.name if args.name != kernelspec.DEFAULT_NAME else kernelspec.DEFAULT_DISPLAY_NAME),
+        master=args.master,
+        remote=args.remote,
+        conf=kernelspec.parse_conf(args.conf),
+        packages=args.packages,
+        jars=args.jars,
+        py_files=args.py_files,
+        driver_memory=args.driver_memory,
+        env=dict(args.env),
+        start=args.start,
+        provisioner=args.provisioner,
+    )
+
+
+def run_install(args: argparse.Namespace) -> int:
+    options = options_from(args)
+    kernelspec.check_options(options)
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    user = args.user or (prefix is None and sys.prefix == sys.base_prefix)  # inside a venv: that venv
+    if prefix is None and not user:
+        prefix = sys.prefix
+    target = kernelspec.free_destination(options.name, user, prefix, args.replace)  # before the slow resolve
+    spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None)
+    spec = kernelspec.kernel_json(spark, options)
+    try:
+        installed = kernelspec.install(spec, options.name, user=user, prefix=prefix, replace=args.replace)
+    except OSError as error:
+        raise KernelSpecError(f"Cannot write the kernelspec to {target}: {error.strerror or error}.\nFix: choose --user, or a --prefix you can write to.") from None
+    print(f"Installed kernelspec {options.name!r} in {installed}")
+    print(f"  Spark {spark.spark_version} at {spark.spark_home}, master {options.remote or options.master}, Python {spark.python_version}")
+    if prefix and not args.sys_prefix and prefix != sys.prefix:
+        print(f"  Jupyter finds it with JUPYTER_PATH={prefix}/share/jupyter")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    specs = kernelspec.our_specs(args.prefix)
+    if not specs:
+        print("No pyspark-kernel kernelspecs found. Create one with: pyspark-kernel install")
+        return 0
+    rows = [("NAME", "SPARK", "MASTER", "SPARK_HOME", "LOCATION")]
+    for name, found in specs.items():
+        meta = found["spec"]["metadata"][kernelspec.METADATA_KEY]
+        rows.append((name, meta.get("spark_version", "?"), meta.get("master", "?"), meta.get("spark_home", "?"), found["resource_dir"]))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    _, spec = kernelspec.find_spec(args.name, args.prefix)
+    print(json.dumps(kernelspec.redacted(spec), indent=2))
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    removed = kernelspec.remove(args.name, args.prefix)
+    print(f"Removed kernelspec {args.name!r} from {removed}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    results = doctor.check(args.name, args.prefix)
+    print(doctor.format_table(results))
+    return 1 if any(result.status == doctor.FAIL for result in results) else 0
+
+
+COMMANDS = {"install": run_install, "list": run_list, "show": run_show, "remove": run_remove, "check": run_check}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (KernelSpecError, SparkEnvironmentError) as error:
+        print(f"pyspark-kernel {args.command}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

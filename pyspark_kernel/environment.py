@@ -1,0 +1,277 @@
+"""Resolve the Spark environment a kernel runs in: SPARK_HOME, its pyspark and py4j, Java, Python.
+
+This is the first step of the data path (CLI arguments -> environment -> kernel.json -> kernel ->
+SparkSession). It is shared by ``install``, ``check``, the kernel's pre-start checks and the launcher
+plugin, so a Spark that is wrong is reported with the same words wherever it is found. It reads the
+filesystem and runs ``java -version`` and the kernel's Python; it writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# Java feature releases each Spark line is built and tested for (Spark's "Downloading" docs).
+SUPPORTED_JAVA: dict[tuple[int, int], tuple[int, ...]] = {
+    (3, 3): (8, 11, 17),
+    (3, 4): (8, 11, 17),
+    (3, 5): (8, 11, 17, 21),
+    (4, 0): (17, 21),
+    (4, 1): (17, 21),
+    (4, 2): (17, 21, 25),
+    (4, 3): (17, 21, 25),
+}
+
+# Where findspark looks after the explicit argument, SPARK_HOME and the pip package.
+COMMON_SPARK_HOMES = ("/opt/spark", "/usr/local/spark", "/usr/lib/spark", "/opt/homebrew/opt/apache-spark/libexec")
+
+
+class SparkEnvironmentError(ValueError):
+    """A Spark environment that cannot run a kernel; the message says what is wrong and the fix."""
+
+
+@dataclass(frozen=True)
+class JavaRuntime:
+    """The ``java`` Spark's launcher will run: ``$JAVA_HOME/bin/java``, else ``java`` on PATH."""
+
+    executable: Path
+    version: int  # the feature release: 8, 11, 17, 21 ...
+    version_text: str  # as ``java -version`` printed it, e.g. 17.0.15
+
+
+@dataclass(frozen=True)
+class SparkEnvironment:
+    """Everything a kernelspec needs to know about one Spark, resolved once."""
+
+    spark_home: Path
+    spark_version: str  # of the jars, e.g. 4.3.0
+    scala_version: str  # e.g. 2.13
+    py4j_zip: Path
+    # The PYTHONPATH entry that holds this Spark's pyspark package, or None when the kernel's
+    # Python already imports this very pyspark from site-packages (pip's embedded default).
+    pyspark_path: Path | None
+    python: Path
+    python_version: str  # major.minor of ``python``
+    java: JavaRuntime | None  # None: not resolved (Spark Connect needs no local Java)
+
+    @property
+    def python_path(self) -> list[str]:
+        """PYTHONPATH entries, in order: this Spark's pyspark (if needed), then its py4j zip."""
+        entries = [self.pyspark_path] if self.pyspark_path else []
+        return [str(entry) for entry in entries + [self.py4j_zip]]
+
+
+def find_spark_home(explicit: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Path:
+    """Answer "where is Spark" in findspark's order: the argument, $SPARK_HOME, pip's pyspark, common paths."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    if environ.get("SPARK_HOME"):
+        return Path(environ["SPARK_HOME"]).expanduser().absolute()
+    pip_spark = pip_pyspark_home()
+    if pip_spark is not None:
+        return pip_spark
+    for candidate in COMMON_SPARK_HOMES:
+        if (Path(candidate) / "jars").is_dir():
+            return Path(candidate)
+    raise SparkEnvironmentError(
+        "No Spark found: --spark-home was not given, SPARK_HOME is not set and pyspark is not installed.\n"
+        "Fix: pip install pyspark, or pass --spark-home /path/to/spark."
+    )
+
+
+def pip_pyspark_home() -> Path | None:
+    """The folder of the pyspark package this Python imports; pip's pyspark is a whole Spark."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.origin:
+        return None
+    return Path(spec.origin).parent
+
+
+def spark_version_of(spark_home: Path) -> tuple[str, str]:
+    """(spark_version, scala_version) read from the name of ``jars/spark-core_<scala>-<version>.jar``."""
+    jars = spark_home / "jars"
+    if not spark_home.is_dir():
+        raise SparkEnvironmentError(
+            f"SPARK_HOME {spark_home} does not exist.\n"
+            "Fix: pass --spark-home with the folder of a Spark install (it holds bin/ and jars/)."
+        )
+    if not jars.is_dir():
+        raise SparkEnvironmentError(
+            f"{spark_home} is not a Spark: it has no jars/ folder.\n"
+            "Fix: pass --spark-home with the top folder of a Spark distribution or of pip's pyspark package."
+        )
+    for jar in sorted(jars.glob("spark-core_*.jar")):
+        match = re.fullmatch(r"spark-core_(\d+\.\d+)-(\d+\.\d+\.\d+[\w.-]*)\.jar", jar.name)
+        if match:
+            return match.group(2), match.group(1)
+    raise SparkEnvironmentError(
+        f"{jars} has no spark-core_<scala>-<version>.jar, so its Spark version is unknown.\n"
+        "Fix: point --spark-home at a complete Spark install."
+    )
+
+
+def find_py4j_zip(spark_home: Path) -> Path:
+    """The py4j source zip under ``python/lib``; kernel.json cannot hold a wildcard, so resolve it now."""
+    lib = spark_home / "python" / "lib"
+    zips = sorted(lib.glob("py4j-*-src.zip"))
+    if not zips:
+        raise SparkEnvironmentError(
+            f"No py4j zip in {lib} (expected py4j-<version>-src.zip).\n"
+            "Fix: reinstall Spark there, or pass --spark-home with a complete Spark install."
+        )
+    return zips[-1]
+
+
+def find_pyspark_path(spark_home: Path, python_pyspark_home: Path | None) -> Path | None:
+    """Which PYTHONPATH entry imports the pyspark of ``spark_home`` (None: the kernel's Python already does).
+
+    A Spark distribution has the real package in ``python/pyspark``. In pip's layout that folder is a
+    stub (no ``__init__.py``) and the package is the SPARK_HOME folder itself, with a copy zipped in
+    ``python/lib/pyspark.zip``; putting ``python/`` on PYTHONPATH there would import whatever other
+    pyspark the Python has, against these jars (see SPARK-ENV-NOTES: 'JavaPackage' is not callable).
+    """
+    if (spark_home / "python" / "pyspark" / "__init__.py").is_file():
+        return spark_home / "python"
+    if python_pyspark_home is not None and python_pyspark_home.resolve() == spark_home.resolve():
+        return None  # the kernel's own pip pyspark: import it from site-packages, with its .pyc cache
+    zipped = spark_home / "python" / "lib" / "pyspark.zip"
+    if zipped.is_file():
+        return zipped
+    raise SparkEnvironmentError(
+        f"{spark_home} has no pyspark package (neither python/pyspark/__init__.py nor python/lib/pyspark.zip).\n"
+        "Fix: point --spark-home at a Spark distribution or at pip's pyspark folder."
+    )
+
+
+def java_command(environ: dict[str, str] | None = None) -> Path | None:
+    """The java Spark's launcher runs: ``$JAVA_HOME/bin/java`` when JAVA_HOME is set, else PATH's."""
+    environ = os.environ if environ is None else environ
+    if environ.get("JAVA_HOME"):
+        return Path(environ["JAVA_HOME"]) / "bin" / "java"
+    found = shutil.which("java", path=environ.get("PATH"))
+    return Path(found) if found else None
+
+
+def parse_java_version(version_output: str) -> tuple[int, str]:
+    """(feature release, version text) from ``java -version`` output: "1.8.0_392" -> 8, "17.0.15" -> 17."""
+    match = re.search(r'version "([^"]+)"', version_output)
+    if not match:
+        raise SparkEnvironmentError(f"Could not read a Java version from: {version_output.strip()[:200]!r}")
+    text = match.group(1)
+    parts = re.split(r"[._+-]", text)
+    feature = int(parts[1]) if parts[0] == "1" and len(parts) > 1 else int(parts[0])
+    return feature, text
+
+
+def find_java(environ: dict[str, str] | None = None) -> JavaRuntime:
+    """Resolve the Java Spark would run and its version, or say how to install one."""
+    executable = java_command(environ)
+    if executable is None or not executable.exists():
+        where = f"JAVA_HOME points at {executable.parent.parent}, which has no bin/java" if executable else "no java on PATH and JAVA_HOME is not set"
+        raise SparkEnvironmentError(
+            f"Java not found ({where}).\n"
+            "Fix: install Java 17 or 21 (Debian/Ubuntu: sudo apt-get install default-jre-headless) or set JAVA_HOME."
+        )
+    try:
+        result = subprocess.run([str(executable), "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SparkEnvironmentError(f"Could not run {executable} -version: {error}.\nFix: repair that Java or set JAVA_HOME to another.") from error
+    feature, text = parse_java_version(result.stderr + result.stdout)
+    return JavaRuntime(executable=executable, version=feature, version_text=text)
+
+
+def java_problem(spark_version: str, java: JavaRuntime) -> str | None:
+    """Why this Java cannot run this Spark, with the fix; None when it is a supported pair."""
+    major_minor = tuple(int(part) for part in spark_version.split(".")[:2])
+    supported = SUPPORTED_JAVA.get(major_minor)  # type: ignore[arg-type]
+    if supported is None:
+        # A Spark newer than this table: hold it to the floor of its major line.
+        same_major = [versions for (major, _), versions in SUPPORTED_JAVA.items() if major == major_minor[0]]
+        supported = same_major[-1] if same_major else None
+    if supported is None or java.version >= min(supported):
+        return None  # newer Javas than the table are allowed; Spark itself warns if it must
+    wanted = " or ".join(str(version) for version in supported if version >= 17) or str(min(supported))
+    return (
+        f"Spark {spark_version} needs Java {min(supported)} or newer, but {java.executable} is Java {java.version_text}.\n"
+        f"Fix: install Java {wanted} (sudo apt-get install default-jre-headless) and set JAVA_HOME to it."
+    )
+
+
+def describe_python(python: str | os.PathLike[str]) -> tuple[Path, str, Path | None]:
+    """(executable, major.minor, its pyspark folder or None), asking that Python itself.
+
+    The kernel runs in ``python``, which may not be this process's interpreter (``--python``), so its
+    version and its pip pyspark are read by running it once.
+    """
+    executable = Path(python).expanduser()
+    if not executable.is_absolute():
+        found = shutil.which(str(executable))
+        executable = Path(found) if found else executable.absolute()
+    if not executable.is_file() or not os.access(executable, os.X_OK):
+        raise SparkEnvironmentError(
+            f"--python {python} is not an executable file.\n"
+            "Fix: pass the full path of a Python 3 interpreter that has pyspark-jupyter-kernel installed."
+        )
+    if executable.absolute() == Path(sys.executable).absolute():
+        home = pip_pyspark_home()
+        return executable, f"{sys.version_info[0]}.{sys.version_info[1]}", home
+    probe = (
+        "import sys, importlib.util as u; s = u.find_spec('pyspark'); k = u.find_spec('pyspark_kernel');"
+        "print('%d.%d' % sys.version_info[:2]); print(s.origin if s else ''); print('yes' if k else 'no')"
+    )
+    try:
+        result = subprocess.run([str(executable), "-c", probe], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SparkEnvironmentError(f"--python {python} could not be run: {error}.\nFix: pass a working Python 3.") from error
+    lines = result.stdout.splitlines()
+    if result.returncode != 0 or len(lines) < 3:
+        raise SparkEnvironmentError(
+            f"--python {python} is not a working Python 3 ({result.stderr.strip()[-200:] or 'no output'}).\n"
+            "Fix: pass the full path of a Python 3 interpreter."
+        )
+    if lines[2] != "yes":
+        raise SparkEnvironmentError(
+            f"--python {python} cannot import pyspark_kernel, so it cannot run this kernel.\n"
+            f"Fix: {executable} -m pip install pyspark-jupyter-kernel"
+        )
+    pyspark_home = Path(lines[1]).parent if lines[1] else None
+    return executable, lines[0], pyspark_home
+
+
+def resolve(
+    spark_home: str | os.PathLike[str] | None = None,
+    python: str | os.PathLike[str] | None = None,
+    *,
+    need_java: bool = True,
+    environ: dict[str, str] | None = None,
+) -> SparkEnvironment:
+    """Resolve one Spark environment, or raise SparkEnvironmentError naming the problem and the fix."""
+    home = find_spark_home(spark_home, environ)
+    spark_version, scala_version = spark_version_of(home)
+    py4j_zip = find_py4j_zip(home)
+    executable, python_version, python_pyspark = describe_python(python or sys.executable)
+    pyspark_path = find_pyspark_path(home, python_pyspark)
+    java = None
+    if need_java:
+        java = find_java(environ)
+        problem = java_problem(spark_version, java)
+        if problem:
+            raise SparkEnvironmentError(problem)
+    return SparkEnvironment(
+        spark_home=home,
+        spark_version=spark_version,
+        scala_version=scala_version,
+        py4j_zip=py4j_zip,
+        pyspark_path=pyspark_path,
+        python=executable,
+        python_version=python_version,
+        java=java,
+    )

@@ -1,0 +1,276 @@
+"""Build a kernelspec from a resolved Spark environment, and install, find, show or remove ours.
+
+Second step of the data path: (SparkEnvironment, SparkOptions) -> kernel.json dict, using Spark's own
+variables (SPARK_HOME, PYTHONPATH, PYSPARK_PYTHON, PYSPARK_SUBMIT_ARGS, SPARK_REMOTE) so that what the
+kernel does can be read, and changed, in the file. The functions that build the dict are pure; only
+``install`` writes, through jupyter_client's KernelSpecManager, which owns where kernelspecs live.
+Nothing here imports Spark.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel, _is_valid_kernel_name, _kernel_name_description
+
+from . import __version__
+from .environment import SparkEnvironment
+
+DEFAULT_NAME = "PySpark_Python3"
+DEFAULT_DISPLAY_NAME = "PySpark_Python3"
+START_MODES = ("eager", "lazy", "none")
+METADATA_KEY = "pyspark_kernel"
+PROVISIONER_NAME = "pyspark-provisioner"
+
+# spark-submit's master URLs; anything else is refused at install, before a kernel fails on it.
+MASTER_PATTERN = re.compile(
+    r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|spark://[^\s/]+(:\d+)?(,[^\s/]+(:\d+)?)*|"
+    r"k8s://(https?://)?[^\s/]+(:\d+)?(/.*)?|mesos://\S+"
+)
+REMOTE_PATTERN = re.compile(r"sc://[^\s/]+(:\d+)?(/\S*)?")
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+
+
+class KernelSpecError(ValueError):
+    """A kernelspec request that cannot be honoured; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class SparkOptions:
+    """What the user asked for on the command line, before it becomes kernel.json."""
+
+    name: str = DEFAULT_NAME
+    display_name: str = DEFAULT_DISPLAY_NAME
+    master: str = "local[*]"
+    remote: str | None = None  # a Spark Connect URL: SPARK_REMOTE, instead of a local JVM
+    conf: dict[str, str] = field(default_factory=dict)
+    packages: str | None = None
+    jars: str | None = None
+    py_files: str | None = None
+    driver_memory: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    start: str = "eager"
+    provisioner: bool = False
+
+
+def parse_conf(pairs: list[str]) -> dict[str, str]:
+    """``--conf KEY=VALUE`` strings -> dict, refusing a pair without ``=`` as spark-submit would."""
+    conf: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise KernelSpecError(f"--conf {pair!r} is not KEY=VALUE.\nFix: write it as --conf spark.executor.memory=2g")
+        conf[key.strip()] = value
+    return conf
+
+
+def check_options(options: SparkOptions) -> None:
+    """Refuse what would make a broken kernelspec, before anything is resolved or written."""
+    if "/" in options.name or "\\" in options.name or not _is_valid_kernel_name(options.name):
+        raise KernelSpecError(f"--name {options.name!r} is not a valid kernel name. {_kernel_name_description}")
+    if options.start not in START_MODES:
+        raise KernelSpecError(f"--start {options.start!r} is unknown.\nFix: use one of {', '.join(START_MODES)}.")
+    if not MASTER_PATTERN.fullmatch(options.master):
+        raise KernelSpecError(
+            f"--master {options.master!r} is not a Spark master URL.\n"
+            "Fix: use local[*], local[N], spark://HOST:PORT, yarn or k8s://https://HOST:PORT."
+        )
+    if options.remote is not None and not REMOTE_PATTERN.fullmatch(options.remote):
+        raise KernelSpecError(f"--remote {options.remote!r} is not a Spark Connect URL.\nFix: use sc://HOST:PORT, e.g. sc://127.0.0.1:15002.")
+
+
+def is_local_master(master: str) -> bool:
+    """True for masters whose driver and executors all run on this machine."""
+    return master.startswith("local")
+
+
+def submit_args(options: SparkOptions) -> str:
+    """PYSPARK_SUBMIT_ARGS for spark-submit: pyspark splits it like a shell, so every value is quoted."""
+    args = ["--master", options.master]
+    if options.driver_memory:
+        args += ["--driver-memory", options.driver_memory]
+    for flag, value in (("--packages", options.packages), ("--jars", options.jars), ("--py-files", options.py_files)):
+        if value:
+            args += [flag, value]
+    for key, value in options.conf.items():
+        args += ["--conf", f"{key}={value}"]
+    return " ".join(shlex.quote(arg) for arg in args + ["pyspark-shell"])
+
+
+def kernel_env(spark: SparkEnvironment, options: SparkOptions) -> dict[str, str]:
+    """The kernel's environment, in Spark's own variables where Spark has one."""
+    python_path = spark.python_path + [path for path in (options.py_files or "").split(",") if path]
+    env = {
+        "SPARK_HOME": str(spark.spark_home),
+        "PYTHONPATH": os.pathsep.join(python_path),
+        "PYSPARK_PYTHON": str(spark.python),
+        "PYSPARK_DRIVER_PYTHON": str(spark.python),
+        "PYSPARK_KERNEL_START": options.start,
+    }
+    if options.remote:
+        env["SPARK_REMOTE"] = options.remote
+    else:
+        env["PYSPARK_SUBMIT_ARGS"] = submit_args(options)
+        if is_local_master(options.master):
+            # Local mode serves nobody else: keep the driver, block manager and UI on loopback.
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    if spark.java is not None and "JAVA_HOME" not in options.env and os.environ.get("JAVA_HOME"):
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]  # the Java that was checked at install
+    env.update(options.env)
+    return env
+
+
+def kernel_json(spark: SparkEnvironment, options: SparkOptions) -> dict[str, Any]:
+    """The whole kernel.json dict: the template from kernelspecs/, filled for this environment."""
+    spec = json.loads(resources.files("pyspark_kernel.kernelspecs").joinpath("kernel.json").read_text())
+    spec["argv"] = [str(spark.python) if arg == "{python}" else arg for arg in spec["argv"]]
+    spec["display_name"] = options.display_name
+    spec["env"] = kernel_env(spark, options)
+    spec["metadata"][METADATA_KEY] = {
+        "version": __version__,
+        "spark_home": str(spark.spark_home),
+        "spark_version": spark.spark_version,
+        "scala_version": spark.scala_version,
+        "py4j_zip": str(spark.py4j_zip),
+        "master": options.remote or options.master,
+        "java": str(spark.java.executable) if spark.java else None,
+        "java_version": spark.java.version_text if spark.java else None,
+        "python_version": spark.python_version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if options.provisioner:
+        spec["metadata"]["kernel_provisioner"] = {"provisioner_name": PROVISIONER_NAME, "config": {}}
+    return spec
+
+
+def spec_manager(prefix: str | None = None) -> KernelSpecManager:
+    """A KernelSpecManager that also searches PREFIX, so list/show/remove see what install --prefix wrote."""
+    manager = KernelSpecManager()
+    manager.log.setLevel(logging.ERROR)  # its "not in kernel_dirs" warning is about --prefix, which we print
+    if prefix:
+        manager.kernel_dirs = [str(Path(prefix) / "share" / "jupyter" / "kernels")] + list(manager.kernel_dirs)
+    return manager
+
+
+def destination(name: str, user: bool, prefix: str | None) -> Path:
+    """Where KernelSpecManager would install ``name`` (asked of it, so its rules stay the only rules)."""
+    return Path(spec_manager()._get_destination_dir(name.lower(), user=user, prefix=prefix))
+
+
+def free_destination(name: str, user: bool, prefix: str | None, replace: bool) -> Path:
+    """The install folder for ``name``, refusing one that is taken unless ``replace``."""
+    target = destination(name, user, prefix)
+    if target.exists() and not replace:
+        raise KernelSpecError(f"A kernelspec named {name!r} already exists in {target}.\nFix: add --replace, or choose another --name.")
+    return target
+
+
+def stage(spec: dict[str, Any], folder: Path) -> None:
+    """Write logos and kernel.json into ``folder`` with the modes Jupyter's other kernelspecs have."""
+    template = resources.files("pyspark_kernel.kernelspecs")
+    for resource in template.iterdir():
+        if resource.name.startswith("logo-"):
+            with resources.as_file(resource) as logo:
+                shutil.copyfile(logo, folder / resource.name)
+    (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+    folder.chmod(0o755)
+    for written in folder.iterdir():
+        written.chmod(0o644)
+
+
+def install(spec: dict[str, Any], name: str, *, user: bool = False, prefix: str | None = None, replace: bool = False) -> Path:
+    """Install ``spec`` as kernel ``name``: staged whole in a temp folder, then copied by jupyter_client.
+
+    Refuses to overwrite an existing kernelspec unless ``replace``; raises KernelSpecError (bad
+    request) or OSError (the location cannot be written) and leaves nothing half-written.
+    """
+    target = free_destination(name, user, prefix, replace)
+    with tempfile.TemporaryDirectory(prefix="pyspark-kernelspec-") as staging:
+        staged = Path(staging) / name.lower()
+        staged.mkdir()
+        stage(spec, staged)
+        if prefix:
+            Path(prefix).mkdir(parents=True, exist_ok=True)
+        installed = Path(spec_manager().install_kernel_spec(str(staged), name, user=user, prefix=prefix))
+    for folder in (installed, installed.parent):
+        folder.chmod(0o755)
+    return installed
+
+
+def is_ours(spec: dict[str, Any]) -> bool:
+    """A kernelspec this tool wrote: it carries our metadata block."""
+    return METADATA_KEY in spec.get("metadata", {})
+
+
+def our_specs(prefix: str | None = None) -> dict[str, dict[str, Any]]:
+    """name -> {"resource_dir", "spec"} for every kernelspec of ours Jupyter can find."""
+    specs = spec_manager(prefix).get_all_specs()
+    return {name: found for name, found in sorted(specs.items()) if is_ours(found["spec"])}
+
+
+def find_spec(name: str, prefix: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """(resource_dir, kernel.json dict) of kernel ``name``, or KernelSpecError naming what exists."""
+    manager = spec_manager(prefix)
+    try:
+        spec = manager.get_kernel_spec(name)
+    except NoSuchKernel:
+        known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise KernelSpecError(f"No kernelspec named {name!r} (installed: {known}).\nFix: run pyspark-kernel list.") from None
+    return Path(spec.resource_dir), json.loads((Path(spec.resource_dir) / "kernel.json").read_text())
+
+
+def remove(name: str, prefix: str | None = None) -> Path:
+    """Remove kernel ``name`` if it is one of ours; another kernel's spec is never touched."""
+    resource_dir, spec = find_spec(name, prefix)
+    if not is_ours(spec):
+        raise KernelSpecError(
+            f"Kernelspec {name!r} in {resource_dir} was not written by pyspark-kernel; not removing it.\n"
+            f"Fix: use jupyter kernelspec remove {name}."
+        )
+    shutil.rmtree(resource_dir)
+    return resource_dir
+
+
+def is_secret(name: str) -> bool:
+    """Names like FOO_TOKEN, spark.ssl.keyPassword or AWS_SECRET_ACCESS_KEY hold secrets."""
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def mask(value: str) -> str:
+    """Enough of a secret to recognise it, never enough to use it."""
+    return value[:2] + "****" if len(value) > 8 else "****"
+
+
+def redacted(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of kernel.json fit to print: secret-named env values and --conf values masked."""
+    copy = json.loads(json.dumps(spec))
+    env = copy.get("env", {})
+    for name, value in env.items():
+        if is_secret(name):
+            env[name] = mask(value)
+    if "PYSPARK_SUBMIT_ARGS" in env:
+        words = shlex.split(env["PYSPARK_SUBMIT_ARGS"])
+        for index, word in enumerate(words):
+            key, sep, value = word.partition("=")
+            if index and words[index - 1] == "--conf" and sep and is_secret(key):
+                words[index] = f"{key}={mask(value)}"
+        env["PYSPARK_SUBMIT_ARGS"] = " ".join(shlex.quote(word) for word in words)
+    return copy
+
+
+def default_python() -> str:
+    """The Python running this command: the one that has this package and its pyspark."""
+    return sys.executable
