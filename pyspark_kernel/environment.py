@@ -228,7 +228,8 @@ def describe_python(python: str | os.PathLike[str]) -> tuple[Path, str, Path | N
         "print('%d.%d' % sys.version_info[:2]); print(s.origin if s else ''); print('yes' if k else 'no')"
     )
     try:
-        result = subprocess.run([str(executable), "-c", probe], capture_output=True, text=True, timeout=60)
+        # cwd "/": the probe must not import this source tree just because the command runs in it.
+        result = subprocess.run([str(executable), "-c", probe], capture_output=True, text=True, timeout=60, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as error:
         raise SparkEnvironmentError(f"--python {python} could not be run: {error}.\nFix: pass a working Python 3.") from error
     lines = result.stdout.splitlines()

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import environment
 
-# Notebook defaults, each applied only where neither the kernelspec nor spark-defaults.conf set it.
+# Notebook defaults, each applied unless the kernelspec's --conf sets it.
 NOTEBOOK_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",  # the console bar would land in cells as stderr noise
     "spark.sql.repl.eagerEval.enabled": "true",  # DataFrames render as tables in notebooks
@@ -249,10 +249,13 @@ class ManagedSession:
         self._gateway = gateway
         # SparkConf(_jvm=...) reads the JVM's system properties: spark-defaults.conf and the kernelspec's --conf.
         conf = SparkConf(_jvm=gateway.jvm)
-        for key, value in {**NOTEBOOK_DEFAULTS, **self.settings.defaults}.items():
-            conf.setIfMissing(key, value)
-        if "spark.app.name" not in self.settings.user_conf():  # spark-submit's own default is "PySparkShell"
-            conf.setAppName(self.settings.app_name)
+        # The kernelspec's --conf outranks these; they outrank what spark-submit implies for a shell
+        # (it turns the console progress bar on and names the app "PySparkShell").
+        user_conf = self.settings.user_conf()
+        kernel_conf = {**NOTEBOOK_DEFAULTS, "spark.app.name": self.settings.app_name, **self.settings.defaults}
+        for key, value in kernel_conf.items():
+            if key not in user_conf:
+                conf.set(key, value)
         for key, value in self.conf_overrides.items():
             conf.set(key, value)
         try:

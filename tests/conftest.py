@@ -1,0 +1,161 @@
+"""Shared fixtures: an isolated Jupyter, kernelspecs installed with the real CLI, real kernels.
+
+Nothing here is mocked: kernelspecs are written by ``pyspark-kernel install`` into temporary prefixes,
+and kernels are started from them by jupyter_client's KernelManager, each running a real JVM.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import psutil
+import pytest
+from jupyter_client.manager import KernelManager
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache"
+SPARK_359 = "3.5.9"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep the tests' kernelspecs and runtime files out of the user's Jupyter folders."""
+    root = tmp_path_factory.mktemp("jupyter")
+    saved = {name: os.environ.get(name) for name in ("JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PATH")}
+    os.environ["JUPYTER_DATA_DIR"] = str(root / "data")
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
+    os.environ["JUPYTER_CONFIG_DIR"] = str(root / "config")
+    os.environ["JUPYTER_PATH"] = str(root / "prefix" / "share" / "jupyter")
+    yield root
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def prefix(isolated_jupyter: Path) -> Path:
+    """The prefix on JUPYTER_PATH that the shared kernelspecs are installed into."""
+    return isolated_jupyter / "prefix"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``pyspark-kernel ARGS`` as a user would: a separate process, output captured."""
+    return subprocess.run([sys.executable, "-m", "pyspark_kernel", *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def install(prefix: Path, *args: str) -> Path:
+    """Install a kernelspec with the CLI into ``prefix`` and return its folder; fail loudly otherwise."""
+    result = cli("install", "--prefix", str(prefix), *args)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.splitlines()[0]
+    return Path(line.rsplit(" in ", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def default_spec(prefix: Path) -> Path:
+    """The kernelspec a newcomer gets: ``pyspark-kernel install`` on pip's pyspark, default name."""
+    return install(prefix, "--replace")
+
+
+class KernelHarness:
+    """A started kernel and its blocking client, with helpers to run code and read what it sent."""
+
+    def __init__(self, kernel_name: str, extra_env: dict[str, str] | None = None) -> None:
+        self.manager = KernelManager(kernel_name=kernel_name)
+        env = {**os.environ, **(extra_env or {})}
+        self.manager.start_kernel(env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    @property
+    def pid(self) -> int:
+        return self.manager.provisioner.process.pid  # type: ignore[union-attr]
+
+    def run(self, code: str, timeout: float = 300) -> dict[str, Any]:
+        """Execute ``code``; return the reply and every output the cell produced, in order."""
+        msg_id = self.client.execute(code)
+        outputs: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.client.get_iopub_msg(timeout=max(1, deadline - time.monotonic()))
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
+            if kind in ("stream", "display_data", "execute_result", "error", "update_display_data"):
+                outputs.append({"type": kind, **content})
+        reply = self.client.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.client.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
+        return {"reply": reply["content"], "outputs": outputs}
+
+    def value(self, code: str, timeout: float = 300) -> str:
+        """The text/plain result of an expression; fails the test with the error if it raised."""
+        result = self.run(code, timeout)
+        errors = [output for output in result["outputs"] if output["type"] == "error"]
+        assert not errors, "\n".join(errors[0]["traceback"])
+        results = [output for output in result["outputs"] if output["type"] == "execute_result"]
+        assert results, f"{code!r} returned nothing: {result}"
+        return results[-1]["data"]["text/plain"]
+
+    def error(self, code: str, timeout: float = 300) -> dict[str, Any]:
+        """The error output of ``code``, which is expected to raise."""
+        result = self.run(code, timeout)
+        errors = [output for output in result["outputs"] if output["type"] == "error"]
+        assert errors, f"{code!r} did not raise: {result}"
+        return errors[0]
+
+    def java_children(self) -> list[psutil.Process]:
+        return java_processes_under(self.pid)
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=False)
+
+
+def java_processes_under(pid: int) -> list[psutil.Process]:
+    """The java processes descended from ``pid``: the JVMs a kernel started."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [child for child in children if "java" in child.name()]
+
+
+def wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` s for ``processes`` to exit; return the ones still alive."""
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    return alive
+
+
+@pytest.fixture(scope="session")
+def spark_kernel(default_spec: Path) -> Iterator[KernelHarness]:
+    """One default PySpark kernel shared by the tests that only read from it."""
+    harness = KernelHarness(default_spec.name)
+    yield harness
+    harness.shutdown()
+
+
+@pytest.fixture(scope="session")
+def spark_359_home() -> Path:
+    """A second Spark (3.5.9) in pip's layout, as a cluster install beside pip's pyspark 4.3; cached."""
+    target = CACHE / f"pyspark-{SPARK_359}"
+    home = target / "pyspark"
+    if not (home / "jars").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), f"pyspark=={SPARK_359}"],
+            capture_output=True, text=True, timeout=900,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"could not install pyspark=={SPARK_359} from PyPI: {result.stderr[-500:]}")
+    return home

@@ -1,0 +1,204 @@
+"""The CLI as a user runs it: every subcommand, and every bad input (message, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, install
+
+
+def kernels_in(prefix: Path) -> list[str]:
+    folder = prefix / "share" / "jupyter" / "kernels"
+    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
+
+def fake_spark(root: Path, *, jars: bool = True, py4j: bool = True) -> Path:
+    """A folder shaped like a Spark (real files, empty jars) for the layout checks."""
+    home = root / "spark"
+    (home / "python" / "lib").mkdir(parents=True)
+    if jars:
+        (home / "jars").mkdir()
+        (home / "jars" / "spark-core_2.13-4.3.0.jar").write_bytes(b"")
+    if py4j:
+        (home / "python" / "lib" / "py4j-0.10.9.9-src.zip").write_bytes(b"")
+        (home / "python" / "lib" / "pyspark.zip").write_bytes(b"")
+    return home
+
+
+def assert_refused(result, *needles: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- install, list, show, remove, check ------------------------------------------------------------
+def test_install_writes_kernel_json_for_pip_pyspark(tmp_path: Path) -> None:
+    folder = install(tmp_path, "--name", "PySpark_Python3", "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
+                     "--driver-memory", "1g", "--env", "MY_VAR", "x y")
+    assert folder == tmp_path / "share" / "jupyter" / "kernels" / "pyspark_python3"
+    spec = json.loads((folder / "kernel.json").read_text())
+    import pyspark
+
+    assert spec["argv"] == [sys.executable, "-m", "pyspark_kernel", "-f", "{connection_file}"]
+    assert spec["display_name"] == "PySpark_Python3" and spec["language"] == "python" and spec["interrupt_mode"] == "signal"
+    env = spec["env"]
+    assert env["SPARK_HOME"] == str(Path(pyspark.__file__).parent)
+    assert env["PYTHONPATH"].endswith("-src.zip") and Path(env["PYTHONPATH"]).is_file()
+    assert env["PYSPARK_PYTHON"] == env["PYSPARK_DRIVER_PYTHON"] == sys.executable
+    assert env["PYSPARK_SUBMIT_ARGS"] == "--master 'local[2]' --driver-memory 1g --conf spark.sql.shuffle.partitions=4 pyspark-shell"
+    assert env["SPARK_LOCAL_IP"] == "127.0.0.1" and env["MY_VAR"] == "x y"
+    assert spec["metadata"]["pyspark_kernel"]["spark_version"] == pyspark.__version__
+    assert sorted(path.name for path in folder.iterdir()) == ["kernel.json", "logo-32x32.png", "logo-64x64.png", "logo-svg.svg"]
+    # Files 0644 and folders 0755, whatever the umask of the staging folder was.
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o644 for path in folder.iterdir())
+
+
+def test_list_show_check_remove_round_trip(tmp_path: Path) -> None:
+    install(tmp_path, "--name", "roundtrip", "--conf", "spark.hadoop.fs.s3a.secret.key=abcdefghijkl", "--env", "API_TOKEN", "supersecretvalue")
+    listed = cli("list", "--prefix", str(tmp_path))
+    assert listed.returncode == 0 and "roundtrip" in listed.stdout and "local[*]" in listed.stdout
+    shown = cli("show", "roundtrip", "--prefix", str(tmp_path))
+    assert shown.returncode == 0
+    spec = json.loads(shown.stdout)
+    assert spec["env"]["API_TOKEN"] == "su****"
+    assert "abcdefghijkl" not in shown.stdout and "supersecretvalue" not in shown.stdout
+    assert "spark.hadoop.fs.s3a.secret.key=ab****" in spec["env"]["PYSPARK_SUBMIT_ARGS"]
+    checked = cli("check", "roundtrip", "--prefix", str(tmp_path))
+    assert checked.returncode == 0, checked.stdout
+    for name in ("SPARK_HOME", "PYTHONPATH", "Java", "pyspark", "Python"):
+        assert f"OK    {name}" in checked.stdout
+    removed = cli("remove", "roundtrip", "--prefix", str(tmp_path))
+    assert removed.returncode == 0 and kernels_in(tmp_path) == []
+
+
+def test_check_without_name_checks_the_default_environment() -> None:
+    result = cli("check")
+    assert result.returncode == 0, result.stdout
+    assert "OK    Java" in result.stdout and "OK    pyspark" in result.stdout
+
+
+def test_check_reports_a_fail_with_its_fix(tmp_path: Path) -> None:
+    folder = install(tmp_path, "--name", "broken")
+    spec = json.loads((folder / "kernel.json").read_text())
+    spec["env"]["SPARK_HOME"] = str(tmp_path / "gone")
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    result = cli("check", "broken", "--prefix", str(tmp_path))
+    assert result.returncode == 1
+    assert "FAIL  SPARK_HOME" in result.stdout and "fix:" in result.stdout
+
+
+def test_python_module_entry_point_is_the_cli() -> None:
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("pyspark-kernel ")
+
+
+def test_install_replace_overwrites(tmp_path: Path) -> None:
+    install(tmp_path, "--name", "again")
+    folder = install(tmp_path, "--name", "again", "--master", "local[1]", "--replace")
+    assert "'local[1]'" in json.loads((folder / "kernel.json").read_text())["env"]["PYSPARK_SUBMIT_ARGS"]
+
+
+def test_install_start_mode_and_py_files(tmp_path: Path) -> None:
+    extra = tmp_path / "helpers.zip"
+    extra.write_bytes(b"")
+    folder = install(tmp_path, "--name", "lazy", "--start", "lazy", "--py-files", str(extra), "--packages", "a:b:1", "--jars", "/x.jar")
+    env = json.loads((folder / "kernel.json").read_text())["env"]
+    assert env["PYSPARK_KERNEL_START"] == "lazy"
+    assert env["PYTHONPATH"].split(os.pathsep)[-1] == str(extra)
+    assert f"--packages a:b:1 --jars /x.jar --py-files {extra}" in env["PYSPARK_SUBMIT_ARGS"]
+
+
+# -- bad inputs: one clear message, exit 2, nothing written ------------------------------------------
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--name", "bad name!"], ["not a valid kernel name"]),
+        (["--name", "../x"], ["not a valid kernel name"]),
+        (["--name", "a/b"], ["not a valid kernel name"]),
+        (["--conf", "spark.executor.memory"], ["is not KEY=VALUE", "Fix:"]),
+        (["--start", "sometimes"], ["--start 'sometimes' is unknown", "eager, lazy, none"]),
+        (["--master", "locl[2]"], ["is not a Spark master URL", "Fix:"]),
+        (["--master", "spark//host:7077"], ["is not a Spark master URL"]),
+        (["--remote", "http://host:15002"], ["is not a Spark Connect URL"]),
+        (["--spark-home", "/nonexistent/spark"], ["/nonexistent/spark does not exist", "Fix:"]),
+        (["--python", "/nonexistent/python3"], ["is not an executable file", "Fix:"]),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_written(tmp_path: Path, args: list[str], needles: list[str]) -> None:
+    assert_refused(cli("install", "--prefix", str(tmp_path), *args), *needles)
+    assert kernels_in(tmp_path) == []
+
+
+def test_spark_home_without_jars_is_not_a_spark(tmp_path: Path) -> None:
+    home = fake_spark(tmp_path, jars=False)
+    assert_refused(cli("install", "--prefix", str(tmp_path / "p"), "--spark-home", str(home)), "is not a Spark: it has no jars/", "Fix:")
+    assert kernels_in(tmp_path / "p") == []
+
+
+def test_spark_home_without_py4j_zip(tmp_path: Path) -> None:
+    home = fake_spark(tmp_path, py4j=False)
+    assert_refused(cli("install", "--prefix", str(tmp_path / "p"), "--spark-home", str(home)), "No py4j zip", "Fix:")
+    assert kernels_in(tmp_path / "p") == []
+
+
+def test_python_that_is_not_executable(tmp_path: Path) -> None:
+    not_python = tmp_path / "python"
+    not_python.write_text("")
+    assert_refused(cli("install", "--prefix", str(tmp_path / "p"), "--python", str(not_python)), "is not an executable file")
+    assert kernels_in(tmp_path / "p") == []
+
+
+def test_python_without_this_package(tmp_path: Path) -> None:
+    """A real interpreter that lacks pyspark_kernel cannot run the kernel: say how to install it."""
+    bare_python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else None
+    if bare_python is None:
+        pytest.skip("no system python3 without this package on this machine")
+    assert_refused(cli("install", "--prefix", str(tmp_path / "p"), "--python", bare_python), "cannot import pyspark_kernel", "pip install pyspark-jupyter-kernel")
+
+
+def test_existing_kernelspec_needs_replace(tmp_path: Path) -> None:
+    folder = install(tmp_path, "--name", "taken")
+    before = (folder / "kernel.json").read_text()
+    assert_refused(cli("install", "--prefix", str(tmp_path), "--name", "taken", "--master", "local[1]"), "already exists", "--replace")
+    assert (folder / "kernel.json").read_text() == before
+
+
+def test_unwritable_prefix(tmp_path: Path) -> None:
+    """Root can write anywhere, so the unwritable prefix is one below a regular file."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_refused(cli("install", "--prefix", str(blocker / "prefix")), "Cannot write the kernelspec", "Fix:")
+    assert blocker.read_text() == ""
+
+
+def test_user_and_prefix_together(tmp_path: Path) -> None:
+    assert_refused(cli("install", "--user", "--prefix", str(tmp_path)), "not allowed with argument")
+    assert kernels_in(tmp_path) == []
+
+
+def test_java_missing_at_install(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}
+    env.pop("JAVA_HOME", None)
+    assert_refused(cli("install", "--prefix", str(tmp_path), env=env), "Java not found", "default-jre-headless")
+    assert kernels_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["show", "remove", "check"])
+def test_unknown_kernel_name(tmp_path: Path, command: str) -> None:
+    assert_refused(cli(command, "no-such-kernel", "--prefix", str(tmp_path)), "No kernelspec named 'no-such-kernel'")
+
+
+def test_remove_refuses_kernelspecs_that_are_not_ours(tmp_path: Path) -> None:
+    other = tmp_path / "share" / "jupyter" / "kernels" / "other"
+    other.mkdir(parents=True)
+    (other / "kernel.json").write_text(json.dumps({"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Other", "language": "python"}))
+    assert_refused(cli("remove", "other", "--prefix", str(tmp_path)), "was not written by pyspark-kernel")
+    assert (other / "kernel.json").exists()

@@ -1,0 +1,138 @@
+"""The kernel with a real JVM, started from a prefix-installed kernelspec through jupyter_client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import KernelHarness, install, java_processes_under, wait_gone
+
+pytestmark = pytest.mark.slow
+
+
+def test_fresh_kernel_answers_at_once_then_spark_is_ready_and_leaves_no_jvm(default_spec: Path) -> None:
+    kernel = KernelHarness(default_spec.name)
+    try:
+        # kernel_info was answered (wait_for_ready) while the JVM was still starting in the background.
+        state = kernel.value("get_ipython().kernel.spark_session.state")
+        assert state in ("'starting'", "'ready'")
+        assert kernel.value("spark.range(10).count()") == "10"
+        assert kernel.value("sc.master") == "'local[*]'"
+        assert kernel.value("type(spark).__name__, type(sc).__name__") == "('SparkSession', 'SparkContext')"
+        assert kernel.value("from pyspark.sql import SparkSession; isinstance(spark, SparkSession)") == "True"
+        jvms = kernel.java_children()
+        assert jvms, "a running kernel in eager mode has its JVM"
+    finally:
+        kernel.shutdown()
+    assert wait_gone(jvms, timeout=15) == [], "a java process outlived its kernel"
+
+
+def test_first_cell_shows_version_master_app_and_ui(default_spec: Path) -> None:
+    kernel = KernelHarness(default_spec.name)
+    try:
+        result = kernel.run("n = spark.range(5).count()")
+        banner = [out["data"]["text/plain"] for out in result["outputs"] if out["type"] == "display_data"]
+        assert len(banner) == 1, result
+        app_id = kernel.value("sc.applicationId").strip("'")
+        ui = kernel.value("sc.uiWebUrl").strip("'")
+        assert banner[0] == f"Spark 4.3.0 · master local[*] · app {app_id} · Spark UI {ui}"
+        later = kernel.run("n")
+        assert [out for out in later["outputs"] if out["type"] == "display_data"] == [], "the banner shows once"
+    finally:
+        kernel.shutdown()
+
+
+def test_dataframes_sql_and_pandas_work_out_of_the_box(spark_kernel: KernelHarness) -> None:
+    assert spark_kernel.value("spark.sql('select 1 + 1 as two').collect()[0].two") == "2"
+    assert spark_kernel.value("spark.range(3).toPandas()['id'].tolist()") == "[0, 1, 2]"
+    code = (
+        "import pandas as pd\n"
+        "from pyspark.sql.functions import pandas_udf\n"
+        "@pandas_udf('long')\n"
+        "def plus_one(s: pd.Series) -> pd.Series:\n"
+        "    return s + 1\n"
+        "sorted(r[0] for r in spark.range(3).select(plus_one('id')).collect())"
+    )
+    assert spark_kernel.value(code) == "[1, 2, 3]"
+    assert spark_kernel.value("spark.conf.get('spark.ui.showConsoleProgress')") == "'false'"
+
+
+def test_local_mode_listens_on_loopback_only(spark_kernel: KernelHarness) -> None:
+    spark_kernel.value("spark.range(1).count()")
+    processes = [psutil.Process(spark_kernel.pid)] + spark_kernel.java_children()
+    listening = [conn for process in processes for conn in process.net_connections(kind="tcp") if conn.status == psutil.CONN_LISTEN]
+    assert listening, "the kernel listens on its ZeroMQ ports and the JVM on its gateway, driver and UI ports"
+    assert {conn.laddr.ip for conn in listening} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listening
+
+
+def test_start_none_runs_no_jvm(prefix: Path) -> None:
+    folder = install(prefix, "--name", "nostart", "--start", "none", "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        assert kernel.value("import pyspark; pyspark.__version__").startswith("'4.")
+        assert kernel.error("spark")["ename"] == "NameError"
+        assert kernel.java_children() == []
+    finally:
+        kernel.shutdown()
+
+
+def test_start_lazy_starts_on_first_use(prefix: Path) -> None:
+    folder = install(prefix, "--name", "lazystart", "--start", "lazy", "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        assert kernel.java_children() == []
+        assert kernel.value("get_ipython().kernel.spark_session.state") == "'not started'"
+        assert kernel.value("sc.parallelize(range(4)).sum()") == "6"
+        jvms = kernel.java_children()
+        assert jvms
+    finally:
+        kernel.shutdown()
+    assert wait_gone(jvms, timeout=15) == []
+
+
+def broken_copy(prefix: Path, name: str, **env: str | None) -> str:
+    """A kernelspec whose environment broke after install (as when SPARK_HOME or Java is removed)."""
+    folder = install(prefix, "--name", name, "--replace")
+    spec = json.loads((folder / "kernel.json").read_text())
+    for key, value in env.items():
+        if value is None:
+            spec["env"].pop(key, None)
+        else:
+            spec["env"][key] = value
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    return folder.name
+
+
+@pytest.mark.parametrize(
+    "name, env, needles",
+    [
+        ("gone-home", {"SPARK_HOME": "/nonexistent/spark"}, ["SPARK_HOME /nonexistent/spark does not exist", "Fix:"]),
+        ("no-java", {"PATH": "/nonexistent/bin", "JAVA_HOME": None}, ["Java not found", "Fix: install Java"]),
+    ],
+)
+def test_kernel_whose_spark_cannot_start_stays_up_and_says_why(prefix: Path, name: str, env: dict, needles: list[str]) -> None:
+    kernel = KernelHarness(broken_copy(prefix, name, **env), extra_env={"JAVA_HOME": ""} if "JAVA_HOME" in env else None)
+    try:
+        error = kernel.error("spark.range(1).count()")
+        assert error["ename"] == "SparkStartError"
+        for needle in needles:
+            assert needle in error["evalue"]
+        assert kernel.value("1 + 1") == "2", "the kernel stays usable for Python"
+        kernel.client.kernel_info(reply=True, timeout=10)
+    finally:
+        kernel.shutdown()
+
+
+def test_driver_memory_beyond_the_machine(prefix: Path) -> None:
+    folder = install(prefix, "--name", "hugeheap", "--driver-memory", "100000g", "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        error = kernel.error("sc.parallelize([1]).count()")
+        assert error["ename"] == "SparkStartError"
+        assert "could not get the heap" in error["evalue"] and "lower --driver-memory" in error["evalue"]
+        assert kernel.value("2 * 21") == "42"
+    finally:
+        kernel.shutdown()
