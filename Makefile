@@ -1,0 +1,44 @@
+# The two commands a newcomer runs (README): `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8888
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
+.PHONY: setup run kernelspec test test-quick e2e bench soak clean
+
+$(VENV)/.installed: pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/ensure-system.sh
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test,lab,e2e]'
+	touch $@
+
+setup: $(VENV)/.installed  ## venv with this package, JupyterLab and the test tools; Java checked
+
+kernelspec: setup  ## the PySpark_Python3 kernelspec, on pip's pyspark, in the venv
+	$(VENV)/bin/pyspark-kernel install --sys-prefix --replace
+
+run: kernelspec  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark_Python3 (open the printed URL with its token)
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG)
+
+test: setup  ## the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser
+	bash scripts/ensure-system.sh --browser
+	$(PY) -m pytest -q -rs
+
+test-quick: setup  ## the tests that start no JVM
+	$(PY) -m pytest -q -rs -m "not slow and not e2e and not reliability"
+
+e2e: setup  ## JupyterLab driven in headless Chromium
+	bash scripts/ensure-system.sh --browser
+	$(PY) -m pytest -q -rs -m e2e tests/e2e
+
+bench: setup  ## benchmarks with ratios against plain ipykernel and bare pyspark
+	$(PY) bench/run.py
+
+soak: setup  ## full-size restart cycles and 4-kernel run -> bench/soak.md
+	$(PY) bench/soak.py
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info test-artifacts
+
+-include docker/docker.mk
