@@ -4,18 +4,24 @@ Last step of the data path: the kernel owns a ManagedSession (session.py), puts 
 in the user namespace at once, and stops the session and its JVM on shutdown and restart. Until the
 session is up, ``spark`` and ``sc`` are stand-ins that wait for it when touched; from the first cell
 after it is up they are the real objects, so ``isinstance`` and libraries that check types work.
+
+Around each cell it runs Spark's side of the notebook: the cell's jobs run in a job group that an
+interrupt cancels (and only that group), a progress display follows them, and an error that comes
+from a dead JVM is replaced by what to do about it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 
 from . import __version__
-from .session import ManagedSession, SessionSettings, SparkStartError, describe
+from .session import ManagedSession, SessionSettings, SparkStartError, describe, ui_link
 
 
 class SparkStandIn:
@@ -48,6 +54,27 @@ class SparkStandIn:
         return f"<{self._name}: Spark is {session.state}; using it waits for the session>"
 
 
+class SparkJVMGone(RuntimeError):
+    """Shown in place of the py4j error a call into a dead JVM raises."""
+
+
+class QuietInterruptLog(logging.Filter):
+    """py4j logs a traceback at ERROR for every interrupted call; the cell already says KeyboardInterrupt."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "KeyboardInterrupt while sending command" not in str(record.msg)
+
+
+def interrupted(error: BaseException | None) -> bool:
+    """True when ``error`` was raised while handling a KeyboardInterrupt (its implicit context chain)."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error, seen = error.__context__, seen + 1
+    return False
+
+
 class PySparkKernel(IPythonKernel):
     """An IPython kernel whose namespace has a SparkSession ``spark`` and its SparkContext ``sc``."""
 
@@ -58,9 +85,20 @@ class PySparkKernel(IPythonKernel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spark_session = ManagedSession(SessionSettings.from_environ(log_path=self._log_path()))
+        self.progress_enabled = os.environ.get("PYSPARK_KERNEL_PROGRESS", "on").lower() not in ("off", "0", "false", "no")
+        self._progress: Any = None  # ProgressMonitor, made when the session is up
         self._announced = False
+        self._interrupted = False  # whether the running cell got SIGINT
+        self._shown_error: BaseException | None = None  # what _spark_error showed in its place
+        from .magics import SparkMagics
+
+        self.shell.register_magics(SparkMagics(self.shell, self))
+        from py4j.protocol import Py4JError
+
+        self.shell.set_custom_exc((Py4JError, ConnectionError), self._spark_error)
+        logging.getLogger().addFilter(QuietInterruptLog())
         if self.spark_session.settings.start != "none":
-            self.shell.push({name: SparkStandIn(self, name) for name in self.spark_names()}, interactive=False)
+            self._push_stand_ins()
         if self.spark_session.settings.start == "eager":
             self.spark_session.start()
 
@@ -71,9 +109,13 @@ class PySparkKernel(IPythonKernel):
             return None
         return Path(os.path.splitext(connection_file)[0] + "-spark.log")
 
+    # -- the namespace -----------------------------------------------------------------------
     def spark_names(self) -> tuple[str, ...]:
         """Spark Connect sessions have no SparkContext, so they get ``spark`` only."""
         return ("spark",) if self.spark_session.settings.remote else ("spark", "sc")
+
+    def _push_stand_ins(self) -> None:
+        self.shell.push({name: SparkStandIn(self, name) for name in self.spark_names()}, interactive=False)
 
     def spark_object(self, name: str) -> Any:
         """The real object behind ``name``, waiting for the session; swaps it into the namespace."""
@@ -96,26 +138,124 @@ class PySparkKernel(IPythonKernel):
         facts = describe(spark)
         text = f"Spark {facts['version']} · master {facts['master']} · app {facts['app_id']}"
         html = text
-        if facts["ui"]:
-            text += f" · Spark UI {facts['ui']}"
-            html += f' · <a href="{facts["ui"]}" target="_blank">Spark UI</a>'
+        link = ui_link(self.spark_session.settings, facts["ui"])
+        if link:
+            text += f" · Spark UI {link}"
+            html += f' · <a href="{link}" target="_blank">Spark UI</a>'
         from IPython.display import display
 
         display({"text/plain": text, "text/html": f"<small>{html}</small>"}, raw=True)
 
+    # -- around each cell ----------------------------------------------------------------------
     async def do_execute(self, code: str, silent: bool, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Run the cell; when the session is up, the namespace holds the real objects first."""
-        if self.spark_session.ready and not silent:
-            self._bind_real_objects(self.spark_session.get())
-        return await super().do_execute(code, silent, *args, **kwargs)
+        """Run the cell in the session's job group, with live progress when it runs Spark jobs."""
+        monitor = None
+        self._interrupted = False
+        if self.spark_session.ready and self.spark_session.jvm_alive() and not silent:
+            try:
+                self._bind_real_objects(self.spark_session.get())
+                group = self.spark_session.cell_group()
+                monitor = self._monitor() if group and self.progress_enabled else None
+                if monitor is not None:
+                    monitor.begin(group)
+            except Exception:  # Spark's trouble is the cell's to report, with its own message
+                monitor = None
+        self._shown_error = None
+        try:
+            reply = await super().do_execute(code, silent, *args, **kwargs)
+        finally:
+            if monitor is not None:
+                monitor.end()
+        if self._shown_error is not None and reply.get("status") == "error":
+            # The reply names the error the cell showed, not the py4j error underneath it.
+            reply.update(ename=type(self._shown_error).__name__, evalue=str(self._shown_error))
+        return reply
+
+    def _monitor(self) -> Any:
+        """The progress monitor of the current session (classic only: Connect has no status tracker)."""
+        if self.spark_session.settings.remote:
+            return None
+        context = self.spark_session.get().sparkContext
+        if self._progress is None or self._progress.context is not context:
+            from .progress import ProgressMonitor
+
+            if self._progress is not None:
+                self._progress.close()
+            self._progress = ProgressMonitor(context, self._publisher(self.get_parent("shell")))
+        else:
+            self._progress.publish = self._publisher(self.get_parent("shell"))
+        return self._progress
+
+    def _publisher(self, parent: dict[str, Any]) -> Any:
+        """Send display data from the monitor's thread, addressed to the cell that runs the jobs."""
+
+        def publish(data: dict[str, str], display_id: str, update: bool) -> None:
+            kind = "update_display_data" if update else "display_data"
+            content = {"data": data, "metadata": {}, "transient": {"display_id": display_id}}
+            self.session.send(self.iopub_socket, kind, content, parent=parent, ident=self._topic(kind))
+
+        return publish
+
+    def pre_handler_hook(self) -> None:
+        """ipykernel resets SIGINT before each request; make it cancel the cell's Spark jobs first."""
+        super().pre_handler_hook()
+        signal.signal(signal.SIGINT, self._interrupt)
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        self._interrupted = True
+        self.spark_session.cancel_cell_jobs()
+        raise KeyboardInterrupt
+
+    def _spark_error(self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+        """A py4j error from a dead JVM becomes one message with the way out; others show as usual.
+
+        An interrupt can also land mid-call, after which pyspark's cleanup fails on the connection py4j
+        just closed: that error stands in the cell for the KeyboardInterrupt the user caused.
+        """
+        if self._interrupted or interrupted(value):
+            stopped = KeyboardInterrupt("interrupted; this cell's Spark jobs were cancelled")
+            return self._show_instead(shell, stopped)
+        if self.spark_session.ready and not self.spark_session.jvm_alive():
+            self.spark_session.state = "JVM gone"
+            gone = SparkJVMGone(
+                "The Spark JVM is gone (killed or crashed), so this session cannot run anything more. "
+                "Run %spark restart to start a new session; your Python variables are kept."
+            )
+            return self._show_instead(shell, gone)
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return []
+
+    def _show_instead(self, shell: Any, error: BaseException) -> list[str]:
+        """Show ``error`` as the cell's error: one line, and the name the execute_reply will carry."""
+        self._shown_error = error
+        stb = [f"\x1b[0;31m{type(error).__name__}\x1b[0m: {error}"]
+        shell._showtraceback(type(error), error, stb)
+        return stb
+
+    # -- session lifecycle ----------------------------------------------------------------------
+    def restart_spark(self, conf: dict[str, str] | None = None) -> Any:
+        """A new session (merged ``conf`` over earlier %spark conf); Python variables stay."""
+        self._push_stand_ins()
+        self._announced = False
+        spark = self.spark_session.restart(conf)
+        self._bind_real_objects(spark)
+        return spark
+
+    def stop_spark(self) -> None:
+        self.spark_session.stop()
+        if self.spark_session.settings.start != "none":
+            self._push_stand_ins()
 
     def do_shutdown(self, restart: bool) -> dict[str, Any]:
         """Stop Spark and its JVM before the process exits: no java process outlives its kernel."""
+        if self._progress is not None:
+            self._progress.close()
+        keep_log = self.spark_session.state in ("failed", "JVM gone")  # the evidence of what went wrong
         self.spark_session.stop()
         log_path = self.spark_session.settings.log_path
-        if log_path is not None and log_path.exists() and self.spark_session._error is None:
+        if log_path is not None and log_path.exists() and not keep_log:
             log_path.unlink()
         return super().do_shutdown(restart)
 
 
-__all__ = ["PySparkKernel", "SparkStandIn", "SparkStartError"]
+__all__ = ["PySparkKernel", "SparkJVMGone", "SparkStandIn", "SparkStartError"]

@@ -12,14 +12,16 @@ the error names the cause (no Java, a heap the machine cannot give, a broken SPA
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import environment
 
@@ -65,27 +67,64 @@ class SessionSettings:
     log_path: Path | None = None
     defaults: dict[str, str] = field(default_factory=dict)  # extra per-launch conf, under the user's
 
+    ui_proxy: str | None = None  # route prefix of a proxy to the Spark UI, e.g. /user/alice/proxy/
+
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None, log_path: Path | None = None) -> SessionSettings:
         environ = dict(os.environ if environ is None else environ)
-        defaults = {}
-        if environ.get("PYSPARK_KERNEL_UI_PROXY_BASE"):
-            defaults["spark.ui.proxyBase"] = environ["PYSPARK_KERNEL_UI_PROXY_BASE"]
-        return cls(
+        settings = cls(
             start=environ.get("PYSPARK_KERNEL_START", "eager"),
             remote=environ.get("SPARK_REMOTE") or None,
             # jupyter_server names the notebook in JPY_SESSION_NAME: the Spark UI then says whose app it is.
             app_name=environ.get("JPY_SESSION_NAME") or "pyspark-kernel",
             submit_args=environ.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell"),
             log_path=log_path,
-            defaults=defaults,
+            ui_proxy=ui_proxy_prefix(environ),
         )
+        if settings.ui_proxy and not settings.remote:
+            # Behind a proxy the UI's port must be known before Spark starts, to set its proxyBase.
+            port = int(settings.user_conf().get("spark.ui.port") or free_port(4040))
+            settings.defaults.update({"spark.ui.port": str(port), "spark.ui.proxyBase": f"{settings.ui_proxy}{port}"})
+        return settings
 
     def user_conf(self) -> dict[str, str]:
         """The ``--conf KEY=VALUE`` pairs in PYSPARK_SUBMIT_ARGS, which outrank every default here."""
         words = shlex.split(self.submit_args)
         pairs = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--conf"]
         return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
+    """Where the browser reaches this machine's ports through the notebook server, if it must.
+
+    PYSPARK_KERNEL_UI_PROXY says so explicitly; under JupyterHub (JUPYTERHUB_SERVICE_PREFIX) or a
+    server that passed its base URL (PYSPARK_KERNEL_BASE_URL) it is ``<base>proxy/`` when
+    jupyter-server-proxy is installed, since only then does that route exist.
+    """
+    explicit = environ.get("PYSPARK_KERNEL_UI_PROXY")
+    if explicit:
+        return explicit.rstrip("/") + "/"
+    base = environ.get("JUPYTERHUB_SERVICE_PREFIX") or environ.get("PYSPARK_KERNEL_BASE_URL")
+    if base:
+        import importlib.util
+
+        if importlib.util.find_spec("jupyter_server_proxy") is not None:
+            return base.rstrip("/") + "/proxy/"
+    return None
+
+
+def free_port(start: int) -> int:
+    """The first port from ``start`` that nothing on this machine listens on."""
+    import socket
+
+    for port in range(start, start + 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise SparkStartError(f"No free port for the Spark UI in {start}-{start + 199}. Fix: set --conf spark.ui.port=PORT.")
 
 
 def diagnose(log_tail: str) -> str:
@@ -134,6 +173,7 @@ class ManagedSession:
         self._session: Any = None
         self._gateway: Any = None
         self._error: BaseException | None = None
+        self._group: str | None = None
         self.state = "not started"
         self.started_at: float | None = None
         self.start_seconds: float | None = None
@@ -181,6 +221,7 @@ class ManagedSession:
             session, gateway = self._session, self._gateway
             self._session = self._gateway = None
             self._thread = None
+            self._group = None
             self.state = "stopped"
         if session is not None:
             try:
@@ -197,6 +238,57 @@ class ManagedSession:
         self._error = None
         self.state = "not started"
         return self.get()
+
+    # -- the running cell's jobs ---------------------------------------------------------------
+    def cell_group(self) -> str | None:
+        """The job group (classic) or tag (Connect) the calling thread's jobs run in, set on first use.
+
+        One group serves every cell until an interrupt cancels it with its future jobs; the next cell
+        then gets a new one. So a cell costs no JVM call, and a cancel hits only the interrupted cell.
+        """
+        if not self.ready:
+            return None
+        if self._group is None:
+            self._group = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
+            if self.settings.remote:
+                self._session.addTag(self._group)
+            else:
+                self._session.sparkContext.setJobGroup(self._group, "notebook cell", interruptOnCancel=True)
+        return self._group
+
+    def cancel_cell_jobs(self) -> threading.Thread | None:
+        """Cancel the running cell's jobs, and any it submits later, from a thread of their own.
+
+        Called from a SIGINT handler, so it must not block: py4j may be mid-call on the main thread.
+        Jobs of other threads are in no group and run on.
+        """
+        group, session = self._group, self._session
+        if group is None or session is None:
+            return None
+        self._group = None  # the next cell gets a fresh group
+
+        def cancel() -> None:
+            try:
+                if self.settings.remote:
+                    session.interruptTag(group)
+                    session.removeTag(group)
+                else:
+                    scala_context = session.sparkContext._jsc.sc()
+                    try:
+                        scala_context.cancelJobGroupAndFutureJobs(group)  # Spark 4: also jobs not yet submitted
+                    except Exception:
+                        scala_context.cancelJobGroup(group)  # Spark 3.x
+            except Exception:
+                pass  # a JVM that is gone has no jobs left to cancel
+
+        thread = threading.Thread(target=cancel, name="pyspark-kernel-cancel", daemon=True)
+        thread.start()
+        return thread
+
+    def jvm_alive(self) -> bool:
+        """False once the JVM this session runs on has exited (killed, crashed, out of memory)."""
+        process = getattr(self._gateway, "proc", None)
+        return process is None or process.poll() is None
 
     # -- the background start ----------------------------------------------------------------
     def _run(self) -> None:
@@ -238,8 +330,13 @@ class ManagedSession:
 
         log_path = self.settings.log_path
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the JVM keeps it)
+        # %spark conf overrides go last on spark-submit's command line, so they win and reach the
+        # JVM's own start (driver memory, extra Java options, jars).
+        overrides = "".join(f" --conf {shlex.quote(f'{key}={value}')}" for key, value in self.conf_overrides.items())
+        submit_args = self.settings.submit_args.removesuffix("pyspark-shell").rstrip() + overrides + " pyspark-shell"
         try:
-            gateway = launch_gateway(popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+            with patched_environ(PYSPARK_SUBMIT_ARGS=submit_args.strip()):
+                gateway = launch_gateway(popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
         except Exception as error:
             tail = read_tail(log_path)
             raise SparkStartError(f"The Spark JVM exited while starting: {diagnose(tail)}\n{tail}".rstrip()) from error
@@ -251,13 +348,11 @@ class ManagedSession:
         conf = SparkConf(_jvm=gateway.jvm)
         # The kernelspec's --conf outranks these; they outrank what spark-submit implies for a shell
         # (it turns the console progress bar on and names the app "PySparkShell").
-        user_conf = self.settings.user_conf()
+        user_conf = {**self.settings.user_conf(), **self.conf_overrides}
         kernel_conf = {**NOTEBOOK_DEFAULTS, "spark.app.name": self.settings.app_name, **self.settings.defaults}
         for key, value in kernel_conf.items():
             if key not in user_conf:
                 conf.set(key, value)
-        for key, value in self.conf_overrides.items():
-            conf.set(key, value)
         try:
             context = SparkContext(conf=conf, gateway=gateway)
         except Exception as error:
@@ -269,10 +364,23 @@ class ManagedSession:
         return SparkSession.builder.getOrCreate()
 
 
+@contextlib.contextmanager
+def patched_environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of a block (launch_gateway reads os.environ)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
     """Close py4j and end the JVM: it exits when its stdin closes; terminate, then kill, if it lingers."""
-    from pyspark import SparkContext
-
     try:
         gateway.shutdown()
     except Exception:
@@ -291,10 +399,28 @@ def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
                 process.wait()
         except Exception:
             pass
+    forget_spark_state()
+
+
+def forget_spark_state() -> None:
+    """Clear pyspark's class-level session state, which a stop against a dead JVM leaves behind
+    ("Cannot run multiple SparkContexts at once"), so that the next start begins clean."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
     with SparkContext._lock:
-        if SparkContext._gateway is gateway:
-            SparkContext._gateway = None
-            SparkContext._jvm = None
+        SparkContext._active_spark_context = None
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+    SparkSession._instantiatedSession = None
+    SparkSession._activeSession = None
+
+
+def ui_link(settings: SessionSettings, ui_url: str | None) -> str | None:
+    """The Spark UI as the user's browser reaches it: through the proxy when there is one."""
+    if not ui_url or not settings.ui_proxy:
+        return ui_url
+    return f"{settings.ui_proxy}{ui_url.rsplit(':', 1)[-1].strip('/')}/jobs/"
 
 
 def describe(spark: Any) -> dict[str, str | None]:

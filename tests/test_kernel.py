@@ -73,7 +73,7 @@ def test_start_none_runs_no_jvm(prefix: Path) -> None:
     kernel = KernelHarness(folder.name)
     try:
         assert kernel.value("import pyspark; pyspark.__version__").startswith("'4.")
-        assert kernel.error("spark")["ename"] == "NameError"
+        assert kernel.error("spark.range(1)")["ename"] == "NameError"
         assert kernel.java_children() == []
     finally:
         kernel.shutdown()

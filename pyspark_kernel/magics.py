@@ -1,0 +1,131 @@
+"""``%spark`` (status, restart, stop, conf, progress, loglevel, log) and ``%%sql``.
+
+Thin: each subcommand calls the kernel (kernel.py), which owns the session and the namespace.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from .session import ui_link
+
+if TYPE_CHECKING:
+    from .kernel import PySparkKernel
+
+USAGE = """%spark                   status: version, master, app id, Spark UI, executors, cores
+%spark restart           a new session (Python variables are kept)
+%spark stop              stop the session and its JVM
+%spark conf KEY=VALUE …  restart with these settings merged over the current ones
+%spark progress on|off   live job progress in cells
+%spark loglevel LEVEL    the JVM's log level (WARN by default)
+%spark log               the last lines of the JVM's log"""
+
+
+@magics_class
+class SparkMagics(Magics):
+    def __init__(self, shell: Any, kernel: PySparkKernel) -> None:
+        super().__init__(shell)
+        self.kernel = kernel
+
+    @line_magic("spark")
+    def spark_magic(self, line: str) -> None:
+        """Manage this kernel's Spark session; ``%spark help`` lists the subcommands."""
+        words = shlex.split(line)
+        command, args = (words[0], words[1:]) if words else ("status", [])
+        handler = getattr(self, f"_{command}", None)
+        if handler is None:
+            print(USAGE)
+            return
+        handler(args)
+
+    def _help(self, args: list[str]) -> None:
+        print(USAGE)
+
+    def _status(self, args: list[str]) -> None:
+        session = self.kernel.spark_session
+        lines = [f"state: {session.state}" + (f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else "")]
+        if session.ready:
+            spark = session.get()
+            lines.append(f"Spark {spark.version}")
+            if session.settings.remote:
+                lines.append(f"remote: {session.settings.remote}")
+            else:
+                context = spark.sparkContext
+                executors = context._jsc.sc().statusTracker().getExecutorInfos()
+                lines += [
+                    f"master: {context.master}",
+                    f"app id: {context.applicationId}   app name: {context.appName}",
+                    f"Spark UI: {ui_link(session.settings, context.uiWebUrl)}",
+                    f"executors: {max(len(executors) - 1, 0)} (plus the driver)   default parallelism: {context.defaultParallelism}",
+                ]
+        lines.append(f"progress: {'on' if self.kernel.progress_enabled else 'off'}")
+        if session.settings.log_path:
+            lines.append(f"JVM log: {session.settings.log_path}")
+        print("\n".join(lines))
+
+    def _restart(self, args: list[str]) -> None:
+        self.kernel.restart_spark()
+
+    def _stop(self, args: list[str]) -> None:
+        self.kernel.stop_spark()
+        print("Spark stopped. %spark restart starts a new session.")
+
+    def _conf(self, args: list[str]) -> None:
+        pairs = {}
+        for pair in args:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                print(f"{pair!r} is not KEY=VALUE. Example: %spark conf spark.sql.shuffle.partitions=8")
+                return
+            pairs[key] = value
+        if not pairs:
+            overrides = self.kernel.spark_session.conf_overrides
+            print("\n".join(f"{key}={value}" for key, value in overrides.items()) or "no settings from %spark conf yet")
+            return
+        self.kernel.restart_spark(pairs)
+
+    def _progress(self, args: list[str]) -> None:
+        if args not in (["on"], ["off"]):
+            print("usage: %spark progress on|off")
+            return
+        self.kernel.progress_enabled = args == ["on"]
+        print(f"Spark progress display {args[0]}")
+
+    def _loglevel(self, args: list[str]) -> None:
+        levels = ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN")
+        if len(args) != 1 or args[0].upper() not in levels:
+            print(f"usage: %spark loglevel LEVEL (one of {', '.join(levels)})")
+            return
+        self.kernel.spark_session.get().sparkContext.setLogLevel(args[0].upper())
+        print(f"JVM log level {args[0].upper()}")
+
+    def _log(self, args: list[str]) -> None:
+        from .session import read_tail
+
+        print(read_tail(self.kernel.spark_session.settings.log_path, int(args[0]) if args else 40) or "(the JVM log is empty)")
+
+    @magic_arguments()
+    @argument("-o", "--output", metavar="NAME", help="store the result DataFrame in this variable")
+    @argument("-n", "--limit", type=int, default=20, help="rows to show (default 20)")
+    @cell_magic
+    def sql(self, line: str, cell: str) -> None:
+        """Run the cell as Spark SQL and show the first rows as a table."""
+        args = parse_argstring(self.sql, line)
+        frame = self.kernel.spark_session.get().sql(cell)
+        if args.output:
+            self.shell.user_ns[args.output] = frame
+        if not frame.columns:
+            return  # DDL and other statements without a result
+        rows = frame.limit(args.limit + 1).toPandas()
+        more = len(rows) > args.limit
+        rows = rows.head(args.limit)
+        note = f"only the first {args.limit} rows shown" if more else f"{len(rows)} rows"
+        display(
+            {"text/plain": f"{rows.to_string(index=False)}\n({note})", "text/html": rows.to_html(index=False, border=0) + f"<small>{note}</small>"},
+            raw=True,
+        )

@@ -1,0 +1,183 @@
+"""Live Spark job progress for the running cell, from ``sc.statusTracker()``, with no frontend extension.
+
+One long-lived thread polls the tracker while a cell runs and renders a display (HTML with a
+text/plain fallback) that it updates in place; the cell ends with a one-line summary. It shows only
+the jobs of the cell's job group that were not there when the cell began, so jobs from other threads
+or earlier cells never appear, and nothing is shown for cells that run no job. Updates are throttled
+to a bounded rate whatever the task count. It knows nothing of Jupyter: output goes through
+``publish(data, display_id, update)``.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+POLL_SECONDS = 0.25
+MIN_UPDATE_SECONDS = 0.5  # at most two display updates a second, even for a 10,000-task job
+FINAL_FLUSH_SECONDS = 2.0  # how long a cell's end waits for its summary to be sent
+
+Publisher = Callable[[dict[str, str], str, bool], None]
+
+
+@dataclass
+class StageProgress:
+    stage_id: int
+    name: str
+    total: int
+    done: int
+    active: int
+    failed: int
+
+
+@dataclass
+class CellProgress:
+    """What one cell's jobs have done so far."""
+
+    started: float
+    jobs: dict[int, str] = field(default_factory=dict)  # job id -> status
+    stages: dict[int, StageProgress] = field(default_factory=dict)
+
+    def counted(self) -> list[StageProgress]:
+        """Stages that ran or will run: a finished job's stages with no task done were skipped
+        (their shuffle output was reused), and counting their tasks would make a done cell look unfinished."""
+        finished = all(status in ("SUCCEEDED", "FAILED") for status in self.jobs.values())
+        return [s for s in self.stages.values() if not finished or s.done or s.failed or s.active]
+
+    def summary(self, now: float) -> str:
+        stages = self.counted()
+        done, total, failed = (sum(getattr(s, name) for s in stages) for name in ("done", "total", "failed"))
+        failures = f", {failed} failed tasks" if failed else ""
+        plural = lambda count, word: f"{count} {word}{'' if count == 1 else 's'}"  # noqa: E731
+        return (
+            f"Spark: {plural(len(self.jobs), 'job')}, {plural(len(stages), 'stage')}, "
+            f"{done}/{total} tasks{failures} in {now - self.started:.1f} s"
+        )
+
+    def render(self, now: float, final: bool) -> dict[str, str]:
+        """text/plain and text/html for the current state; the final one is the summary alone."""
+        summary = self.summary(now)
+        running = [stage for stage in self.stages.values() if stage.done + stage.failed < stage.total or stage.active]
+        if final or not running:
+            text = summary
+            rows = ""
+        else:
+            text = "\n".join(f"Stage {s.stage_id}: {s.done}/{s.total} tasks ({s.active} running)" for s in running) + "\n" + summary
+            rows = "".join(
+                f'<div><progress value="{s.done}" max="{max(s.total, 1)}" style="width:16em"></progress> '
+                f"Stage {s.stage_id} <small>{html.escape(s.name[:60])}</small>: {s.done}/{s.total} tasks"
+                f"{f', {s.active} running' if s.active else ''}{f', {s.failed} failed' if s.failed else ''}</div>"
+                for s in running
+            )
+        markup = f'<div class="pyspark-kernel-progress" style="font-family:monospace;font-size:0.85em">{rows}<div>{html.escape(summary)}</div></div>'
+        return {"text/plain": text, "text/html": markup}
+
+
+class ProgressMonitor:
+    """Polls a SparkContext's status tracker for the job group of the running cell."""
+
+    def __init__(self, context: Any, publish: Publisher) -> None:
+        self.context = context
+        self.publish = publish
+        self.enabled = True
+        self._lock = threading.Condition()
+        self._cell: tuple[str, float] | None = None  # (job group, start time) of the running cell
+        self._flushed = threading.Event()
+        self._shown = False  # whether the running cell has a progress display to finish
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
+        self._thread.start()
+
+    def begin(self, job_group: str) -> None:
+        """A cell starts running in ``job_group``. Costs the cell nothing but a notify."""
+        if not self.enabled:
+            return
+        with self._lock:
+            self._cell = (job_group, time.monotonic())
+            self._shown = False
+            self._flushed.clear()
+            self._lock.notify()
+
+    def end(self) -> None:
+        """The cell finished: the thread sends the summary; wait for it only if a display was shown,
+        so that cells that ran no (long) job pay nothing and the summary lands before the cell's reply."""
+        with self._lock:
+            if self._cell is None:
+                return
+            self._cell = None
+            self._lock.notify()
+            shown = self._shown
+        if shown:
+            self._flushed.wait(FINAL_FLUSH_SECONDS)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._cell = None
+            self._lock.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while self._cell is None and not self._stopped:
+                    self._lock.wait()
+                if self._stopped:
+                    return
+                job_group, started = self._cell  # type: ignore[misc]
+            try:
+                self._watch(job_group, started)
+            except Exception:  # a dying JVM must not kill the thread; the cell reports that itself
+                pass
+            finally:
+                self._flushed.set()
+
+    def _running(self, job_group: str) -> bool:
+        with self._lock:
+            return self._cell is not None and self._cell[0] == job_group and not self._stopped
+
+    def _watch(self, job_group: str, started: float) -> None:
+        tracker = self.context.statusTracker()
+        baseline = set(tracker.getJobIdsForGroup(job_group))
+        progress = CellProgress(started=started)
+        display_id = f"pyspark-progress-{uuid.uuid4().hex}"
+        shown = False
+        last_sent = 0.0
+        last_text = ""
+        while True:
+            with self._lock:
+                if self._running(job_group):
+                    self._lock.wait(POLL_SECONDS)
+            running = self._running(job_group)
+            self._poll(tracker, job_group, baseline, progress)
+            now = time.monotonic()
+            # A display starts only while the cell runs; once started, it always ends in the summary.
+            due = (running and now - last_sent >= MIN_UPDATE_SECONDS) or (not running and shown)
+            if progress.jobs and due:
+                data = progress.render(now, final=not running)
+                if data["text/plain"] != last_text or not running:
+                    with self._lock:
+                        self._shown = self._shown or running
+                    self.publish(data, display_id, shown)
+                    shown, last_sent, last_text = True, now, data["text/plain"]
+            if not running:
+                return
+
+    @staticmethod
+    def _poll(tracker: Any, job_group: str, baseline: set[int], progress: CellProgress) -> None:
+        for job_id in tracker.getJobIdsForGroup(job_group):
+            if job_id in baseline:
+                continue
+            job = tracker.getJobInfo(job_id)
+            if job is None:
+                continue
+            progress.jobs[job_id] = str(job.status)
+            for stage_id in job.stageIds:
+                stage = tracker.getStageInfo(stage_id)
+                if stage is not None:
+                    progress.stages[stage_id] = StageProgress(
+                        stage_id, stage.name, stage.numTasks, stage.numCompletedTasks, stage.numActiveTasks, stage.numFailedTasks
+                    )

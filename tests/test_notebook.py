@@ -1,0 +1,198 @@
+"""The notebook experience with a real kernel and JVM: progress, interrupt, UI link, magics, recovery."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from conftest import KernelHarness, install
+
+pytestmark = pytest.mark.slow
+
+MULTI_STAGE = (
+    "from pyspark.sql import functions as F\n"
+    "spark.range(0, 30_000_000, numPartitions=24).select((F.col('id') % 7).alias('k'), F.sqrt('id').alias('v'))"
+    ".groupBy('k').agg(F.sum('v')).orderBy('k').collect()[0].k"
+)
+LONG_JOB = "spark.range(0, 4_000_000_000, numPartitions=200).selectExpr('sum(sqrt(id))').collect()"
+
+
+@pytest.fixture(scope="module")
+def kernel(default_spec: Path) -> Iterator[KernelHarness]:
+    harness = KernelHarness(default_spec.name, extra_env={"JPY_SESSION_NAME": "work/analysis.ipynb"})
+    harness.value("spark.range(1).count()")  # the session is up: later cells run in its job group
+    yield harness
+    harness.shutdown()
+
+
+def displays(result: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [output for output in result["outputs"] if output["type"] == kind]
+
+
+def wait_no_active_jobs(kernel: KernelHarness, seconds: float = 15) -> str:
+    deadline = time.monotonic() + seconds
+    active = kernel.value("sc.statusTracker().getActiveJobsIds()")
+    while active != "[]" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        active = kernel.value("sc.statusTracker().getActiveJobsIds()")
+    return active
+
+
+def interrupt_after(kernel: KernelHarness, code: str, delay: float) -> dict[str, Any]:
+    """Run ``code``, interrupt the kernel ``delay`` s later, and return the execute_reply."""
+    msg_id = kernel.client.execute(code, stop_on_error=False)  # the next test cell must not be aborted
+    time.sleep(delay)
+    kernel.manager.interrupt_kernel()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        reply = kernel.client.get_shell_msg(timeout=60)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"]
+    raise AssertionError("no execute_reply after the interrupt")
+
+
+# -- progress --------------------------------------------------------------------------------------
+def test_progress_updates_in_place_and_ends_in_a_summary(kernel: KernelHarness) -> None:
+    result = kernel.run(MULTI_STAGE)
+    first = displays(result, "display_data")
+    updates = displays(result, "update_display_data")
+    progress = [output for output in first if "pyspark-kernel-progress" in output["data"].get("text/html", "")]
+    assert len(progress) == 1, result["outputs"]
+    display_id = progress[0]["transient"]["display_id"]
+    assert updates and all(update["transient"]["display_id"] == display_id for update in updates)
+    summary = updates[-1]["data"]["text/plain"]
+    assert summary.startswith("Spark: ") and " jobs, " in summary and " stages, " in summary and " tasks in " in summary
+    done, total = summary.split(" tasks")[0].rsplit(" ", 1)[1].split("/")
+    assert done == total and int(total) > 0, summary
+    assert displays(result, "execute_result")[0]["data"]["text/plain"] == "0"
+
+
+def test_no_progress_for_cells_without_jobs_or_when_off(kernel: KernelHarness) -> None:
+    quiet = kernel.run("sum(range(10**6))")
+    assert not displays(quiet, "display_data") and not displays(quiet, "update_display_data")
+    kernel.run("%spark progress off")
+    try:
+        off = kernel.run(MULTI_STAGE)
+        assert not displays(off, "display_data") and not displays(off, "update_display_data")
+    finally:
+        kernel.run("%spark progress on")
+
+
+# -- interrupt -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("delay", [3.0, 0.3], ids=["mid-job", "while-planning"])
+def test_interrupt_cancels_the_cells_jobs_and_the_session_stays(kernel: KernelHarness, delay: float) -> None:
+    reply = interrupt_after(kernel, LONG_JOB, delay)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply.get("traceback")
+    assert wait_no_active_jobs(kernel) == "[]", "the interrupted cell's job kept running"
+    assert kernel.value("spark.range(5).count()") == "5"
+
+
+def test_interrupt_leaves_other_threads_jobs_running(kernel: KernelHarness) -> None:
+    kernel.value(
+        "import threading\n"
+        "background = {}\n"
+        "def work(): background['count'] = spark.range(0, 300_000_000, numPartitions=4).selectExpr('sum(sqrt(id))').count()\n"
+        "worker = threading.Thread(target=work); worker.start(); worker.is_alive()"
+    )
+    reply = interrupt_after(kernel, LONG_JOB, 3.0)
+    assert reply["ename"] == "KeyboardInterrupt"
+    assert kernel.value("worker.join(120); background") == "{'count': 1}", "the other thread's job was cancelled"
+
+
+# -- Spark UI link and app name --------------------------------------------------------------------
+def test_app_is_named_after_the_notebook(kernel: KernelHarness) -> None:
+    assert kernel.value("sc.appName") == "'work/analysis.ipynb'"
+
+
+def test_ui_links_of_two_concurrent_kernels_are_their_own(default_spec: Path, kernel: KernelHarness) -> None:
+    other = KernelHarness(default_spec.name)
+    try:
+        first = other.run("spark.sparkContext.uiWebUrl")
+        banner = [output["data"] for output in displays(first, "display_data")][0]
+        url = displays(first, "execute_result")[0]["data"]["text/plain"].strip("'")
+        assert banner["text/plain"].endswith(f"Spark UI {url}") and f'href="{url}"' in banner["text/html"]
+        mine = kernel.value("sc.uiWebUrl").strip("'")
+        assert url.rsplit(":", 1)[1] != mine.rsplit(":", 1)[1], "two kernels share a Spark UI port"
+    finally:
+        other.shutdown()
+
+
+def test_ui_link_and_proxy_base_behind_a_proxy(prefix: Path) -> None:
+    folder = install(prefix, "--name", "behind-proxy", "--env", "PYSPARK_KERNEL_UI_PROXY", "/user/alice/proxy/", "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        first = kernel.run("spark.sparkContext.uiWebUrl")
+        port = displays(first, "execute_result")[0]["data"]["text/plain"].strip("'").rsplit(":", 1)[1]
+        banner = displays(first, "display_data")[0]["data"]["text/plain"]
+        assert banner.endswith(f"Spark UI /user/alice/proxy/{port}/jobs/")
+        assert kernel.value("spark.conf.get('spark.ui.proxyBase')") == f"'/user/alice/proxy/{port}'"
+    finally:
+        kernel.shutdown()
+
+
+# -- magics and display ----------------------------------------------------------------------------
+def test_spark_status_magic(kernel: KernelHarness) -> None:
+    text = "".join(output["text"] for output in kernel.run("%spark")["outputs"] if output["type"] == "stream")
+    for needle in ("state: ready", "Spark 4.3", "master: local[*]", "app id: local-", "Spark UI: http://", "executors: ", "progress: on"):
+        assert needle in text, text
+
+
+def test_sql_magic_shows_a_table_and_stores_the_dataframe(kernel: KernelHarness) -> None:
+    result = kernel.run("%%sql -o evens -n 3\nSELECT id, id * 2 AS twice FROM range(10)")
+    table = displays(result, "display_data")[-1]["data"]
+    assert "<table" in table["text/html"] and "only the first 3 rows shown" in table["text/plain"]
+    assert kernel.value("evens.count()") == "10"
+    ddl = kernel.run("%%sql\nCREATE OR REPLACE TEMP VIEW v AS SELECT 1 AS one")
+    assert not [output for output in ddl["outputs"] if output["type"] in ("error", "display_data")]
+    assert kernel.value("spark.table('v').first().one") == "1"
+
+
+def test_dataframes_render_as_html_tables(kernel: KernelHarness) -> None:
+    shown = displays(kernel.run("spark.range(3)"), "execute_result")[0]["data"]
+    assert "<table" in shown["text/html"] and "|id|" in shown["text/plain"].replace(" ", "")
+
+
+def test_jvm_log_stays_out_of_cells(kernel: KernelHarness) -> None:
+    kernel.run("%spark loglevel INFO")
+    try:
+        result = kernel.run("spark.range(100).count()")
+        streams = "".join(output["text"] for output in result["outputs"] if output["type"] == "stream")
+        assert "INFO" not in streams and "log4j" not in streams
+    finally:
+        kernel.run("%spark loglevel WARN")
+
+
+def test_conf_restart_merges_and_keeps_python_state(kernel: KernelHarness) -> None:
+    kernel.run("kept = 41")
+    kernel.run("%spark conf spark.sql.shuffle.partitions=7")
+    kernel.run("%spark conf spark.sql.session.timeZone=UTC")
+    assert kernel.value("spark.conf.get('spark.sql.shuffle.partitions'), spark.conf.get('spark.sql.session.timeZone')") == "('7', 'UTC')"
+    assert kernel.value("kept + 1") == "42"
+    assert kernel.value("spark.range(3).count()") == "3"
+
+
+def test_stop_then_restart(kernel: KernelHarness) -> None:
+    kernel.run("%spark stop")
+    error = kernel.error("spark.range(1).count()")
+    assert error["ename"] == "SparkStartError" and "%spark restart" in error["evalue"]
+    kernel.run("%spark restart")
+    assert kernel.value("spark.range(2).count()") == "2"
+
+
+def test_killed_jvm_gives_a_clear_error_and_restart_recovers(default_spec: Path) -> None:
+    kernel = KernelHarness(default_spec.name)
+    try:
+        kernel.value("kept = 'python state'; spark.range(1).count()")
+        for jvm in kernel.java_children():
+            jvm.kill()
+        time.sleep(1)
+        error = kernel.error("spark.range(3).count()")
+        assert error["ename"] == "SparkJVMGone" and "%spark restart" in error["evalue"]
+        restarted = kernel.run("%spark restart")
+        assert not [output for output in restarted["outputs"] if output["type"] == "error"], restarted
+        assert kernel.value("kept, spark.range(4).count()") == "('python state', 4)"
+    finally:
+        kernel.shutdown()
