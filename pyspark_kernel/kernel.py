@@ -86,7 +86,8 @@ class PySparkKernel(IPythonKernel):
         super().__init__(**kwargs)
         self.spark_session = ManagedSession(SessionSettings.from_environ(log_path=self._log_path()))
         self.progress_enabled = os.environ.get("PYSPARK_KERNEL_PROGRESS", "on").lower() not in ("off", "0", "false", "no")
-        self._progress: Any = None  # ProgressMonitor, made when the session is up
+        self._progress: Any = None  # ProgressMonitor (classic) or ConnectProgressMonitor, made when the session is up
+        self._progress_source: Any = None  # the SparkContext or Connect session it follows
         self._announced = False
         self._interrupted = False  # whether the running cell got SIGINT
         self._shown_error: BaseException | None = None  # what _spark_error showed in its place
@@ -172,16 +173,17 @@ class PySparkKernel(IPythonKernel):
         return reply
 
     def _monitor(self) -> Any:
-        """The progress monitor of the current session (classic only: Connect has no status tracker)."""
-        if self.spark_session.settings.remote:
-            return None
-        context = self.spark_session.get().sparkContext
-        if self._progress is None or self._progress.context is not context:
-            from .progress import ProgressMonitor
+        """The progress monitor of the current session, made anew when the session is."""
+        from .progress import ConnectProgressMonitor, ProgressMonitor
 
+        spark = self.spark_session.get()
+        source = spark if self.spark_session.settings.remote else spark.sparkContext
+        if self._progress is None or self._progress_source is not source:
             if self._progress is not None:
                 self._progress.close()
-            self._progress = ProgressMonitor(context, self._publisher(self.get_parent("shell")))
+            monitor_class = ConnectProgressMonitor if self.spark_session.settings.remote else ProgressMonitor
+            self._progress = monitor_class(source, self._publisher(self.get_parent("shell")))
+            self._progress_source = source
         else:
             self._progress.publish = self._publisher(self.get_parent("shell"))
         return self._progress

@@ -181,3 +181,50 @@ class ProgressMonitor:
                     progress.stages[stage_id] = StageProgress(
                         stage_id, stage.name, stage.numTasks, stage.numCompletedTasks, stage.numActiveTasks, stage.numFailedTasks
                     )
+
+
+class ConnectProgressMonitor:
+    """The same display for Spark Connect, fed by the server's progress callbacks instead of polling.
+
+    Spark Connect sessions have no status tracker; ``spark.registerProgressHandler`` calls us on the
+    cell's own thread with each update of the running operation, so no thread is needed here.
+    """
+
+    def __init__(self, spark: Any, publish: Publisher) -> None:
+        self.spark = spark
+        self.publish = publish
+        self._progress: CellProgress | None = None
+        self._display_id = ""
+        self._shown = False
+        self._last_sent = 0.0
+        spark.registerProgressHandler(self)
+
+    def begin(self, tag: str) -> None:
+        self._progress = CellProgress(started=time.monotonic())
+        self._display_id = f"pyspark-progress-{uuid.uuid4().hex}"
+        self._shown = False
+        self._last_sent = 0.0
+
+    def __call__(self, stages: Any, inflight_tasks: int, operation_id: str | None, done: bool) -> None:
+        progress = self._progress
+        if progress is None:
+            return
+        progress.jobs[hash(operation_id)] = "SUCCEEDED" if done else "RUNNING"
+        for stage in stages or ():
+            running = 0 if stage.done else min(inflight_tasks, stage.num_tasks - stage.num_completed_tasks)
+            progress.stages[stage.stage_id] = StageProgress(stage.stage_id, "", stage.num_tasks, stage.num_completed_tasks, running, 0)
+        now = time.monotonic()
+        if now - progress.started >= POLL_SECONDS and now - self._last_sent >= MIN_UPDATE_SECONDS:
+            self.publish(progress.render(now, final=False), self._display_id, self._shown)
+            self._shown, self._last_sent = True, now
+
+    def end(self) -> None:
+        progress, self._progress = self._progress, None
+        if progress is not None and self._shown:
+            self.publish(progress.render(time.monotonic(), final=True), self._display_id, True)
+
+    def close(self) -> None:
+        try:
+            self.spark.removeProgressHandler(self)
+        except Exception:
+            pass
