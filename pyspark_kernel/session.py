@@ -206,11 +206,6 @@ class ManagedSession:
         """True once a session exists (not merely once the attempt ended)."""
         return self._ready.is_set() and self._error is None and self._session is not None
 
-    @property
-    def finished(self) -> bool:
-        """True once the start attempt ended, in a session or in an error."""
-        return self._ready.is_set()
-
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the session and make sure its JVM exits (stdin closed, then terminate, then kill)."""
         with self._lock:
