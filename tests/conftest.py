@@ -159,3 +159,49 @@ def spark_359_home() -> Path:
         if result.returncode != 0:
             pytest.fail(f"could not install pyspark=={SPARK_359} from PyPI: {result.stderr[-500:]}")
     return home
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server from pip's pyspark on 127.0.0.1; yields its sc:// URL, stops it by PID."""
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    work = tmp_path_factory.mktemp("connect-server")
+    port = free_port()
+    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOG_DIR": str(work), "SPARK_PID_DIR": str(work), "SPARK_LOCAL_IP": "127.0.0.1"}
+    env.pop("PYSPARK_SUBMIT_ARGS", None)
+    subprocess.run(
+        [str(spark_home / "sbin" / "start-connect-server.sh"), "--master", "local[2]",
+         "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", f"spark.connect.grpc.binding.port={port}",
+         "--conf", "spark.ui.enabled=false"],
+        env=env, check=True, capture_output=True, timeout=120,
+    )
+    pid_files = list(work.glob("*.pid"))
+    pid = int(pid_files[0].read_text()) if pid_files else None
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            listening = pid and any(conn.laddr.port == port for conn in psutil.Process(pid).net_connections(kind="tcp") if conn.status == psutil.CONN_LISTEN)
+            if listening:
+                break
+            time.sleep(0.5)
+        else:
+            logs = "\n".join(path.read_text()[-2000:] for path in work.glob("*.out"))
+            pytest.fail(f"the Spark Connect server did not listen on 127.0.0.1:{port} within 90 s\n{logs}")
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(spark_home / "sbin" / "stop-connect-server.sh")], env=env, capture_output=True, timeout=120)
+        if pid and psutil.pid_exists(pid):
+            process = psutil.Process(pid)
+            process.terminate()
+            if wait_gone([process], timeout=15):
+                process.kill()

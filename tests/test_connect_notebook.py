@@ -1,0 +1,52 @@
+"""A Spark Connect kernel in the notebook: progress from the server's callbacks, interrupt by tag."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import KernelHarness, install
+
+pytestmark = pytest.mark.slow
+
+LONG_QUERY = "spark.range(0, 4_000_000_000, numPartitions=100).selectExpr('sum(sqrt(id))').collect()"
+
+
+@pytest.fixture(scope="module")
+def connect_kernel(prefix: Path, connect_server: str) -> Iterator[KernelHarness]:
+    folder = install(prefix, "--name", "connect-notebook", "--remote", connect_server, "--replace")
+    kernel = KernelHarness(folder.name)
+    assert kernel.value("spark.range(3).count()") == "3"
+    yield kernel
+    kernel.shutdown()
+
+
+def test_connect_kernel_has_spark_and_no_local_jvm(connect_kernel: KernelHarness) -> None:
+    assert "connect" in connect_kernel.value("type(spark).__module__")
+    assert connect_kernel.java_children() == []
+    assert connect_kernel.error("sc.parallelize([1])")["ename"] == "NameError"
+
+
+def test_connect_progress_display(connect_kernel: KernelHarness) -> None:
+    result = connect_kernel.run("spark.range(0, 300_000_000, numPartitions=16).selectExpr('sum(sqrt(id)) as s').collect()[0].s > 0")
+    kinds = [output["type"] for output in result["outputs"]]
+    html = [output["data"].get("text/html", "") for output in result["outputs"] if output["type"] == "display_data"]
+    assert any("pyspark-kernel-progress" in markup for markup in html), kinds
+    summary = [output for output in result["outputs"] if output["type"] == "update_display_data"][-1]["data"]["text/plain"]
+    assert summary.startswith("Spark: ") and " tasks in " in summary
+
+
+def test_connect_interrupt_cancels_by_tag(connect_kernel: KernelHarness) -> None:
+    msg_id = connect_kernel.client.execute(LONG_QUERY, stop_on_error=False)
+    time.sleep(4)
+    started = time.monotonic()
+    connect_kernel.manager.interrupt_kernel()
+    reply = connect_kernel.client.get_shell_msg(timeout=120)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = connect_kernel.client.get_shell_msg(timeout=120)
+    assert reply["content"]["status"] == "error", reply["content"]
+    assert time.monotonic() - started < 60, "the interrupted query ran on to its end"
+    assert connect_kernel.value("spark.range(4).count()") == "4"
