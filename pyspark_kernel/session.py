@@ -127,6 +127,23 @@ def free_port(start: int) -> int:
     raise SparkStartError(f"No free port for the Spark UI in {start}-{start + 199}. Fix: set --conf spark.ui.port=PORT.")
 
 
+def check_reachable(remote: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with the fix, when nothing listens at a Spark Connect URL: the client itself
+    retries with back-off for minutes before it gives up."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(remote.replace("sc://", "http://", 1))
+    host, port = url.hostname or "localhost", url.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        raise SparkStartError(
+            f"Nothing answers at the Spark Connect server {remote} ({host}:{port}: {error.strerror or error}).\n"
+            "Fix: start the server (sbin/start-connect-server.sh), or correct --remote in the kernelspec."
+        ) from None
+
+
 def diagnose(log_tail: str) -> str:
     """The cause and fix for a JVM that exited at start, from the last lines it wrote."""
     for needle, advice in DIAGNOSES:
@@ -301,6 +318,7 @@ class ManagedSession:
             self._ready.set()
 
     def _create_connect(self) -> Any:
+        check_reachable(self.settings.remote or "")
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.remote(self.settings.remote).appName(self.settings.app_name)

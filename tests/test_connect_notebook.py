@@ -50,3 +50,16 @@ def test_connect_interrupt_cancels_by_tag(connect_kernel: KernelHarness) -> None
     assert reply["content"]["status"] == "error", reply["content"]
     assert time.monotonic() - started < 60, "the interrupted query ran on to its end"
     assert connect_kernel.value("spark.range(4).count()") == "4"
+
+
+def test_unreachable_server_fails_fast_with_the_fix(prefix: Path) -> None:
+    from conftest import free_port
+
+    folder = install(prefix, "--name", "connect-nowhere", "--remote", f"sc://127.0.0.1:{free_port()}", "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        error = kernel.error("spark.range(1).count()", timeout=60)
+        assert error["ename"] == "SparkStartError"
+        assert "Nothing answers at the Spark Connect server" in error["evalue"] and "start-connect-server.sh" in error["evalue"]
+    finally:
+        kernel.shutdown()
