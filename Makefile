@@ -19,7 +19,8 @@ kernelspec: setup  ## the PySpark_Python3 kernelspec, on pip's pyspark, in the v
 	$(VENV)/bin/pyspark-kernel install --sys-prefix --replace
 
 run: kernelspec  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark_Python3 (open the printed URL with its token)
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG)
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
+		--MappingKernelManager.default_kernel_name=pyspark_python3
 
 test: setup  ## the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser
 	bash scripts/ensure-system.sh --browser
