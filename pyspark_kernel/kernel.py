@@ -44,8 +44,13 @@ class SparkStandIn:
         return self._target()(*args, **kwargs)
 
     def __dir__(self) -> list[str]:
-        session = self._kernel.spark_session
-        return dir(self._target()) if session.ready else ["(Spark is starting)"]
+        """Tab completion must not wait for the JVM: offer the class's names until the session is up."""
+        if self._kernel.spark_session.ready:
+            return dir(self._target())
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        return dir(SparkSession if self._name == "spark" else SparkContext)
 
     def __repr__(self) -> str:
         session = self._kernel.spark_session
