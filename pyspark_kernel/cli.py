@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import __version__, doctor, environment, kernelspec
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--jars", metavar="PATHS", help="comma-separated jars for the driver and executors")
     install.add_argument("--py-files", metavar="PATHS", help="comma-separated .zip/.egg/.py files, also put on the kernel's PYTHONPATH")
     install.add_argument("--driver-memory", metavar="SIZE", help="driver JVM heap, e.g. 4g (the kernel's JVM in local mode)")
+    install.add_argument("--k8s-image", metavar="IMAGE", help="Kubernetes: the container image executor pods run (spark.kubernetes.container.image)")
+    install.add_argument("--k8s-namespace", metavar="NS", help="Kubernetes: the namespace of the executor pods (spark.kubernetes.namespace)")
+    install.add_argument(
+        "--graphframes", nargs="?", const=kernelspec.DEFAULT_GRAPHFRAMES_VERSION, metavar="VERSION",
+        help="add GraphFrames (default version %(const)s) built for this Spark and Scala: its Maven coordinate to --packages, "
+        "or a graphframes*.jar given with --jars (offline)",
+    )
     install.add_argument("--env", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="an extra environment variable for the kernel; repeatable")
     install.add_argument("--start", default="eager", help="when to start Spark: eager (at kernel start, default), lazy (on first use of spark/sc) or none")
     install.add_argument("--provisioner", action="store_true", help="launch through pyspark-kernel's kernel provisioner, which re-resolves Spark at every launch; the Jupyter server's Python must have this package")
@@ -73,12 +81,17 @@ def options_from(args: argparse.Namespace) -> SparkOptions:
         env=dict(args.env),
         start=args.start,
         provisioner=args.provisioner,
+        k8s_image=args.k8s_image,
+        k8s_namespace=args.k8s_namespace,
+        graphframes=args.graphframes,
     )
 
 
 def run_install(args: argparse.Namespace) -> int:
     options = options_from(args)
     kernelspec.check_options(options)
+    if options.remote is None:
+        kernelspec.check_cluster(options, os.environ)
     prefix = sys.prefix if args.sys_prefix else args.prefix
     user = args.user or (prefix is None and sys.prefix == sys.base_prefix)  # inside a venv: that venv
     if prefix is None and not user:
@@ -94,6 +107,8 @@ def run_install(args: argparse.Namespace) -> int:
     print(f"  Spark {spark.spark_version} at {spark.spark_home}, master {options.remote or options.master}, Python {spark.python_version}")
     if prefix and not args.sys_prefix and prefix != sys.prefix:
         print(f"  Jupyter finds it with JUPYTER_PATH={prefix}/share/jupyter")
+    for note in doctor.install_notes(spec):
+        print(f"  note: {note}")
     return 0
 
 

@@ -18,6 +18,8 @@ from . import environment, kernelspec
 from .environment import SparkEnvironmentError
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
+# What pyspark's Spark Connect client imports besides pyspark (the ``connect`` extra and core deps).
+CONNECT_CLIENT_MODULES = ("grpc", "grpc_status", "google.rpc", "zstandard", "pyarrow", "pandas")
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,104 @@ def check_provisioner(metadata: dict[str, Any]) -> CheckResult | None:
     return CheckResult("provisioner", FAIL, f"{wanted} is not installed in {sys.executable}", "pip install pyspark-jupyter-kernel into the Jupyter server's Python")
 
 
+def imports(python: str, env: dict[str, str], modules: tuple[str, ...]) -> str | None:
+    """None when the kernel's Python imports every module with the kernel's env, else the error's last line."""
+    probe = "; ".join(f"import {module}" for module in modules)
+    try:
+        result = subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    except OSError as error:
+        return str(error)
+    return None if result.returncode == 0 else (result.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+def check_yarn(env: dict[str, str]) -> CheckResult:
+    """Offline: the Hadoop client configuration the driver needs to find the ResourceManager."""
+    dirs = [(name, env[name]) for name in kernelspec.HADOOP_CONF_VARS if env.get(name)]
+    if not dirs:
+        return CheckResult("YARN", FAIL, "neither HADOOP_CONF_DIR nor YARN_CONF_DIR is set", "reinstall with HADOOP_CONF_DIR exported, or with --env HADOOP_CONF_DIR /etc/hadoop/conf")
+    missing = [f"{name}={path}" for name, path in dirs if not Path(path).is_dir()]
+    if missing:
+        return CheckResult("YARN", FAIL, f"{', '.join(missing)} is not a folder", "point it at the cluster's Hadoop client configuration (pyspark-kernel install … --replace)")
+    with_site = [path for _, path in dirs if (Path(path) / "yarn-site.xml").is_file()]
+    if not with_site:
+        where = ", ".join(path for _, path in dirs)
+        return CheckResult("YARN", FAIL, f"no yarn-site.xml in {where}", "copy the cluster's client configuration (yarn-site.xml, core-site.xml) there")
+    return CheckResult("YARN", OK, f"yarn-site.xml in {with_site[0]}")
+
+
+def check_k8s(master: str, conf: dict[str, str]) -> list[CheckResult]:
+    """Offline: a well-formed API server URL and an executor image; the cluster itself is not asked."""
+    problem = kernelspec.k8s_url_problem(master)
+    api = CheckResult("Kubernetes API", FAIL, f"{master}: {problem}", "use --master k8s://https://HOST:PORT") if problem else CheckResult("Kubernetes API", OK, master)
+    image = conf.get("spark.kubernetes.container.image")
+    namespace = conf.get("spark.kubernetes.namespace", "default")
+    if not image:
+        return [api, CheckResult("k8s image", FAIL, "no spark.kubernetes.container.image: executor pods cannot start", "reinstall with --k8s-image REGISTRY/spark-py:TAG")]
+    return [api, CheckResult("k8s image", OK, f"{image} in namespace {namespace}")]
+
+
+def check_connect(python: str, env: dict[str, str]) -> list[CheckResult]:
+    """The Connect client's modules in the kernel's Python, and a server answering at SPARK_REMOTE."""
+    remote = env["SPARK_REMOTE"]
+    missing = imports(python, env, CONNECT_CLIENT_MODULES)
+    client = (
+        CheckResult("Connect client", FAIL, f"{python}: {missing}", "pip install 'pyspark-jupyter-kernel[connect]' into the kernel's Python")
+        if missing else CheckResult("Connect client", OK, "grpcio, grpcio-status, protos, zstandard, pyarrow, pandas importable")
+    )
+    from .session import SparkStartError, check_reachable  # the kernel's own probe: the same words
+
+    try:
+        check_reachable(remote, timeout=3)
+    except SparkStartError as error:
+        problem, _, fix = str(error).partition("\nFix: ")
+        server = CheckResult("Connect server", FAIL, problem, fix)
+    else:
+        server = CheckResult("Connect server", OK, f"{remote} accepts connections")
+    return [client, server]
+
+
+def check_graphframes(python: str, env: dict[str, str], wanted: dict[str, Any]) -> list[CheckResult]:
+    """The GraphFrames jar (or its coordinate) and the Python module, as the kernel will see them."""
+    jar = wanted.get("jar")
+    if jar and not Path(jar).is_file():
+        jvm = CheckResult("GraphFrames jar", FAIL, f"{jar} does not exist", "reinstall with --graphframes --jars /path/to/graphframes-spark4_2.13-<ver>.jar")
+    elif jar:
+        jvm = CheckResult("GraphFrames jar", OK, jar)
+    else:
+        jvm = CheckResult("GraphFrames jar", WARN, f"{wanted.get('package')} is fetched from Maven Central when Spark starts", "offline: download it and reinstall with --graphframes --jars PATH")
+    problem = imports(python, env, ("graphframes",))
+    module = (
+        CheckResult("GraphFrames py", FAIL, f"{python}: {problem}", "pip install 'pyspark-jupyter-kernel[graphframes]' (graphframes-py) into the kernel's Python")
+        if problem else CheckResult("GraphFrames py", OK, "graphframes importable")
+    )
+    return [jvm, module]
+
+
+def check_mode(python: str, env: dict[str, str], metadata: dict[str, Any]) -> list[CheckResult]:
+    """The checks of this kernel's kind of master: Connect, YARN, Kubernetes, and GraphFrames if asked."""
+    if env.get("SPARK_REMOTE"):
+        return check_connect(python, env)
+    master, conf, _ = kernelspec.submit_settings(env.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell"))
+    results = [check_yarn(env)] if kernelspec.is_yarn_master(master) else []
+    results += check_k8s(master, conf) if kernelspec.is_k8s_master(master) else []
+    wanted = metadata.get(kernelspec.METADATA_KEY, {}).get("graphframes")
+    return results + (check_graphframes(python, env, wanted) if wanted else [])
+
+
+def install_notes(spec: dict[str, Any]) -> list[str]:
+    """What install should tell about the kernelspec it just wrote (it is written either way)."""
+    wanted = spec["metadata"].get(kernelspec.METADATA_KEY, {}).get("graphframes")
+    if wanted and imports(spec["argv"][0], {**os.environ, **spec["env"]}, ("graphframes",)):
+        return ["the kernel's Python cannot import graphframes: pip install 'pyspark-jupyter-kernel[graphframes]'"]
+    return []
+
+
 def check(name: str | None = None, prefix: str | None = None) -> list[CheckResult]:
     """All checks for kernelspec ``name`` (or the default environment), in the order a fix is needed."""
     python, env, metadata = target(name, prefix)
     home_result, spark_version = check_spark_home(env)
     results = [home_result, check_python_path(env), check_java(env, spark_version), check_pyspark(python, env, spark_version), check_python_versions(python, env)]
+    results += check_mode(python, env, metadata)
     provisioner = check_provisioner(metadata)
     return results + ([provisioner] if provisioner else [])
 

@@ -17,11 +17,12 @@ import shlex
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel, _is_valid_kernel_name, _kernel_name_description
 
@@ -41,6 +42,11 @@ MASTER_PATTERN = re.compile(
 )
 REMOTE_PATTERN = re.compile(r"sc://[^\s/]+(:\d+)?(/\S*)?")
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+# The Hadoop client configuration a YARN driver reads (yarn-site.xml, core-site.xml), in Spark's order.
+HADOOP_CONF_VARS = ("HADOOP_CONF_DIR", "YARN_CONF_DIR")
+# The io.graphframes jar that graphframes-py 0.12.3 (PyPI) documents for Spark 4 and 3.5; on Maven Central
+# as graphframes-spark4_2.13 and graphframes-spark3_2.12 / _2.13.
+DEFAULT_GRAPHFRAMES_VERSION = "0.12.1"
 
 
 class KernelSpecError(ValueError):
@@ -63,6 +69,9 @@ class SparkOptions:
     env: dict[str, str] = field(default_factory=dict)
     start: str = "eager"
     provisioner: bool = False
+    k8s_image: str | None = None  # spark.kubernetes.container.image: what executor pods run
+    k8s_namespace: str | None = None  # spark.kubernetes.namespace
+    graphframes: str | None = None  # a GraphFrames version: its Maven coordinate, or the jar in --jars
 
 
 def parse_conf(pairs: list[str]) -> dict[str, str]:
@@ -89,6 +98,103 @@ def check_options(options: SparkOptions) -> None:
         )
     if options.remote is not None and not REMOTE_PATTERN.fullmatch(options.remote):
         raise KernelSpecError(f"--remote {options.remote!r} is not a Spark Connect URL.\nFix: use sc://HOST:PORT, e.g. sc://127.0.0.1:15002.")
+    if (options.k8s_image or options.k8s_namespace) and not is_k8s_master(options.master):
+        raise KernelSpecError(f"--k8s-image and --k8s-namespace apply to Kubernetes only, but --master is {options.master!r}.\nFix: add --master k8s://https://HOST:PORT, or drop them.")
+    if options.graphframes is not None and options.remote:
+        raise KernelSpecError(
+            "--graphframes adds a jar to the kernel's own JVM, but a Spark Connect kernel (--remote) has none.\n"
+            "Fix: start the Connect server with GraphFrames' connect plugin (io.graphframes:graphframes-connect-spark4_2.13) and pip install graphframes-py."
+        )
+
+
+def check_cluster(options: SparkOptions, environ: Mapping[str, str]) -> None:
+    """Refuse a cluster kernelspec that cannot reach its cluster: what install can know offline."""
+    if is_yarn_master(options.master) and not any(options.env.get(name) or environ.get(name) for name in HADOOP_CONF_VARS):
+        raise KernelSpecError(
+            "--master yarn needs the cluster's Hadoop client configuration, but neither HADOOP_CONF_DIR nor YARN_CONF_DIR is set.\n"
+            "Fix: export HADOOP_CONF_DIR=/etc/hadoop/conf (the folder with yarn-site.xml) and run install again, "
+            "or pass --env HADOOP_CONF_DIR /etc/hadoop/conf."
+        )
+    if is_k8s_master(options.master):
+        problem = k8s_url_problem(options.master)
+        if problem:
+            raise KernelSpecError(f"--master {options.master!r}: {problem}.\nFix: use k8s://https://HOST:PORT, the API server of `kubectl cluster-info`.")
+        if not cluster_conf(options).get("spark.kubernetes.container.image"):
+            raise KernelSpecError(
+                "--master k8s://… needs the container image the executor pods run, and none was given.\n"
+                "Fix: add --k8s-image REGISTRY/spark-py:TAG (an image with this Spark version and the kernel's Python minor version)."
+            )
+
+
+def is_yarn_master(master: str) -> bool:
+    return master == "yarn"
+
+
+def is_k8s_master(master: str) -> bool:
+    return master.startswith("k8s://")
+
+
+def k8s_url_problem(master: str) -> str | None:
+    """What is wrong with a ``k8s://`` master URL, or None; Spark itself reads a bare host as https."""
+    api = master.removeprefix("k8s://")
+    parts = urlsplit(api if "://" in api else f"https://{api}")
+    try:
+        parts.port
+    except ValueError:
+        return "the API server port is not a number"
+    if parts.scheme not in ("https", "http"):
+        return f"the API server scheme {parts.scheme!r} is neither https nor http"
+    if not parts.hostname:
+        return "the API server host is missing"
+    return None
+
+
+def cluster_conf(options: SparkOptions) -> dict[str, str]:
+    """The --conf a cluster master needs in client mode, with the user's own --conf winning over each."""
+    conf: dict[str, str] = {}
+    if is_yarn_master(options.master):
+        # The kernel is the driver: if YARN re-ran the application master after a failure, it would
+        # ask for executors on behalf of a driver that is gone.
+        conf["spark.yarn.maxAppAttempts"] = "1"
+    if is_k8s_master(options.master):
+        if options.k8s_image:
+            conf["spark.kubernetes.container.image"] = options.k8s_image
+        if options.k8s_namespace:
+            conf["spark.kubernetes.namespace"] = options.k8s_namespace
+    return {**conf, **options.conf}
+
+
+def graphframes_coordinate(spark_version: str, scala_version: str, version: str) -> str:
+    """The io.graphframes Maven coordinate built for this Spark line and Scala version."""
+    major, minor = (int(part) for part in spark_version.split(".")[:2])
+    if major == 4 or (major, minor) >= (3, 5):
+        return f"io.graphframes:graphframes-spark{major}_{scala_version}:{version}"
+    raise KernelSpecError(
+        f"GraphFrames {version} is built for Spark 3.5 and 4.x, not Spark {spark_version}.\n"
+        "Fix: for an older Spark pass --packages graphframes:graphframes:0.8.3-spark3.4-s_2.12 (its spark-packages coordinate) instead of --graphframes."
+    )
+
+
+def graphframes_jar(jars: str | None) -> str | None:
+    """The GraphFrames jar among ``--jars``: then nothing is fetched from Maven Central."""
+    for jar in (jars or "").split(","):
+        if Path(jar).name.startswith("graphframes"):
+            return jar
+    return None
+
+
+def with_graphframes(spark: SparkEnvironment, options: SparkOptions) -> SparkOptions:
+    """``options`` with GraphFrames wired in: the jar from --jars (also on --py-files, as old jars carry
+    the Python module), else its Maven coordinate added to --packages."""
+    if options.graphframes is None:
+        return options
+    jar = graphframes_jar(options.jars)
+    if jar:
+        py_files = [path for path in (options.py_files or "").split(",") if path]
+        return replace(options, py_files=",".join(py_files + [jar] if jar not in py_files else py_files))
+    coordinate = graphframes_coordinate(spark.spark_version, spark.scala_version, options.graphframes)
+    packages = [package for package in (options.packages or "").split(",") if package]
+    return replace(options, packages=",".join(packages + [coordinate] if coordinate not in packages else packages))
 
 
 def is_local_master(master: str) -> bool:
@@ -104,13 +210,19 @@ def submit_args(options: SparkOptions) -> str:
     for flag, value in (("--packages", options.packages), ("--jars", options.jars), ("--py-files", options.py_files)):
         if value:
             args += [flag, value]
-    for key, value in options.conf.items():
+    for key, value in cluster_conf(options).items():
         args += ["--conf", f"{key}={value}"]
     return " ".join(shlex.quote(arg) for arg in args + ["pyspark-shell"])
 
 
-def kernel_env(spark: SparkEnvironment, options: SparkOptions) -> dict[str, str]:
-    """The kernel's environment, in Spark's own variables where Spark has one."""
+def kernel_env(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The kernel's environment, in Spark's own variables where Spark has one.
+
+    ``environ`` is the installer's environment (default os.environ): JAVA_HOME, and for YARN
+    HADOOP_CONF_DIR / YARN_CONF_DIR, are carried from it so the kernel finds what install checked.
+    """
+    environ = os.environ if environ is None else environ
+    options = with_graphframes(spark, options)
     python_path = spark.python_path + [path for path in (options.py_files or "").split(",") if path]
     env = {
         "SPARK_HOME": str(spark.spark_home),
@@ -126,18 +238,20 @@ def kernel_env(spark: SparkEnvironment, options: SparkOptions) -> dict[str, str]
         if is_local_master(options.master):
             # Local mode serves nobody else: keep the driver, block manager and UI on loopback.
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
-    if spark.java is not None and "JAVA_HOME" not in options.env and os.environ.get("JAVA_HOME"):
-        env["JAVA_HOME"] = os.environ["JAVA_HOME"]  # the Java that was checked at install
+    if spark.java is not None and "JAVA_HOME" not in options.env and environ.get("JAVA_HOME"):
+        env["JAVA_HOME"] = environ["JAVA_HOME"]  # the Java that was checked at install
+    if is_yarn_master(options.master) and not options.remote:
+        env.update({name: environ[name] for name in HADOOP_CONF_VARS if environ.get(name)})
     env.update(options.env)
     return env
 
 
-def kernel_json(spark: SparkEnvironment, options: SparkOptions) -> dict[str, Any]:
+def kernel_json(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The whole kernel.json dict: the template from kernelspecs/, filled for this environment."""
     spec = json.loads(resources.files("pyspark_kernel.kernelspecs").joinpath("kernel.json").read_text())
     spec["argv"] = [str(spark.python) if arg == "{python}" else arg for arg in spec["argv"]]
     spec["display_name"] = options.display_name
-    spec["env"] = kernel_env(spark, options)
+    spec["env"] = kernel_env(spark, options, environ)
     spec["metadata"][METADATA_KEY] = {
         "version": __version__,
         "spark_home": str(spark.spark_home),
@@ -150,6 +264,13 @@ def kernel_json(spark: SparkEnvironment, options: SparkOptions) -> dict[str, Any
         "python_version": spark.python_version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if options.graphframes is not None:
+        jar = graphframes_jar(options.jars)
+        spec["metadata"][METADATA_KEY]["graphframes"] = {
+            "version": options.graphframes,
+            "jar": jar,
+            "package": None if jar else graphframes_coordinate(spark.spark_version, spark.scala_version, options.graphframes),
+        }
     if options.provisioner:
         spec["metadata"]["kernel_provisioner"] = {"provisioner_name": PROVISIONER_NAME, "config": {}}
     return spec
@@ -241,6 +362,21 @@ def remove(name: str, prefix: str | None = None) -> Path:
         )
     shutil.rmtree(resource_dir)
     return resource_dir
+
+
+def submit_settings(submit_args: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(master, --conf pairs, other flags) read back from PYSPARK_SUBMIT_ARGS, as ``check`` needs them."""
+    words = shlex.split(submit_args)
+    master, conf, flags = "local[*]", {}, {}
+    for flag, value in zip(words, words[1:]):
+        if flag == "--master":
+            master = value
+        elif flag == "--conf" and "=" in value:
+            key, _, setting = value.partition("=")
+            conf[key] = setting
+        elif flag.startswith("--"):
+            flags[flag] = value
+    return master, conf, flags
 
 
 def is_secret(name: str) -> bool:
