@@ -136,3 +136,4 @@ def test_driver_memory_beyond_the_machine(prefix: Path) -> None:
         assert kernel.value("2 * 21") == "42"
     finally:
         kernel.shutdown()
+
