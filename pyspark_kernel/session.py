@@ -88,10 +88,11 @@ class SessionSettings:
         return settings
 
     def user_conf(self) -> dict[str, str]:
-        """The ``--conf KEY=VALUE`` pairs in PYSPARK_SUBMIT_ARGS, which outrank every default here."""
-        words = shlex.split(self.submit_args)
-        pairs = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--conf"]
-        return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+        """The ``--conf KEY=VALUE`` pairs in PYSPARK_SUBMIT_ARGS, which outrank every default here;
+        read with the parser of the module that wrote them."""
+        from .kernelspec import submit_settings
+
+        return submit_settings(self.submit_args)[1]
 
 
 def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
