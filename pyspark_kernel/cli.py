@@ -14,7 +14,7 @@ import sys
 
 from . import __version__, doctor, environment, kernelspec
 from .environment import SparkEnvironmentError
-from .kernelspec import KernelSpecError, SparkOptions
+from .options import DEFAULT_DISPLAY_NAME, DEFAULT_GRAPHFRAMES_VERSION, DEFAULT_NAME, KernelSpecError, SparkOptions, check_cluster, check_options, parse_conf
 
 USAGE_ERROR = 2
 
@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--user", action="store_true", help="install for the current user (~/.local/share/jupyter)")
     where.add_argument("--sys-prefix", action="store_true", help="install into this Python's prefix (the default inside a venv or conda env)")
     where.add_argument("--prefix", metavar="DIR", help="install into DIR/share/jupyter/kernels (add DIR/share/jupyter to JUPYTER_PATH to find it)")
-    install.add_argument("--name", default=kernelspec.DEFAULT_NAME, help="kernelspec name; Jupyter stores it lower-cased (default: %(default)s)")
-    install.add_argument("--display-name", help="name shown in Jupyter's launcher (default: %s)" % kernelspec.DEFAULT_DISPLAY_NAME)
+    install.add_argument("--name", default=DEFAULT_NAME, help="kernelspec name; Jupyter stores it lower-cased (default: %(default)s)")
+    install.add_argument("--display-name", help="name shown in Jupyter's launcher (default: %s)" % DEFAULT_DISPLAY_NAME)
     install.add_argument("--spark-home", metavar="PATH", help="the Spark to use (default: $SPARK_HOME, else the pip-installed pyspark)")
     install.add_argument("--python", metavar="PATH", help="the Python that runs the kernel and Spark's Python workers (default: this one)")
     install.add_argument("--master", default="local[*]", metavar="URL", help="Spark master URL, as for spark-submit (default: %(default)s)")
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--k8s-image", metavar="IMAGE", help="Kubernetes: the container image executor pods run (spark.kubernetes.container.image)")
     install.add_argument("--k8s-namespace", metavar="NS", help="Kubernetes: the namespace of the executor pods (spark.kubernetes.namespace)")
     install.add_argument(
-        "--graphframes", nargs="?", const=kernelspec.DEFAULT_GRAPHFRAMES_VERSION, metavar="VERSION",
+        "--graphframes", nargs="?", const=DEFAULT_GRAPHFRAMES_VERSION, metavar="VERSION",
         help="add GraphFrames (default version %(const)s) built for this Spark and Scala: its Maven coordinate to --packages, "
         "or a graphframes*.jar given with --jars (offline)",
     )
@@ -70,10 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> SparkOptions:
     return SparkOptions(
         name=args.name,
-        display_name=args.display_name or (args.name if args.name != kernelspec.DEFAULT_NAME else kernelspec.DEFAULT_DISPLAY_NAME),
+        display_name=args.display_name or (args.name if args.name != DEFAULT_NAME else DEFAULT_DISPLAY_NAME),
         master=args.master,
         remote=args.remote,
-        conf=kernelspec.parse_conf(args.conf),
+        conf=parse_conf(args.conf),
         packages=args.packages,
         jars=args.jars,
         py_files=args.py_files,
@@ -89,9 +89,9 @@ def options_from(args: argparse.Namespace) -> SparkOptions:
 
 def run_install(args: argparse.Namespace) -> int:
     options = options_from(args)
-    kernelspec.check_options(options)
+    check_options(options)
     if options.remote is None:
-        kernelspec.check_cluster(options, os.environ)
+        check_cluster(options, os.environ)
     prefix = sys.prefix if args.sys_prefix else args.prefix
     user = args.user or (prefix is None and sys.prefix == sys.base_prefix)  # inside a venv: that venv
     if prefix is None and not user:

@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import environment, kernelspec
+from . import environment, kernelspec, options
 from .environment import SparkEnvironmentError
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
@@ -36,7 +36,7 @@ def target(name: str | None, prefix: str | None) -> tuple[str, dict[str, str], d
         _, spec = kernelspec.find_spec(name, prefix)
         return spec["argv"][0], {**os.environ, **spec.get("env", {})}, spec.get("metadata", {})
     spark = environment.resolve(need_java=False)
-    env = kernelspec.kernel_env(spark, kernelspec.SparkOptions())
+    env = kernelspec.kernel_env(spark, options.SparkOptions())
     return str(spark.python), {**os.environ, **env}, {}
 
 
@@ -135,7 +135,7 @@ def imports(python: str, env: dict[str, str], modules: tuple[str, ...]) -> str |
 
 def check_yarn(env: dict[str, str]) -> CheckResult:
     """Offline: the Hadoop client configuration the driver needs to find the ResourceManager."""
-    dirs = [(name, env[name]) for name in kernelspec.HADOOP_CONF_VARS if env.get(name)]
+    dirs = [(name, env[name]) for name in options.HADOOP_CONF_VARS if env.get(name)]
     if not dirs:
         return CheckResult("YARN", FAIL, "neither HADOOP_CONF_DIR nor YARN_CONF_DIR is set", "reinstall with HADOOP_CONF_DIR exported, or with --env HADOOP_CONF_DIR /etc/hadoop/conf")
     missing = [f"{name}={path}" for name, path in dirs if not Path(path).is_dir()]
@@ -150,7 +150,7 @@ def check_yarn(env: dict[str, str]) -> CheckResult:
 
 def check_k8s(master: str, conf: dict[str, str]) -> list[CheckResult]:
     """Offline: a well-formed API server URL and an executor image; the cluster itself is not asked."""
-    problem = kernelspec.k8s_url_problem(master)
+    problem = options.k8s_url_problem(master)
     api = CheckResult("Kubernetes API", FAIL, f"{master}: {problem}", "use --master k8s://https://HOST:PORT") if problem else CheckResult("Kubernetes API", OK, master)
     image = conf.get("spark.kubernetes.container.image")
     namespace = conf.get("spark.kubernetes.namespace", "default")
@@ -201,8 +201,8 @@ def check_mode(python: str, env: dict[str, str], metadata: dict[str, Any]) -> li
     if env.get("SPARK_REMOTE"):
         return check_connect(python, env)
     master, conf, _ = kernelspec.submit_settings(env.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell"))
-    results = [check_yarn(env)] if kernelspec.is_yarn_master(master) else []
-    results += check_k8s(master, conf) if kernelspec.is_k8s_master(master) else []
+    results = [check_yarn(env)] if options.is_yarn_master(master) else []
+    results += check_k8s(master, conf) if options.is_k8s_master(master) else []
     wanted = metadata.get(kernelspec.METADATA_KEY, {}).get("graphframes")
     return results + (check_graphframes(python, env, wanted) if wanted else [])
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pyspark_kernel import kernelspec
+from pyspark_kernel import kernelspec, options
 from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
-from pyspark_kernel.kernelspec import KernelSpecError, SparkOptions
+from pyspark_kernel.options import KernelSpecError, SparkOptions
 from pyspark_kernel.session import SessionSettings
 
 SPARK = SparkEnvironment(
@@ -63,19 +63,19 @@ def test_kernel_json_records_what_it_was_built_from() -> None:
 
 @pytest.mark.parametrize("master", ["local", "local[*]", "local[8]", "local[2,3]", "local-cluster[2,1,1024]", "yarn", "spark://h:7077", "spark://a:7077,b:7077", "k8s://https://10.0.0.1:6443"])
 def test_master_urls_accepted(master: str) -> None:
-    kernelspec.check_options(SparkOptions(master=master))
+    options.check_options(SparkOptions(master=master))
 
 
 @pytest.mark.parametrize("master", ["", "locl", "local[x]", "spark:/h", "http://h:7077", "yarn cluster"])
 def test_master_urls_refused(master: str) -> None:
     with pytest.raises(KernelSpecError, match="not a Spark master URL"):
-        kernelspec.check_options(SparkOptions(master=master))
+        options.check_options(SparkOptions(master=master))
 
 
 def test_parse_conf() -> None:
-    assert kernelspec.parse_conf(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
+    assert options.parse_conf(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(KernelSpecError, match="not KEY=VALUE"):
-        kernelspec.parse_conf(["=1"])
+        options.parse_conf(["=1"])
 
 
 def test_redaction_masks_secret_names_only() -> None:

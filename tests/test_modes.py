@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from conftest import KernelHarness, cli, install
-from pyspark_kernel import kernelspec
+from pyspark_kernel import kernelspec, options
 from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
-from pyspark_kernel.kernelspec import KernelSpecError, SparkOptions
+from pyspark_kernel.options import KernelSpecError, SparkOptions
 
 SPARK_4 = SparkEnvironment(
     spark_home=Path("/opt/spark"), spark_version="4.3.0", scala_version="2.13",
@@ -49,14 +49,14 @@ def hadoop_conf(tmp_path: Path, *, yarn_site: bool = True) -> Path:
 
 
 def without_hadoop_conf() -> dict[str, str]:
-    return {name: value for name, value in os.environ.items() if name not in kernelspec.HADOOP_CONF_VARS}
+    return {name: value for name, value in os.environ.items() if name not in options.HADOOP_CONF_VARS}
 
 
 # -- YARN ------------------------------------------------------------------------------------------
 def test_yarn_defaults_to_one_app_attempt_and_user_conf_wins() -> None:
-    assert kernelspec.cluster_conf(SparkOptions(master="yarn")) == {"spark.yarn.maxAppAttempts": "1"}
-    assert kernelspec.cluster_conf(SparkOptions(master="yarn", conf={"spark.yarn.maxAppAttempts": "2"})) == {"spark.yarn.maxAppAttempts": "2"}
-    assert kernelspec.cluster_conf(SparkOptions(master="local[*]")) == {}
+    assert options.cluster_conf(SparkOptions(master="yarn")) == {"spark.yarn.maxAppAttempts": "1"}
+    assert options.cluster_conf(SparkOptions(master="yarn", conf={"spark.yarn.maxAppAttempts": "2"})) == {"spark.yarn.maxAppAttempts": "2"}
+    assert options.cluster_conf(SparkOptions(master="local[*]")) == {}
 
 
 def test_yarn_carries_hadoop_conf_dirs_from_the_installer() -> None:
@@ -102,14 +102,14 @@ def test_check_yarn_without_yarn_site(tmp_path: Path) -> None:
 
 # -- Kubernetes ------------------------------------------------------------------------------------
 def test_k8s_image_and_namespace_become_spark_conf() -> None:
-    options = SparkOptions(master=K8S, k8s_image="reg/spark-py:4.3.0", k8s_namespace="notebooks",
+    requested = SparkOptions(master=K8S, k8s_image="reg/spark-py:4.3.0", k8s_namespace="notebooks",
                            conf={"spark.kubernetes.authenticate.driver.serviceAccountName": "spark"})
-    assert kernelspec.cluster_conf(options) == {
+    assert options.cluster_conf(requested) == {
         "spark.kubernetes.container.image": "reg/spark-py:4.3.0",
         "spark.kubernetes.namespace": "notebooks",
         "spark.kubernetes.authenticate.driver.serviceAccountName": "spark",
     }
-    assert "serviceAccountName" not in str(kernelspec.cluster_conf(SparkOptions(master=K8S, k8s_image="i"))), "only when asked"
+    assert "serviceAccountName" not in str(options.cluster_conf(SparkOptions(master=K8S, k8s_image="i"))), "only when asked"
 
 
 def test_install_k8s(tmp_path: Path) -> None:
@@ -148,17 +148,17 @@ def test_check_k8s_flags_a_kernelspec_without_image(tmp_path: Path) -> None:
 
 
 def test_k8s_url_problems() -> None:
-    assert kernelspec.k8s_url_problem(K8S) is None
-    assert kernelspec.k8s_url_problem("k8s://10.0.0.1:6443") is None, "Spark reads a bare host as https"
-    assert kernelspec.k8s_url_problem("k8s://https://:6443") == "the API server host is missing"
+    assert options.k8s_url_problem(K8S) is None
+    assert options.k8s_url_problem("k8s://10.0.0.1:6443") is None, "Spark reads a bare host as https"
+    assert options.k8s_url_problem("k8s://https://:6443") == "the API server host is missing"
 
 
 # -- GraphFrames -----------------------------------------------------------------------------------
 def test_graphframes_coordinate_follows_spark_and_scala() -> None:
-    assert kernelspec.graphframes_coordinate("4.3.0", "2.13", "0.12.1") == "io.graphframes:graphframes-spark4_2.13:0.12.1"
-    assert kernelspec.graphframes_coordinate("3.5.9", "2.12", "0.12.1") == "io.graphframes:graphframes-spark3_2.12:0.12.1"
+    assert options.graphframes_coordinate("4.3.0", "2.13", "0.12.1") == "io.graphframes:graphframes-spark4_2.13:0.12.1"
+    assert options.graphframes_coordinate("3.5.9", "2.12", "0.12.1") == "io.graphframes:graphframes-spark3_2.12:0.12.1"
     with pytest.raises(KernelSpecError, match="Spark 3.5 and 4.x"):
-        kernelspec.graphframes_coordinate("3.4.4", "2.12", "0.12.1")
+        options.graphframes_coordinate("3.4.4", "2.12", "0.12.1")
 
 
 def test_graphframes_package_joins_other_packages() -> None:
@@ -174,9 +174,9 @@ def test_install_graphframes_default_version(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     spec = written(tmp_path / "share" / "jupyter" / "kernels" / "gf")
     major = pyspark.__version__.split(".")[0]
-    coordinate = f"io.graphframes:graphframes-spark{major}_2.13:{kernelspec.DEFAULT_GRAPHFRAMES_VERSION}"
+    coordinate = f"io.graphframes:graphframes-spark{major}_2.13:{options.DEFAULT_GRAPHFRAMES_VERSION}"
     assert f"--packages {coordinate}" in spec["env"]["PYSPARK_SUBMIT_ARGS"]
-    assert spec["metadata"]["pyspark_kernel"]["graphframes"] == {"version": kernelspec.DEFAULT_GRAPHFRAMES_VERSION, "jar": None, "package": coordinate}
+    assert spec["metadata"]["pyspark_kernel"]["graphframes"] == {"version": options.DEFAULT_GRAPHFRAMES_VERSION, "jar": None, "package": coordinate}
     checked = cli("check", "gf", "--prefix", str(tmp_path))
     assert "WARN  GraphFrames jar" in checked.stdout and "Maven Central" in checked.stdout, checked.stdout
 
