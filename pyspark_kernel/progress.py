@@ -69,12 +69,22 @@ class CellProgress:
             text = "\n".join(f"Stage {s.stage_id}: {s.done}/{s.total} tasks ({s.active} running)" for s in running) + "\n" + summary
             rows = "".join(
                 f'<div><progress value="{s.done}" max="{max(s.total, 1)}" style="width:16em"></progress> '
-                f"Stage {s.stage_id} <small>{html.escape(s.name[:60])}</small>: {s.done}/{s.total} tasks"
+                f"Stage {s.stage_id}{stage_label(s.name)}: {s.done}/{s.total} tasks"
                 f"{f', {s.active} running' if s.active else ''}{f', {s.failed} failed' if s.failed else ''}</div>"
                 for s in running
             )
         markup = f'<div class="pyspark-kernel-progress" style="font-family:monospace;font-size:0.85em">{rows}<div>{html.escape(summary)}</div></div>'
         return {"text/plain": text, "text/html": markup}
+
+
+def stage_label(name: str) -> str:
+    """A stage's call site as HTML, or nothing for Scala's generated names ("$anonfun$… at …").
+
+    Dollar signs are escaped: JupyterLab would typeset "$…$" in HTML output as LaTeX.
+    """
+    if not name or name.startswith("$"):
+        return ""
+    return f" <small>{html.escape(name[:60]).replace('$', '&#36;')}</small>"
 
 
 class ProgressMonitor:
