@@ -2,8 +2,8 @@
 
 One long-lived thread polls the tracker while a cell runs and renders a display (HTML with a
 text/plain fallback) that it updates in place; the cell ends with a one-line summary. It shows only
-the jobs of the cell's job group that were not there when the cell began, so jobs from other threads
-or earlier cells never appear, and nothing is shown for cells that run no job. Updates are throttled
+the jobs of the cell's job group submitted since the cell began, so jobs from other threads or earlier
+cells never appear, and nothing is shown for cells that run no job or end before the first poll. Updates are throttled
 to a bounded rate whatever the task count. It knows nothing of Jupyter: output goes through
 ``publish(data, display_id, update)``.
 """
@@ -99,15 +99,20 @@ class ProgressMonitor:
         self._flushed = threading.Event()
         self._shown = False  # whether the running cell has a progress display to finish
         self._stopped = False
+        self._cell_epoch_ms = 0.0  # wall-clock start of the running cell, to tell its jobs from earlier ones
+        self._earlier_group: str | None = None
+        self._earlier_jobs: set[int] = set()  # jobs of the group that earlier cells ran
         self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
         self._thread.start()
 
     def begin(self, job_group: str) -> None:
-        """A cell starts running in ``job_group``. Costs the cell nothing but a notify."""
+        """A cell starts running in ``job_group``. Costs the cell nothing but a notify: no JVM call is
+        made unless the cell is still running at the first poll."""
         if not self.enabled:
             return
         with self._lock:
             self._cell = (job_group, time.monotonic())
+            self._cell_epoch_ms = time.time() * 1000
             self._shown = False
             self._flushed.clear()
             self._lock.notify()
@@ -151,7 +156,9 @@ class ProgressMonitor:
 
     def _watch(self, job_group: str, started: float) -> None:
         tracker = self.context.statusTracker()
-        baseline = set(tracker.getJobIdsForGroup(job_group))
+        cell_epoch_ms = self._cell_epoch_ms
+        if job_group != self._earlier_group:
+            self._earlier_group, self._earlier_jobs = job_group, set()
         progress = CellProgress(started=started)
         display_id = f"pyspark-progress-{uuid.uuid4().hex}"
         shown = False
@@ -162,7 +169,9 @@ class ProgressMonitor:
                 if self._running(job_group):
                     self._lock.wait(POLL_SECONDS)
             running = self._running(job_group)
-            self._poll(tracker, job_group, baseline, progress)
+            if not running and not shown:
+                return  # a cell done before the first poll shows nothing and costs no JVM call
+            self._poll(tracker, job_group, cell_epoch_ms, progress)
             now = time.monotonic()
             # A display starts only while the cell runs; once started, it always ends in the summary.
             due = (running and now - last_sent >= MIN_UPDATE_SECONDS) or (not running and shown)
@@ -176,13 +185,27 @@ class ProgressMonitor:
             if not running:
                 return
 
-    @staticmethod
-    def _poll(tracker: Any, job_group: str, baseline: set[int], progress: CellProgress) -> None:
+    def _submitted_before(self, stage_ids: Any, cell_epoch_ms: float) -> bool:
+        """Whether a job's first submitted stage predates the cell (asked once per job, of the JVM's
+        tracker: pyspark's SparkStageInfo carries no submission time)."""
+        jvm_tracker = self.context._jsc.sc().statusTracker()
+        for stage_id in stage_ids:
+            info = jvm_tracker.getStageInfo(stage_id)
+            if info.isDefined() and info.get().submissionTime() > 0:
+                return info.get().submissionTime() < cell_epoch_ms - 50
+        return False
+
+    def _poll(self, tracker: Any, job_group: str, cell_epoch_ms: float, progress: CellProgress) -> None:
+        """Update ``progress`` with the group's jobs that this cell submitted: the group spans cells,
+        so a job whose stages were all submitted before the cell began belongs to an earlier one."""
         for job_id in tracker.getJobIdsForGroup(job_group):
-            if job_id in baseline:
+            if job_id in self._earlier_jobs:
                 continue
             job = tracker.getJobInfo(job_id)
             if job is None:
+                continue
+            if job_id not in progress.jobs and self._submitted_before(job.stageIds, cell_epoch_ms):
+                self._earlier_jobs.add(job_id)
                 continue
             progress.jobs[job_id] = str(job.status)
             for stage_id in job.stageIds:

@@ -6,6 +6,7 @@ and kernels are started from them by jupyter_client's KernelManager, each runnin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -169,13 +170,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Spark Connect server from pip's pyspark on 127.0.0.1; yields its sc:// URL, stops it by PID."""
+@contextlib.contextmanager
+def running_connect_server(work: Path) -> Iterator[str]:
+    """A Spark Connect server from pip's pyspark on 127.0.0.1; yields its sc:// URL, stops it by PID.
+    Shared by the tests (fixture below) and bench/run.py."""
     import pyspark
 
     spark_home = Path(pyspark.__file__).parent
-    work = tmp_path_factory.mktemp("connect-server")
     port = free_port()
     env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOG_DIR": str(work), "SPARK_PID_DIR": str(work), "SPARK_LOCAL_IP": "127.0.0.1"}
     env.pop("PYSPARK_SUBMIT_ARGS", None)
@@ -196,7 +197,7 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.5)
         else:
             logs = "\n".join(path.read_text()[-2000:] for path in work.glob("*.out"))
-            pytest.fail(f"the Spark Connect server did not listen on 127.0.0.1:{port} within 90 s\n{logs}")
+            raise RuntimeError(f"the Spark Connect server did not listen on 127.0.0.1:{port} within 90 s\n{logs}")
         yield f"sc://127.0.0.1:{port}"
     finally:
         subprocess.run([str(spark_home / "sbin" / "stop-connect-server.sh")], env=env, capture_output=True, timeout=120)
@@ -205,3 +206,10 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.terminate()
             if wait_gone([process], timeout=15):
                 process.kill()
+
+
+@pytest.fixture(scope="session")
+def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server for the tests that need one."""
+    with running_connect_server(tmp_path_factory.mktemp("connect-server")) as url:
+        yield url
