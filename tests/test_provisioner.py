@@ -1,0 +1,107 @@
+"""The launcher plugin through jupyter_client and a real Jupyter server: Spark resolved at launch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+from conftest import KernelHarness, free_port, install, java_processes_under, wait_gone
+from pyspark_kernel.provisioner import PySparkProvisioner
+
+pytestmark = pytest.mark.slow
+
+
+def test_provisioner_is_chosen_and_picks_the_ui_port(prefix: Path) -> None:
+    folder = install(prefix, "--name", "provisioned", "--provisioner", "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        provisioner = kernel.manager.provisioner
+        assert isinstance(provisioner, PySparkProvisioner)
+        assert provisioner.ui_port is not None
+        assert kernel.value("sc.uiWebUrl").strip("'").endswith(f":{provisioner.ui_port}")
+        assert kernel.value("import os; os.environ['PYSPARK_KERNEL_ID']") == f"'{kernel.manager.kernel_id}'"
+        jvms = kernel.java_children()
+    finally:
+        kernel.shutdown()
+    assert wait_gone(jvms, timeout=15) == []
+
+
+def test_stale_py4j_path_is_resolved_again(prefix: Path, spark_359_home: Path) -> None:
+    folder = install(prefix, "--name", "provisioned359", "--spark-home", str(spark_359_home), "--provisioner", "--replace")
+    spec = json.loads((folder / "kernel.json").read_text())
+    # As after an upgrade: the recorded py4j zip is gone.
+    stale = str(spark_359_home / "python" / "lib" / "py4j-0.10.9.5-src.zip")
+    spec["env"]["PYTHONPATH"] = spec["env"]["PYTHONPATH"].replace(spec["metadata"]["pyspark_kernel"]["py4j_zip"], stale)
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    kernel = KernelHarness(folder.name)
+    try:
+        assert kernel.value("spark.version") == "'3.5.9'", "the environment's own pyspark 4.3 was not used"
+        assert stale not in kernel.value("import os; os.environ['PYTHONPATH']")
+    finally:
+        kernel.shutdown()
+
+
+def test_missing_spark_home_fails_the_launch_at_once(prefix: Path) -> None:
+    folder = install(prefix, "--name", "provisioned-gone", "--provisioner", "--replace")
+    spec = json.loads((folder / "kernel.json").read_text())
+    spec["env"]["SPARK_HOME"] = "/nonexistent/spark"
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    manager = KernelManager(kernel_name=folder.name)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as failure:
+        manager.start_kernel()
+    assert time.monotonic() - started < 5, "the launch did not fail fast"
+    assert "SPARK_HOME /nonexistent/spark does not exist" in str(failure.value) and "Fix:" in str(failure.value)
+
+
+def test_notebook_launched_by_jupyter_server_names_the_app(prefix: Path, isolated_jupyter: Path) -> None:
+    folder = install(prefix, "--name", "provisioned-server", "--provisioner", "--replace")
+    root = isolated_jupyter / "server-root"
+    (root / "nb").mkdir(parents=True, exist_ok=True)
+    port, token = free_port(), "server-token"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--allow-root"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(urllib.request.Request(f"{base}/api/status", headers=headers), timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+        body = json.dumps({"path": "nb/analysis.ipynb", "type": "notebook", "name": "analysis.ipynb", "kernel": {"name": folder.name}}).encode()
+        session = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", data=body, headers=headers, method="POST"), timeout=60))
+        kernel_id = session["kernel"]["id"]
+        runtime = Path(json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/status", headers=headers), timeout=5)).get("runtime_dir", "") or "")
+        connection_file = next(Path(p) for p in (runtime, isolated_jupyter / "runtime") if (Path(p) / f"kernel-{kernel_id}.json").exists()) / f"kernel-{kernel_id}.json"
+        client = BlockingKernelClient(connection_file=str(connection_file))
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            outputs = []
+            client.execute_interactive("print(sc.appName)", timeout=180, output_hook=lambda m: outputs.append(m["content"].get("text", "")))
+            assert "analysis.ipynb" in "".join(outputs), outputs
+        finally:
+            client.stop_channels()
+        urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session['id']}", headers=headers, method="DELETE"), timeout=60)
+    finally:
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/shutdown", headers=headers, method="POST"), timeout=10)
+            server.wait(30)
+        except Exception:
+            server.kill()
+            server.wait(10)
