@@ -12,9 +12,9 @@ import json
 import os
 import sys
 
-from . import __version__, doctor, environment, kernelspec
+from . import __version__, cds, doctor, environment, kernelspec
 from .environment import SparkEnvironmentError
-from .options import DEFAULT_DISPLAY_NAME, DEFAULT_GRAPHFRAMES_VERSION, DEFAULT_NAME, KernelSpecError, SparkOptions, check_cluster, check_options, parse_conf
+from .options import DEFAULT_DISPLAY_NAME, DEFAULT_GRAPHFRAMES_VERSION, DEFAULT_NAME, KernelSpecError, SparkOptions, check_cluster, check_options, parse_conf, with_driver_java_options
 
 USAGE_ERROR = 2
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--env", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="an extra environment variable for the kernel; repeatable")
     install.add_argument("--start", default="eager", help="when to start Spark: eager (at kernel start, default), lazy (on first use of spark/sc) or none")
     install.add_argument("--provisioner", action="store_true", help="launch through pyspark-kernel's kernel provisioner, which re-resolves Spark at every launch; the Jupyter server's Python must have this package")
+    install.add_argument("--no-cds", dest="cds", action="store_false", help="do not use a JVM class-data archive (by default one is built once per Java and Spark, and cuts the session's start by about 40%%)")
     install.add_argument("--replace", action="store_true", help="overwrite an existing kernelspec of the same name")
 
     listing = commands.add_parser("list", help="list the kernelspecs written by pyspark-kernel")
@@ -98,6 +99,8 @@ def run_install(args: argparse.Namespace) -> int:
         prefix = sys.prefix
     target = kernelspec.free_destination(options.name, user, prefix, args.replace)  # before the slow resolve
     spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None)
+    if args.cds and options.remote is None:
+        options = with_class_data_sharing(spark, options)
     spec = kernelspec.kernel_json(spark, options)
     try:
         installed = kernelspec.install(spec, options.name, user=user, prefix=prefix, replace=args.replace)
@@ -110,6 +113,17 @@ def run_install(args: argparse.Namespace) -> int:
     for note in doctor.install_notes(spec):
         print(f"  note: {note}")
     return 0
+
+
+def with_class_data_sharing(spark: environment.SparkEnvironment, options: SparkOptions) -> SparkOptions:
+    """Point the driver at this Java and Spark's class-data archive, building it the first time."""
+    if not cds.archive_path(spark).is_file():
+        print("Building the JVM class-data archive for this Java and Spark (once; about 30 s; --no-cds skips)...", file=sys.stderr)
+    archive = cds.build_archive(spark)
+    if archive is None:
+        print("  the class-data archive could not be built; the kernel starts without it", file=sys.stderr)
+        return options
+    return with_driver_java_options(options, cds.java_options(archive))
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import environment, kernelspec, options
+from . import cds, environment, kernelspec, options
 from .environment import SparkEnvironmentError
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
@@ -215,12 +215,31 @@ def install_notes(spec: dict[str, Any]) -> list[str]:
     return []
 
 
+def check_cds(python: str, env: dict[str, str]) -> list[CheckResult]:
+    """Whether the driver starts from a class-data archive that still fits this Java and Spark."""
+    if env.get("SPARK_REMOTE"):
+        return []
+    archive = cds.archive_in_kernel(env.get("PYSPARK_SUBMIT_ARGS", ""))
+    if archive is None:
+        return [CheckResult("CDS", SKIP, "no class-data archive (installed with --no-cds, or it could not be built)")]
+    if not archive.is_file():
+        return [CheckResult("CDS", WARN, f"archive {archive} is missing: the JVM starts without it", "pyspark-kernel install … --replace rebuilds it")]
+    try:
+        current = cds.archive_path(environment.resolve(env.get("SPARK_HOME"), python, environ=env))
+    except SparkEnvironmentError:
+        return [CheckResult("CDS", SKIP, "cannot tell: the Spark environment does not resolve (see above)")]
+    if current != archive:
+        return [CheckResult("CDS", WARN, f"archive {archive.name} was made for another Java or Spark; the JVM ignores it", "pyspark-kernel install … --replace rebuilds it")]
+    return [CheckResult("CDS", OK, f"in use: {archive}")]
+
+
 def check(name: str | None = None, prefix: str | None = None) -> list[CheckResult]:
     """All checks for kernelspec ``name`` (or the default environment), in the order a fix is needed."""
     python, env, metadata = target(name, prefix)
     home_result, spark_version = check_spark_home(env)
     results = [home_result, check_python_path(env), check_java(env, spark_version), check_pyspark(python, env, spark_version), check_python_versions(python, env)]
     results += check_mode(python, env, metadata)
+    results += check_cds(python, env)
     provisioner = check_provisioner(metadata)
     return results + ([provisioner] if provisioner else [])
 

@@ -187,3 +187,11 @@ def with_graphframes(spark: SparkEnvironment, options: SparkOptions) -> SparkOpt
 def is_local_master(master: str) -> bool:
     """True for masters whose driver and executors all run on this machine."""
     return master.startswith("local")
+
+
+def with_driver_java_options(options: SparkOptions, java_options: str) -> SparkOptions:
+    """``options`` with ``java_options`` appended to the user's own spark.driver.extraJavaOptions."""
+    mine = options.conf.get("spark.driver.extraJavaOptions", "")
+    merged = f"{mine} {java_options}".strip()
+    return replace(options, conf={**options.conf, "spark.driver.extraJavaOptions": merged})
+

@@ -27,7 +27,8 @@ SPARK_359 = "3.5.9"
 def isolated_jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Keep the tests' kernelspecs and runtime files out of the user's Jupyter folders."""
     root = tmp_path_factory.mktemp("jupyter")
-    saved = {name: os.environ.get(name) for name in ("JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PATH")}
+    saved = {name: os.environ.get(name) for name in ("JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "JUPYTER_PATH", "XDG_CACHE_HOME")}
+    os.environ["XDG_CACHE_HOME"] = str(CACHE / "xdg")  # class-data archives: built once, kept across runs like the 3.5.9 Spark
     os.environ["JUPYTER_DATA_DIR"] = str(root / "data")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
     os.environ["JUPYTER_CONFIG_DIR"] = str(root / "config")

@@ -41,7 +41,7 @@ def assert_refused(result, *needles: str) -> None:
 # -- install, list, show, remove, check ------------------------------------------------------------
 def test_install_writes_kernel_json_for_pip_pyspark(tmp_path: Path) -> None:
     folder = install(tmp_path, "--name", "PySpark_Python3", "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
-                     "--driver-memory", "1g", "--env", "MY_VAR", "x y")
+                     "--driver-memory", "1g", "--env", "MY_VAR", "x y", "--no-cds")
     assert folder == tmp_path / "share" / "jupyter" / "kernels" / "pyspark_python3"
     spec = json.loads((folder / "kernel.json").read_text())
     import pyspark
