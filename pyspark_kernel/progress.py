@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.5  # the first look at a cell's jobs, and the pace after; cells done sooner show nothing
 MIN_UPDATE_SECONDS = 0.5  # at most two display updates a second, even for a 10,000-task job
 FINAL_FLUSH_SECONDS = 2.0  # how long a cell's end waits for its summary to be sent
 
