@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,7 +23,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import psutil  # noqa: E402
 
-from conftest import KernelHarness, java_processes_under, running_connect_server  # noqa: E402
+from conftest import KernelHarness, start_together, java_processes_under, running_connect_server  # noqa: E402
 
 COUNT = "spark.range(10).count()"
 JOB_200 = "spark.range(0, 20_000_000, numPartitions=200).selectExpr('sum(id)').first()[0]"
@@ -98,13 +97,8 @@ def interrupt_latency(kernel: KernelHarness) -> float:
 
 
 def four_at_once(name: str) -> tuple[float, list[float], int]:
-    kernels: list[KernelHarness] = []
     started = time.perf_counter()
-    threads = [threading.Thread(target=lambda: kernels.append(KernelHarness(name))) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
+    kernels = start_together(name, 4)
     try:
         for kernel in kernels:
             kernel.value(COUNT)

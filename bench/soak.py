@@ -12,7 +12,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import psutil  # noqa: E402
 
-from conftest import KernelHarness, java_processes_under, wait_gone  # noqa: E402
+from conftest import KernelHarness, start_together, java_processes_under, wait_gone  # noqa: E402
 from reliability.probes import restart_cycles  # noqa: E402
 
 
@@ -32,13 +31,8 @@ def install_kernelspec(prefix: Path) -> str:
 
 
 def four_at_once(name: str) -> tuple[list[str], list[psutil.Process], float]:
-    kernels: list[KernelHarness] = []
     started = time.monotonic()
-    threads = [threading.Thread(target=lambda: kernels.append(KernelHarness(name))) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
+    kernels = start_together(name, 4)
     jvms: list[psutil.Process] = []
     rows = []
     try:

@@ -14,7 +14,6 @@ import logging
 import os
 import shlex
 import shutil
-import sys
 import tempfile
 from datetime import datetime, timezone
 from importlib import resources
@@ -146,7 +145,7 @@ def install(spec: dict[str, Any], name: str, *, user: bool = False, prefix: str 
     Refuses to overwrite an existing kernelspec unless ``replace``; raises KernelSpecError (bad
     request) or OSError (the location cannot be written) and leaves nothing half-written.
     """
-    target = free_destination(name, user, prefix, replace)
+    free_destination(name, user, prefix, replace)
     with tempfile.TemporaryDirectory(prefix="pyspark-kernelspec-") as staging:
         staged = Path(staging) / name.lower()
         staged.mkdir()

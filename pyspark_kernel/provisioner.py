@@ -14,7 +14,6 @@ import asyncio
 import os
 import shlex
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,27 +23,13 @@ from jupyter_client.provisioning import LocalProvisioner
 from . import environment
 from .kernelspec import submit_settings
 from .options import is_local_master
+from .session import free_port
 
 KILL_WAIT_SECONDS = 5.0
 
 
 class SparkLaunchError(RuntimeError):
     """The kernel's Spark environment cannot run; the message names the cause and the fix."""
-
-
-def free_ui_port(taken: set[int], start: int = 4050) -> int:
-    """The first port from ``start`` nobody listens on and no other launch was handed. From 4050,
-    above the 4040, 4041, … that kernels without the provisioner take, so the two kinds do not race."""
-    for port in range(start, start + 500):
-        if port in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-        return port
-    raise SparkLaunchError(f"No free port for the Spark UI in {start}-{start + 499}.\nFix: set --conf spark.ui.port=PORT in the kernelspec.")
 
 
 def with_ui_port(submit_args: str, port: int) -> str:
@@ -89,7 +74,8 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
         submit_args = env.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell")
         master, conf, _ = submit_settings(submit_args)
         if "spark.ui.port" not in conf and is_local_master(master):
-            self.ui_port = free_ui_port(self.ports_in_use)
+            # From 4050, above the 4040, 4041, … that kernels without the provisioner take: no race.
+            self.ui_port = free_port(4050, self.ports_in_use)
             self.ports_in_use.add(self.ui_port)
             env["PYSPARK_SUBMIT_ARGS"] = with_ui_port(submit_args, self.ui_port)
 

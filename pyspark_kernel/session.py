@@ -114,18 +114,20 @@ def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
     return None
 
 
-def free_port(start: int) -> int:
-    """The first port from ``start`` that nothing on this machine listens on."""
+def free_port(start: int, taken: set[int] | frozenset[int] = frozenset(), tries: int = 500) -> int:
+    """The first port from ``start`` that nothing on this machine listens on and is not in ``taken``."""
     import socket
 
-    for port in range(start, start + 200):
+    for port in range(start, start + tries):
+        if port in taken:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
                 probe.bind(("0.0.0.0", port))
             except OSError:
                 continue
             return port
-    raise SparkStartError(f"No free port for the Spark UI in {start}-{start + 199}. Fix: set --conf spark.ui.port=PORT.")
+    raise SparkStartError(f"No free port for the Spark UI in {start}-{start + tries - 1}.\nFix: set --conf spark.ui.port=PORT in the kernelspec.")
 
 
 def check_reachable(remote: str, timeout: float = 5.0) -> None:

@@ -139,6 +139,19 @@ def wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Pr
     return alive
 
 
+def start_together(kernel_name: str, count: int) -> list[KernelHarness]:
+    """``count`` kernels of ``kernel_name`` started at once, from threads, as a crowd of notebooks would."""
+    import threading
+
+    kernels: list[KernelHarness] = []
+    starters = [threading.Thread(target=lambda: kernels.append(KernelHarness(kernel_name))) for _ in range(count)]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join(300)
+    return kernels
+
+
 @pytest.fixture(scope="session")
 def spark_kernel(default_spec: Path) -> Iterator[KernelHarness]:
     """One default PySpark kernel shared by the tests that only read from it."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import KernelHarness, install, java_processes_under, wait_gone
+from conftest import KernelHarness, install, wait_gone
 
 pytestmark = pytest.mark.slow
 

@@ -69,7 +69,7 @@ def test_yarn_carries_hadoop_conf_dirs_from_the_installer() -> None:
 
 def test_install_yarn_writes_client_mode_settings(tmp_path: Path) -> None:
     conf_dir = hadoop_conf(tmp_path)
-    result = cli("install", "--prefix", str(tmp_path), "--name", "yarn", "--master", "yarn", "--conf", "spark.executor.instances=2",
+    result = cli("install", "--prefix", str(tmp_path), "--name", "yarn", "--master", "yarn", "--conf", "spark.executor.instances=2", "--no-cds",
                  env={**without_hadoop_conf(), "HADOOP_CONF_DIR": str(conf_dir)})
     assert result.returncode == 0, result.stderr
     env = written(tmp_path / "share" / "jupyter" / "kernels" / "yarn")["env"]
@@ -78,7 +78,7 @@ def test_install_yarn_writes_client_mode_settings(tmp_path: Path) -> None:
         "--master", "yarn", "--conf", "spark.yarn.maxAppAttempts=1", "--conf", "spark.executor.instances=2", "pyspark-shell",
     ]
     checked = cli("check", "yarn", "--prefix", str(tmp_path), env=without_hadoop_conf())
-    assert f"OK    YARN" in checked.stdout and str(conf_dir) in checked.stdout, checked.stdout
+    assert "OK    YARN" in checked.stdout and str(conf_dir) in checked.stdout, checked.stdout
 
 
 def test_install_yarn_without_hadoop_conf_is_refused(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_check_yarn_without_yarn_site(tmp_path: Path) -> None:
     conf_dir = hadoop_conf(tmp_path, yarn_site=False)
     install(tmp_path, "--name", "yarn-bare", "--master", "yarn", "--env", "HADOOP_CONF_DIR", str(conf_dir))
     checked = cli("check", "yarn-bare", "--prefix", str(tmp_path), env=without_hadoop_conf())
-    assert checked.returncode == 1 and f"FAIL  YARN" in checked.stdout and "no yarn-site.xml" in checked.stdout, checked.stdout
+    assert checked.returncode == 1 and "FAIL  YARN" in checked.stdout and "no yarn-site.xml" in checked.stdout, checked.stdout
 
 
 # -- Kubernetes ------------------------------------------------------------------------------------

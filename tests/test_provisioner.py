@@ -13,7 +13,7 @@ import pytest
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from conftest import KernelHarness, free_port, install, java_processes_under, wait_gone
+from conftest import KernelHarness, free_port, install, wait_gone
 from pyspark_kernel.provisioner import PySparkProvisioner
 
 pytestmark = pytest.mark.slow

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import KernelHarness, install, java_processes_under, wait_gone
+from conftest import KernelHarness, java_processes_under, start_together, wait_gone
 from reliability.probes import restart_cycles
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -76,12 +75,7 @@ def test_jvm_killed_during_a_job(default_spec: Path) -> None:
 
 
 def test_four_kernels_at_once_and_an_interrupt_in_one_cancels_nothing_elsewhere(default_spec: Path) -> None:
-    kernels: list[KernelHarness] = []
-    starters = [threading.Thread(target=lambda: kernels.append(KernelHarness(default_spec.name))) for _ in range(4)]
-    for starter in starters:
-        starter.start()
-    for starter in starters:
-        starter.join(180)
+    kernels = start_together(default_spec.name, 4)
     try:
         assert len(kernels) == 4
         for kernel in kernels:
