@@ -222,7 +222,11 @@ class PySparkKernel(IPythonKernel):
         if self._interrupted or interrupted(value):
             stopped = KeyboardInterrupt("interrupted; this cell's Spark jobs were cancelled")
             return self._show_instead(shell, stopped)
-        if self.spark_session.ready and not self.spark_session.jvm_alive():
+        from py4j.protocol import Py4JNetworkError
+
+        # A refused connection may come a moment before the dying JVM is reaped; a Java exception may not wait.
+        grace = 2.0 if isinstance(value, (ConnectionError, Py4JNetworkError)) else 0.0
+        if self.spark_session.ready and not self.spark_session.jvm_alive(grace):
             self.spark_session.state = "JVM gone"
             gone = SparkJVMGone(
                 "The Spark JVM is gone (killed or crashed), so this session cannot run anything more. "

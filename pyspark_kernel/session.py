@@ -300,10 +300,20 @@ class ManagedSession:
         thread.start()
         return thread
 
-    def jvm_alive(self) -> bool:
-        """False once the JVM this session runs on has exited (killed, crashed, out of memory)."""
+    def jvm_alive(self, grace: float = 0.0) -> bool:
+        """False once the JVM this session runs on has exited (killed, crashed, out of memory).
+
+        ``grace``: how long to give a dying JVM to be reaped, for a caller that has just seen its
+        connection refused (the launcher script around the JVM exits a moment after it).
+        """
         process = getattr(self._gateway, "proc", None)
-        return process is None or process.poll() is None
+        if process is None:
+            return True
+        try:
+            process.wait(grace) if grace else process.poll()
+        except subprocess.TimeoutExpired:
+            return True
+        return process.poll() is None
 
     # -- the background start ----------------------------------------------------------------
     def _run(self) -> None:

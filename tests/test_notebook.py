@@ -196,3 +196,10 @@ def test_killed_jvm_gives_a_clear_error_and_restart_recovers(default_spec: Path)
         assert kernel.value("kept, spark.range(4).count()") == "('python state', 4)"
     finally:
         kernel.shutdown()
+
+
+def test_java_errors_show_as_usual(kernel: KernelHarness) -> None:
+    error = kernel.error("spark.sql('SELECT no_such_column FROM range(1)').collect()")
+    assert error["ename"] == "AnalysisException" and "no_such_column" in error["evalue"]
+    failed = kernel.error("sc.parallelize([1]).map(lambda x: 1 / 0).collect()")
+    assert failed["ename"] in ("Py4JJavaError", "PythonException") and "ZeroDivisionError" in "".join(failed["traceback"])

@@ -75,6 +75,8 @@ def test_pyspark_kernel_in_jupyterlab(lab: str) -> None:
             card.wait_for(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / "1-launcher.png"))
             card.click()
+            # A cell run before the kernel is connected is silently not sent: wait as a person would.
+            expect(page.get_by_text("PySpark_Python3 | Idle").first).to_be_visible(timeout=60_000)
 
             def run_cell(code: str, index: int) -> None:
                 editor = page.locator(".jp-Notebook .jp-Cell .cm-content").nth(index)
