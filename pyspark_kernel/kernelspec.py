@@ -192,6 +192,15 @@ def remove(name: str, prefix: str | None = None) -> Path:
     return resource_dir
 
 
+def with_conf(submit_args: str, conf: Mapping[str, str]) -> str:
+    """PYSPARK_SUBMIT_ARGS with ``--conf`` pairs added before its closing ``pyspark-shell``: later on
+    spark-submit's command line, so they win over any earlier setting of the same key."""
+    words = shlex.split(submit_args)
+    closing = ["pyspark-shell"] if words[-1:] == ["pyspark-shell"] else []
+    added = [word for key, value in conf.items() for word in ("--conf", f"{key}={value}")]
+    return " ".join(shlex.quote(word) for word in words[: len(words) - len(closing)] + added + closing)
+
+
 def submit_settings(submit_args: str) -> tuple[str, dict[str, str], dict[str, str]]:
     """(master, --conf pairs, other flags) read back from PYSPARK_SUBMIT_ARGS, as ``check`` needs them."""
     words = shlex.split(submit_args)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import signal
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, ClassVar
 from jupyter_client.provisioning import LocalProvisioner
 
 from . import environment
-from .kernelspec import submit_settings
+from .kernelspec import submit_settings, with_conf
 from .options import is_local_master
 from .session import free_port
 
@@ -30,14 +29,6 @@ KILL_WAIT_SECONDS = 5.0
 
 class SparkLaunchError(RuntimeError):
     """The kernel's Spark environment cannot run; the message names the cause and the fix."""
-
-
-def with_ui_port(submit_args: str, port: int) -> str:
-    """PYSPARK_SUBMIT_ARGS with ``--conf spark.ui.port=PORT`` before its closing ``pyspark-shell``."""
-    words = shlex.split(submit_args)
-    closing = ["pyspark-shell"] if words[-1:] == ["pyspark-shell"] else []
-    words = words[: len(words) - len(closing)] + ["--conf", f"spark.ui.port={port}"] + closing
-    return " ".join(shlex.quote(word) for word in words)
 
 
 def refreshed_python_path(old: str, spark: environment.SparkEnvironment) -> str:
@@ -77,7 +68,7 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
             # From 4050, above the 4040, 4041, … that kernels without the provisioner take: no race.
             self.ui_port = free_port(4050, self.ports_in_use)
             self.ports_in_use.add(self.ui_port)
-            env["PYSPARK_SUBMIT_ARGS"] = with_ui_port(submit_args, self.ui_port)
+            env["PYSPARK_SUBMIT_ARGS"] = with_conf(submit_args, {"spark.ui.port": str(self.ui_port)})
 
     def _server_base_url(self) -> str | None:
         """The Jupyter server's base URL (KernelManager -> MultiKernelManager -> ServerApp), if any."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import subprocess
 import threading
 import time
@@ -358,10 +357,11 @@ class ManagedSession:
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the JVM keeps it)
         # %spark conf overrides go last on spark-submit's command line, so they win and reach the
         # JVM's own start (driver memory, extra Java options, jars).
-        overrides = "".join(f" --conf {shlex.quote(f'{key}={value}')}" for key, value in self.conf_overrides.items())
-        submit_args = self.settings.submit_args.removesuffix("pyspark-shell").rstrip() + overrides + " pyspark-shell"
+        from .kernelspec import with_conf
+
+        submit_args = with_conf(self.settings.submit_args, self.conf_overrides)
         try:
-            with patched_environ(PYSPARK_SUBMIT_ARGS=submit_args.strip()):
+            with patched_environ(PYSPARK_SUBMIT_ARGS=submit_args):
                 gateway = launch_gateway(popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
         except Exception as error:
             tail = read_tail(log_path)

@@ -84,3 +84,11 @@ def test_redaction_masks_secret_names_only() -> None:
     assert shown["env"]["AWS_SECRET_ACCESS_KEY"] == "ab****" and shown["env"]["HOME_DIR"] == "/home/x"
     assert "pw123456789" not in shown["env"]["PYSPARK_SUBMIT_ARGS"] and "spark.x=y" in shown["env"]["PYSPARK_SUBMIT_ARGS"]
     assert spec["env"]["AWS_SECRET_ACCESS_KEY"] == "abcdefghijkl", "the original is untouched"
+
+
+def test_with_conf_adds_before_pyspark_shell_so_it_wins() -> None:
+    args = kernelspec.submit_args(SparkOptions(conf={"spark.ui.port": "4040"}))
+    added = kernelspec.with_conf(args, {"spark.ui.port": "4051", "spark.x": "a b"})
+    assert shlex.split(added)[-5:] == ["--conf", "spark.ui.port=4051", "--conf", "spark.x=a b", "pyspark-shell"]
+    assert kernelspec.submit_settings(added)[1]["spark.ui.port"] == "4051"
+    assert kernelspec.with_conf(args, {}) == args
