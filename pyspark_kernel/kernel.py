@@ -21,7 +21,11 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from . import __version__
-from .session import ManagedSession, SessionSettings, SparkStartError, describe, ui_link
+from .session import ManagedSession, SessionSettings, SessionState, SparkStartError, describe, ui_link
+
+# Outputs the kernel adds to a cell (the session line, progress, notices) carry this metadata key, so
+# that tools comparing notebooks, and people reading them, can tell them from the cell's own output.
+OWN_OUTPUT = "pyspark_kernel"
 
 
 class SparkStandIn:
@@ -56,7 +60,7 @@ class SparkStandIn:
         session = self._kernel.spark_session
         if session.ready:
             return repr(self._target())
-        return f"<{self._name}: Spark is {session.state}; using it waits for the session>"
+        return f"<{self._name}: Spark is {session.state.value}; using it waits for the session>"
 
 
 class SparkJVMGone(RuntimeError):
@@ -68,6 +72,16 @@ class QuietInterruptLog(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "KeyboardInterrupt while sending command" not in str(record.msg)
+
+
+def in_py4j_call(frame: Any) -> bool:
+    """True when the interrupted frame is inside py4j: a call into the JVM was in flight."""
+    marker = f"{os.sep}py4j{os.sep}"
+    while frame is not None:
+        if marker in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def interrupted(error: BaseException | None) -> bool:
@@ -93,9 +107,10 @@ class PySparkKernel(IPythonKernel):
         self.progress_enabled = os.environ.get("PYSPARK_KERNEL_PROGRESS", "on").lower() not in ("off", "0", "false", "no")
         self._progress: Any = None  # ProgressMonitor (classic) or ConnectProgressMonitor, made when the session is up
         self._progress_source: Any = None  # the SparkContext or Connect session it follows
-        self._announced = False
+        self._announced: Any = None  # the session the one-line summary was shown for
         self._interrupted = False  # whether the running cell got SIGINT
         self._shown_error: BaseException | None = None  # what _spark_error showed in its place
+        self.spark_session.notice = self._notice
         from .magics import SparkMagics
 
         self.shell.register_magics(SparkMagics(self.shell, self))
@@ -106,7 +121,9 @@ class PySparkKernel(IPythonKernel):
         if self.spark_session.settings.start != "none":
             self._push_stand_ins()
         if self.spark_session.settings.start == "eager":
-            self.spark_session.start()
+            self.spark_session.start()  # installs the hooks first, then starts Spark
+        else:
+            self.spark_session.prepare()  # only the hooks: user code may build the session itself
 
     def _log_path(self) -> Path | None:
         """The JVM's log beside the connection file: kernel-<id>.json -> kernel-<id>-spark.log."""
@@ -138,9 +155,9 @@ class PySparkKernel(IPythonKernel):
 
     def _announce(self, spark: Any) -> None:
         """Once per session, one line in the running cell: version, master, app id, Spark UI."""
-        if self._announced:
+        if self._announced is spark:
             return
-        self._announced = True
+        self._announced = spark
         facts = describe(spark)
         text = f"Spark {facts['version']} · master {facts['master']} · app {facts['app_id']}"
         html = text
@@ -150,13 +167,25 @@ class PySparkKernel(IPythonKernel):
             html += f' · <a href="{link}" target="_blank">Spark UI</a>'
         from IPython.display import display
 
-        display({"text/plain": text, "text/html": f"<small>{html}</small>"}, raw=True)
+        display({"text/plain": text, "text/html": f"<small>{html}</small>"}, metadata={OWN_OUTPUT: "banner"}, raw=True)
+
+    def _notice(self, text: str) -> None:
+        """A warning from the kernel about the running cell's Spark calls, shown in that cell."""
+        from IPython.display import display
+
+        escaped = text.replace("&", "&amp;").replace("<", "&lt;")
+        display(
+            {"text/plain": f"Warning: {text}", "text/html": f'<div style="color:#8a5a00"><b>Warning:</b> {escaped}</div>'},
+            metadata={OWN_OUTPUT: "notice"},
+            raw=True,
+        )
 
     # -- around each cell ----------------------------------------------------------------------
     async def do_execute(self, code: str, silent: bool, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Run the cell in the session's job group, with live progress when it runs Spark jobs."""
         monitor = None
         self._interrupted = False
+        self.spark_session.wait_for_hooks()
         if self.spark_session.ready and self.spark_session.jvm_alive() and not silent:
             try:
                 self._bind_real_objects(self.spark_session.get())
@@ -164,6 +193,9 @@ class PySparkKernel(IPythonKernel):
                 monitor = self._monitor() if group and self.progress_enabled else None
                 if monitor is not None:
                     monitor.begin(group)
+            except KeyboardInterrupt:  # an interrupt before the cell's code ran: the cell is not run
+                self.shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
+                return {"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": [], "execution_count": self.shell.execution_count}
             except Exception:  # Spark's trouble is the cell's to report, with its own message
                 monitor = None
         self._shown_error = None
@@ -172,10 +204,19 @@ class PySparkKernel(IPythonKernel):
         finally:
             if monitor is not None:
                 monitor.end()
+        if not silent and self._announced is not self.spark_session.session and self.spark_session.ready:
+            self._announce_new_session()
         if self._shown_error is not None and reply.get("status") == "error":
             # The reply names the error the cell showed, not the py4j error underneath it.
             reply.update(ename=type(self._shown_error).__name__, evalue=str(self._shown_error))
         return reply
+
+    def _announce_new_session(self) -> None:
+        """The cell made a session (a builder in lazy or none mode, or after spark.stop()): say so there."""
+        try:
+            self._announce(self.spark_session.get())
+        except Exception:  # the session line is a courtesy; a cell's result must not depend on it
+            pass
 
     def _monitor(self) -> Any:
         """The progress monitor of the current session, made anew when the session is."""
@@ -198,7 +239,7 @@ class PySparkKernel(IPythonKernel):
 
         def publish(data: dict[str, str], display_id: str, update: bool) -> None:
             kind = "update_display_data" if update else "display_data"
-            content = {"data": data, "metadata": {}, "transient": {"display_id": display_id}}
+            content = {"data": data, "metadata": {OWN_OUTPUT: "progress"}, "transient": {"display_id": display_id}}
             self.session.send(self.iopub_socket, kind, content, parent=parent, ident=self._topic(kind))
 
         return publish
@@ -210,7 +251,7 @@ class PySparkKernel(IPythonKernel):
 
     def _interrupt(self, signum: int, frame: Any) -> None:
         self._interrupted = True
-        self.spark_session.cancel_cell_jobs()
+        self.spark_session.cancel_cell_jobs(in_jvm_call=in_py4j_call(frame))
         raise KeyboardInterrupt
 
     def _spark_error(self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
@@ -227,7 +268,6 @@ class PySparkKernel(IPythonKernel):
         # A refused connection may come a moment before the dying JVM is reaped; a Java exception may not wait.
         grace = 2.0 if isinstance(value, (ConnectionError, Py4JNetworkError)) else 0.0
         if self.spark_session.ready and not self.spark_session.jvm_alive(grace):
-            self.spark_session.state = "JVM gone"
             gone = SparkJVMGone(
                 "The Spark JVM is gone (killed or crashed), so this session cannot run anything more. "
                 "Run %spark restart to start a new session; your Python variables are kept."
@@ -247,7 +287,7 @@ class PySparkKernel(IPythonKernel):
     def restart_spark(self, conf: dict[str, str] | None = None) -> Any:
         """A new session (merged ``conf`` over earlier %spark conf); Python variables stay."""
         self._push_stand_ins()
-        self._announced = False
+        self._announced = None
         spark = self.spark_session.restart(conf)
         self._bind_real_objects(spark)
         return spark
@@ -261,7 +301,7 @@ class PySparkKernel(IPythonKernel):
         """Stop Spark and its JVM before the process exits: no java process outlives its kernel."""
         if self._progress is not None:
             self._progress.close()
-        keep_log = self.spark_session.state in ("failed", "JVM gone")  # the evidence of what went wrong
+        keep_log = self.spark_session.state in (SessionState.FAILED, SessionState.JVM_GONE)  # the evidence of what went wrong
         self.spark_session.stop()
         log_path = self.spark_session.settings.log_path
         if log_path is not None and log_path.exists() and not keep_log:

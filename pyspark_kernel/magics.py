@@ -48,7 +48,7 @@ class SparkMagics(Magics):
 
     def _status(self, args: list[str]) -> None:
         session = self.kernel.spark_session
-        lines = [f"state: {session.state}" + (f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else "")]
+        lines = [f"state: {session.state.value}" + (f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else "")]
         if session.ready:
             spark = session.get()
             lines.append(f"Spark {spark.version}")

@@ -4,25 +4,36 @@ Fourth step of the data path: the kernel process's environment (SPARK_HOME, PYSP
 SPARK_REMOTE, PYSPARK_KERNEL_START) -> a SparkSession. It knows nothing of Jupyter, so it can be tested
 and benchmarked on its own.
 
-The JVM is launched with pyspark's own ``launch_gateway`` but with its output sent to a log file: a
-JVM started in the background would otherwise write its start-up chatter into whichever notebook cell
-happens to be running, and a failed start would leave only "Java gateway process exited". With the log
-the error names the cause (no Java, a heap the machine cannot give, a broken SPARK_HOME) and the fix.
+The session is shared with user code, as in the pyspark shell: a notebook's own
+``SparkSession.builder.getOrCreate()`` waits for the kernel's start and returns its session, and a
+session user code stops or builds anew is the kernel's from then on (shared.py holds the hooks).
+
+Every JVM of the process is launched with pyspark's own ``launch_gateway`` but with its output sent to a
+log file: a JVM started in the background would otherwise write its start-up chatter into whichever
+notebook cell happens to be running, and a failed start would leave only "Java gateway process exited".
+With the log the error names the cause (no Java, a heap the machine cannot give, a broken SPARK_HOME)
+and the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from . import environment
+from . import environment, shared
+
+logger = logging.getLogger(__name__)
 
 # Notebook defaults, each applied unless the kernelspec's --conf sets it.
 NOTEBOOK_DEFAULTS = {
@@ -32,6 +43,9 @@ NOTEBOOK_DEFAULTS = {
 }
 DEFAULT_LOG_LEVEL = "WARN"
 LOG_TAIL_LINES = 12
+CANCEL_MIN_SECONDS = 10.0  # how long an interrupted cell's group is cancelled again as jobs appear
+CANCEL_WATCH_SECONDS = 600.0  # the longest an interrupted JVM call is followed for jobs it still submits
+CANCEL_POLL_SECONDS = 0.1
 
 # Known lines in a failed JVM's output -> what the user should do.
 DIAGNOSES = (
@@ -92,6 +106,22 @@ class SessionSettings:
         from .kernelspec import submit_settings
 
         return submit_settings(self.submit_args)[1]
+
+    def launch_submit_args(self, overrides: dict[str, str]) -> str:
+        """PYSPARK_SUBMIT_ARGS for a JVM launch: the kernelspec's, the notebook defaults it does not set,
+        then ``overrides`` (%spark conf) last, so they win and reach the JVM's own start.
+
+        The defaults ride on spark-submit's command line, not on one SparkConf, so every session of this
+        JVM has them, including one a user's builder makes after spark.stop(); a builder's own
+        settings still win over them. They also outrank what spark-submit implies for a shell (it
+        turns the console progress bar on and names the app "pyspark-shell").
+        """
+        from .kernelspec import with_conf
+
+        user_conf = self.user_conf()
+        kernel_conf = {**NOTEBOOK_DEFAULTS, "spark.app.name": self.app_name, **self.defaults}
+        defaults = {key: value for key, value in kernel_conf.items() if key not in user_conf}
+        return with_conf(with_conf(self.submit_args, defaults), overrides)
 
 
 def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
@@ -180,63 +210,136 @@ def precheck(environ: dict[str, str] | None = None) -> None:
         )
 
 
+class SessionState(str, Enum):
+    """Where this kernel's session is; derived from pyspark's state and the JVM, never assigned."""
+
+    NOT_STARTED = "not started"
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPED = "stopped"  # by spark.stop() in user code or %spark stop
+    JVM_GONE = "JVM gone"  # killed or crashed under a session
+
+
 class ManagedSession:
-    """One kernel's SparkSession and the JVM under it; safe to call from any thread."""
+    """The SparkSession this kernel process shares with its user code, and the JVM under it.
+
+    The kernel starts a session in the background; user code may stop it and build another, or build
+    the first one itself (``--start lazy``/``none``). Whichever session pyspark holds as current is this
+    kernel's: shared.py makes pyspark's entry points wait for a start in flight and send every JVM
+    launch through :meth:`launch_gateway`. Safe to call from any thread.
+    """
 
     def __init__(self, settings: SessionSettings) -> None:
         self.settings = settings
+        self.remote = settings.remote
         self.conf_overrides: dict[str, str] = {}  # from %spark conf: merged over everything else
+        self.notice: Callable[[str], None] = lambda text: warnings.warn(text, stacklevel=3)
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._session: Any = None
-        self._gateway: Any = None
+        self._settled = threading.Event()  # set while no start is in flight
+        self._settled.set()
+        self._start_thread: threading.Thread | None = None
+        self._hooks_ready = threading.Event()
+        self._gateway: Any = None  # the JVM launched in this process, whoever asked for it
         self._error: BaseException | None = None
+        self._had_session = False
+        self._stopped = False
         self._group: str | None = None
-        self.state = "not started"
+        self._group_owner: Any = None  # the SparkContext (or Connect session) the group was set on
+        self._group_jvm_thread: Any = None  # the JVM thread that runs the main thread's calls
         self.started_at: float | None = None
         self.start_seconds: float | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        """Begin creating the session in a background thread; returns at once. Idempotent."""
-        with self._lock:
-            if self._thread is not None:
-                return
-            self.state = "starting"
-            self.started_at = time.monotonic()
-            self._ready.clear()
-            self._thread = threading.Thread(target=self._run, name="pyspark-kernel-start", daemon=True)
-            self._thread.start()
+    # -- what is there now (no JVM call) --------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        """The live session user code and the kernel share, or None."""
+        live = shared.live_session(self.remote)
+        if live is not None:
+            self._had_session = True
+        return live
 
-    def get(self, timeout: float | None = None) -> Any:
-        """The SparkSession, waiting for it; starts it first when the mode is lazy."""
-        if self.state == "stopped":
-            raise SparkStartError("Spark was stopped in this kernel. Run %spark restart to start a new session.")
-        self.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"Spark did not start within {timeout} s")
+    @property
+    def state(self) -> SessionState:
+        if not self._settled.is_set():
+            return SessionState.STARTING
+        if self._gateway is not None and not self.jvm_alive():
+            return SessionState.JVM_GONE
+        if self.session is not None:
+            return SessionState.READY
         if self._error is not None:
-            raise SparkStartError(str(self._error)) from None
-        return self._session
+            return SessionState.FAILED
+        if self._had_session or self._stopped:
+            return SessionState.STOPPED
+        return SessionState.NOT_STARTED
 
     @property
     def ready(self) -> bool:
-        """True once a session exists (not merely once the attempt ended)."""
-        return self._ready.is_set() and self._error is None and self._session is not None
+        """True while a session is up and no start is in flight."""
+        return self._settled.is_set() and self.session is not None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Import pyspark and install the hooks in the background, off the kernel's start-up path."""
+        threading.Thread(target=self.install_hooks, name="pyspark-kernel-hooks", daemon=True).start()
+
+    def install_hooks(self) -> None:
+        """Before any user code can reach pyspark, its entry points must know this session (shared.py)."""
+        if not self._hooks_ready.is_set():
+            shared.install(self)
+            self._hooks_ready.set()
+
+    def wait_for_hooks(self, timeout: float = 60.0) -> None:
+        """Called before each cell: returns at once once the hooks are in."""
+        if not self._hooks_ready.wait(timeout):
+            self.install_hooks()
+
+    def start(self) -> None:
+        """Begin creating the session in a background thread; returns at once. Does nothing while a
+        session is up or a start is in flight."""
+        with self._lock:
+            if not self._settled.is_set() or self.session is not None:
+                return
+            self._error = None
+            self._stopped = False
+            self.started_at = time.monotonic()
+            self._settled.clear()
+            self._start_thread = threading.Thread(target=self._run, name="pyspark-kernel-start", daemon=True)
+            self._start_thread.start()
+
+    def wait_for_start(self) -> None:
+        """Block until a start in flight has ended (any thread but the start thread itself)."""
+        if not self.is_start_thread():
+            self._settled.wait()
+
+    def is_start_thread(self) -> bool:
+        return threading.current_thread() is self._start_thread
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The shared session, waiting for a start in flight; starts one when none was ever made."""
+        if self.state is SessionState.NOT_STARTED:
+            self.start()
+        if not self._settled.wait(timeout):
+            raise TimeoutError(f"Spark did not start within {timeout} s")
+        session = self.session
+        if session is not None:
+            return session
+        if self._error is not None:
+            raise SparkStartError(str(self._error)) from None
+        raise SparkStartError(
+            "The SparkSession was stopped (spark.stop() or %spark stop). Build a new one with "
+            "SparkSession.builder.getOrCreate() (the kernel adopts it), or run %spark restart."
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the session and make sure its JVM exits (stdin closed, then terminate, then kill)."""
+        self._settled.wait(120)  # a start in flight must finish before it can be undone
+        session = self.session
+        gateway = self._gateway or self._unrecorded_gateway()
         with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout=120)  # a start in flight must finish before it can be undone
-        with self._lock:
-            session, gateway = self._session, self._gateway
-            self._session = self._gateway = None
-            self._thread = None
-            self._group = None
-            self.state = "stopped"
+            self._gateway = None
+            self._group = self._group_owner = self._group_jvm_thread = None
+            self._stopped = True
         if session is not None:
             try:
                 session.stop()
@@ -250,54 +353,124 @@ class ManagedSession:
         self.stop()
         self.conf_overrides.update(conf or {})
         self._error = None
-        self.state = "not started"
+        self.start()
         return self.get()
+
+    # -- every JVM of this process -------------------------------------------------------------
+    def launch_gateway(self, conf: Any = None) -> Any:
+        """Launch the JVM for whoever asks (the kernel's start, a user's builder, %spark restart).
+
+        Its output goes to the kernel's log, never into a cell; the kernelspec's spark-submit
+        arguments get the notebook defaults and %spark conf; a JVM that exits at start is diagnosed.
+        """
+        try:
+            precheck()
+        except environment.SparkEnvironmentError as error:
+            raise SparkStartError(f"Spark cannot start: {error}") from None
+        from pyspark.java_gateway import launch_gateway
+
+        log_path = self.settings.log_path
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the JVM keeps it)
+        try:
+            with patched_environ(PYSPARK_SUBMIT_ARGS=self.settings.launch_submit_args(self.conf_overrides)):
+                gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+        except Exception as error:
+            tail = read_tail(log_path)
+            raise SparkStartError(f"The Spark JVM exited while starting: {diagnose(tail)}\n{tail}".rstrip()) from error
+        finally:
+            if log_path:
+                log.close()  # type: ignore[union-attr]
+        self._gateway = gateway
+        return gateway
+
+    def _unrecorded_gateway(self) -> Any:
+        module = sys.modules.get("pyspark.core.context") or sys.modules.get("pyspark.context")
+        return getattr(module.SparkContext, "_gateway", None) if module else None
 
     # -- the running cell's jobs ---------------------------------------------------------------
     def cell_group(self) -> str | None:
         """The job group (classic) or tag (Connect) the calling thread's jobs run in, set on first use.
 
-        One group serves every cell until an interrupt cancels it with its future jobs; the next cell
-        then gets a new one. So a cell costs no JVM call, and a cancel hits only the interrupted cell.
+        One group serves every cell until an interrupt cancels it with its future jobs, or the session
+        changes; the next cell then gets a new one. So a cell costs no JVM call, and a cancel hits only
+        the interrupted cell.
         """
-        if not self.ready:
+        session = self.session if self._settled.is_set() else None
+        if session is None:
             return None
-        if self._group is None:
-            self._group = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
-            if self.settings.remote:
-                self._session.addTag(self._group)
+        owner = session if self.remote else session.sparkContext
+        if self._group is None or self._group_owner is not owner:
+            group = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
+            if self.remote:
+                session.addTag(group)
+                jvm_thread = None
             else:
-                self._session.sparkContext.setJobGroup(self._group, "notebook cell", interruptOnCancel=True)
+                owner.setJobGroup(group, "notebook cell", interruptOnCancel=True)
+                jvm_thread = owner._jvm.java.lang.Thread.currentThread()
+            self._group, self._group_owner, self._group_jvm_thread = group, owner, jvm_thread
         return self._group
 
-    def cancel_cell_jobs(self) -> threading.Thread | None:
+    def cancel_cell_jobs(self, in_jvm_call: bool = False) -> threading.Thread | None:
         """Cancel the running cell's jobs, and any it submits later, from a thread of their own.
 
         Called from a SIGINT handler, so it must not block: py4j may be mid-call on the main thread.
-        Jobs of other threads are in no group and run on.
+        Spark's "cancel with future jobs" rejects the group's later result jobs, but not the map-stage
+        jobs that adaptive query execution submits first (DAGScheduler.handleMapStageSubmitted has no
+        such check), and an interrupt during planning comes before any job exists. So the group is
+        cancelled again as jobs appear: for a few seconds after any interrupt, and, when it landed
+        inside a py4j call (``in_jvm_call``: py4j drops the connection, the JVM thread goes on with the
+        call), for as long as that JVM thread still runs it. Jobs of other threads run on.
         """
-        group, session = self._group, self._session
-        if group is None or session is None:
+        group, owner, jvm_thread = self._group, self._group_owner, self._group_jvm_thread
+        if group is None or owner is None:
             return None
         self._group = None  # the next cell gets a fresh group
 
         def cancel() -> None:
-            try:
-                if self.settings.remote:
-                    session.interruptTag(group)
-                    session.removeTag(group)
-                else:
-                    scala_context = session.sparkContext._jsc.sc()
-                    try:
-                        scala_context.cancelJobGroupAndFutureJobs(group)  # Spark 4: also jobs not yet submitted
-                    except Exception:
-                        scala_context.cancelJobGroup(group)  # Spark 3.x
-            except Exception:
-                pass  # a JVM that is gone has no jobs left to cancel
+            if self.remote:
+                try:
+                    owner.interruptTag(group)
+                    owner.removeTag(group)
+                except Exception:
+                    pass  # a server that is gone has nothing left to cancel
+                return
+            self._cancel_as_jobs_appear(owner, group, jvm_thread if in_jvm_call else None)
 
         thread = threading.Thread(target=cancel, name="pyspark-kernel-cancel", daemon=True)
         thread.start()
         return thread
+
+    def _cancel_as_jobs_appear(self, context: Any, group: str, jvm_thread: Any) -> None:
+        """Cancel ``group`` with its future jobs, then again every CANCEL_POLL_SECONDS: for
+        CANCEL_MIN_SECONDS, and on while ``jvm_thread`` (the JVM thread of an interrupted call) is
+        alive, up to CANCEL_WATCH_SECONDS in all.
+
+        A failed call is tried again at the next poll, never the end of the watch: the interrupt makes
+        py4j close the connections it pools, this thread's among them, at this very moment.
+        """
+        started = time.monotonic()
+        first = True
+        while True:
+            try:
+                scala_context = context._jsc.sc()
+                if first:
+                    try:
+                        scala_context.cancelJobGroupAndFutureJobs(group)  # Spark 4: also jobs not yet submitted
+                    except Exception:
+                        scala_context.cancelJobGroup(group)  # Spark 3.x
+                    first = False
+                else:
+                    scala_context.cancelJobGroup(group)
+                call_running = jvm_thread is not None and jvm_thread.isAlive()
+            except Exception as error:
+                if not self.jvm_alive():
+                    return  # a JVM that is gone has no jobs left to cancel
+                logger.debug("cancelling job group %s: %s", group, error)
+                call_running = jvm_thread is not None
+            elapsed = time.monotonic() - started
+            if elapsed >= CANCEL_WATCH_SECONDS or (elapsed >= CANCEL_MIN_SECONDS and not call_running):
+                return
+            time.sleep(CANCEL_POLL_SECONDS)
 
     def jvm_alive(self, grace: float = 0.0) -> bool:
         """False once the JVM this session runs on has exited (killed, crashed, out of memory).
@@ -317,77 +490,51 @@ class ManagedSession:
     # -- the background start ----------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self._session = self._create_connect() if self.settings.remote else self._create_classic()
-            self.state = "ready"
+            self.install_hooks()
+            if self.remote:
+                self._create_connect()
+            else:
+                self._create_classic()
         except BaseException as error:  # the kernel must stay up: keep the reason for whoever asks
             self._error = error if isinstance(error, (SparkStartError, environment.SparkEnvironmentError)) else SparkStartError(
                 f"Spark could not start: {type(error).__name__}: {error}"
             )
-            self.state = "failed"
         finally:
             if self.started_at is not None:
                 self.start_seconds = time.monotonic() - self.started_at
-            self._ready.set()
+            self._settled.set()
 
     def _create_connect(self) -> Any:
-        check_reachable(self.settings.remote or "")
+        check_reachable(self.remote or "")
         from pyspark.sql import SparkSession
 
-        builder = SparkSession.builder.remote(self.settings.remote).appName(self.settings.app_name)
+        builder = SparkSession.builder.remote(self.remote).appName(self.settings.app_name)
         for key, value in self.conf_overrides.items():
             builder = builder.config(key, value)
         try:
             return builder.getOrCreate()
         except Exception as error:
             raise SparkStartError(
-                f"Could not connect to the Spark Connect server at {self.settings.remote}: {error}\n"
+                f"Could not connect to the Spark Connect server at {self.remote}: {error}\n"
                 "Fix: start the server (sbin/start-connect-server.sh) or correct --remote in the kernelspec."
             ) from error
 
     def _create_classic(self) -> Any:
-        try:
-            precheck()
-        except environment.SparkEnvironmentError as error:
-            raise SparkStartError(f"Spark cannot start: {error}") from None
-        from pyspark import SparkConf, SparkContext
-        from pyspark.java_gateway import launch_gateway
+        """The same builder call a notebook makes: if user code made a session first, this joins it."""
         from pyspark.sql import SparkSession
 
-        log_path = self.settings.log_path
-        log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the JVM keeps it)
-        # %spark conf overrides go last on spark-submit's command line, so they win and reach the
-        # JVM's own start (driver memory, extra Java options, jars).
-        from .kernelspec import with_conf
-
-        submit_args = with_conf(self.settings.submit_args, self.conf_overrides)
+        launched_before = self._gateway
         try:
-            with patched_environ(PYSPARK_SUBMIT_ARGS=submit_args):
-                gateway = launch_gateway(popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+            spark = SparkSession.builder.getOrCreate()
+        except SparkStartError:
+            raise
         except Exception as error:
-            tail = read_tail(log_path)
-            raise SparkStartError(f"The Spark JVM exited while starting: {diagnose(tail)}\n{tail}".rstrip()) from error
-        finally:
-            if log_path:
-                log.close()  # type: ignore[union-attr]
-        self._gateway = gateway
-        # SparkConf(_jvm=...) reads the JVM's system properties: spark-defaults.conf and the kernelspec's --conf.
-        conf = SparkConf(_jvm=gateway.jvm)
-        # The kernelspec's --conf outranks these; they outrank what spark-submit implies for a shell
-        # (it turns the console progress bar on and names the app "PySparkShell").
-        user_conf = {**self.settings.user_conf(), **self.conf_overrides}
-        kernel_conf = {**NOTEBOOK_DEFAULTS, "spark.app.name": self.settings.app_name, **self.settings.defaults}
-        for key, value in kernel_conf.items():
-            if key not in user_conf:
-                conf.set(key, value)
-        try:
-            context = SparkContext(conf=conf, gateway=gateway)
-        except Exception as error:
-            tail = read_tail(log_path)
-            stop_gateway(gateway)
-            self._gateway = None
+            tail = read_tail(self.settings.log_path)
             raise SparkStartError(f"Spark could not create its SparkContext: {error}\n{tail}".rstrip()) from error
-        context.setLogLevel(conf.get("spark.log.level", DEFAULT_LOG_LEVEL))
-        return SparkSession.builder.getOrCreate()
+        if self._gateway is not launched_before:  # this start launched the JVM: its log level is ours to set
+            user_level = self.settings.user_conf().get("spark.log.level") or self.conf_overrides.get("spark.log.level")
+            spark.sparkContext.setLogLevel(user_level or DEFAULT_LOG_LEVEL)
+        return spark
 
 
 @contextlib.contextmanager

@@ -30,6 +30,26 @@ def test_connect_kernel_has_spark_and_no_local_jvm(connect_kernel: KernelHarness
     assert connect_kernel.error("sc.parallelize([1])")["ename"] == "NameError"
 
 
+def test_a_local_mode_first_cell_runs_on_the_kernels_server_with_a_notice(prefix: Path, connect_server: str) -> None:
+    """A notebook written for local mode: pyspark alone raises CANNOT_CONFIGURE_SPARK_CONNECT_MASTER at
+    ``.master("local")``; in a Connect kernel the kernel's server wins and the cell says so."""
+    folder = install(prefix, "--name", "connect-first-cell", "--remote", connect_server, "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        first = kernel.run(
+            "from pyspark.sql import SparkSession\n"
+            'spark = SparkSession.builder.master("local").appName("Tutorial").config("spark.sql.shuffle.partitions", "4").getOrCreate()'
+        )
+        assert not [output for output in first["outputs"] if output["type"] == "error"], first["outputs"]
+        notices = [output["data"]["text/plain"] for output in first["outputs"] if output.get("metadata", {}).get("pyspark_kernel") == "notice"]
+        assert any(".master('local') was ignored" in notice and connect_server in notice for notice in notices), first["outputs"]
+        assert kernel.value("spark.range(10).count()") == "10"
+        assert kernel.value('spark.conf.get("spark.sql.shuffle.partitions")') == "'4'"
+        assert kernel.value("SparkSession.getActiveSession() is spark") == "True"
+    finally:
+        kernel.shutdown()
+
+
 def test_connect_progress_display(connect_kernel: KernelHarness) -> None:
     result = connect_kernel.run("spark.range(0, 300_000_000, numPartitions=16).selectExpr('sum(sqrt(id)) as s').collect()[0].s > 0")
     kinds = [output["type"] for output in result["outputs"]]

@@ -17,7 +17,7 @@ def test_fresh_kernel_answers_at_once_then_spark_is_ready_and_leaves_no_jvm(defa
     kernel = KernelHarness(default_spec.name)
     try:
         # kernel_info was answered (wait_for_ready) while the JVM was still starting in the background.
-        state = kernel.value("get_ipython().kernel.spark_session.state")
+        state = kernel.value("get_ipython().kernel.spark_session.state.value")
         assert state in ("'starting'", "'ready'")
         assert kernel.value("spark.range(10).count()") == "10"
         assert kernel.value("sc.master") == "'local[*]'"
@@ -84,7 +84,7 @@ def test_start_lazy_starts_on_first_use(prefix: Path) -> None:
     kernel = KernelHarness(folder.name)
     try:
         assert kernel.java_children() == []
-        assert kernel.value("get_ipython().kernel.spark_session.state") == "'not started'"
+        assert kernel.value("get_ipython().kernel.spark_session.state.value") == "'not started'"
         assert kernel.value("sc.parallelize(range(4)).sum()") == "6"
         jvms = kernel.java_children()
         assert jvms

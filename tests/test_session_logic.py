@@ -1,0 +1,46 @@
+"""The session's pure logic, with no JVM: launch arguments, state before any start, interrupt placement."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import types
+
+from pyspark_kernel.kernel import in_py4j_call
+from pyspark_kernel.kernelspec import submit_settings
+from pyspark_kernel.session import ManagedSession, SessionSettings, SessionState
+
+
+def conf_of(submit_args: str) -> dict[str, str]:
+    return submit_settings(submit_args)[1]
+
+
+def test_every_launch_gets_the_notebook_defaults_the_kernelspec_does_not_set() -> None:
+    settings = SessionSettings(submit_args="--master 'local[2]' --conf spark.ui.showConsoleProgress=true pyspark-shell", app_name="work/a.ipynb")
+    launched = settings.launch_submit_args({})
+    conf = conf_of(launched)
+    assert conf["spark.ui.showConsoleProgress"] == "true"  # the kernelspec's --conf outranks a default
+    assert conf["spark.sql.repl.eagerEval.enabled"] == "true" and conf["spark.app.name"] == "work/a.ipynb"
+    assert shlex.split(launched)[-1] == "pyspark-shell" and "--master" in launched
+
+
+def test_percent_spark_conf_overrides_come_last_and_win() -> None:
+    settings = SessionSettings(submit_args="--conf spark.driver.memory=1g pyspark-shell")
+    words = shlex.split(settings.launch_submit_args({"spark.driver.memory": "3g"}))
+    settings_in_order = [words[i + 1] for i, word in enumerate(words) if word == "--conf" and words[i + 1].startswith("spark.driver.memory=")]
+    assert settings_in_order == ["spark.driver.memory=1g", "spark.driver.memory=3g"]  # spark-submit keeps the last
+
+
+def test_a_new_session_is_not_started_and_has_nothing_to_cancel() -> None:
+    session = ManagedSession(SessionSettings(start="none"))
+    assert session.state is SessionState.NOT_STARTED and not session.ready
+    assert session.cell_group() is None and session.cancel_cell_jobs(in_jvm_call=True) is None
+
+
+def test_an_interrupt_is_inside_py4j_only_when_a_py4j_frame_is_on_the_stack() -> None:
+    py4j_code = compile("def send_command():\n    return sys._getframe()\n", "/site/py4j-0.10.9.9-src.zip/py4j/clientserver.py", "exec")
+    namespace: dict = {"sys": sys}
+    exec(py4j_code, namespace)
+    assert in_py4j_call(namespace["send_command"]())
+    assert not in_py4j_call(sys._getframe())
+    assert not in_py4j_call(types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename="/home/me/py4j_notes.py"), f_back=None))
