@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8888
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup run kernelspec test test-quick e2e bench soak clean
+.PHONY: setup run kernelspec test test-quick e2e corpus corpus-reference bench soak clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-system.sh
@@ -32,6 +32,12 @@ test-quick: setup  ## the tests that start no JVM
 e2e: setup  ## JupyterLab driven in headless Chromium
 	bash scripts/ensure-system.sh --browser
 	$(PY) -m pytest -q -rs -m e2e tests/e2e
+
+corpus: setup  ## the notebook corpus in pyspark-kernel vs plain ipykernel's recorded outputs (~12 min on 2 cores)
+	$(PY) -m pytest -q -rs -m corpus tests/test_corpus.py
+
+corpus-reference: setup  ## re-record tests/notebooks/reference/ from plain ipykernel (~11 min)
+	$(PY) tests/notebooks/record.py
 
 bench: setup  ## benchmarks with ratios against plain ipykernel and bare pyspark
 	$(PY) bench/run.py

@@ -192,7 +192,8 @@ def running_connect_server(work: Path) -> Iterator[str]:
 
     spark_home = Path(pyspark.__file__).parent
     port = free_port()
-    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOG_DIR": str(work), "SPARK_PID_DIR": str(work), "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOG_DIR": str(work), "SPARK_PID_DIR": str(work), "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_PYTHON": sys.executable}  # Python UDFs run in the server's workers: this Python has pandas and pyarrow
     env.pop("PYSPARK_SUBMIT_ARGS", None)
     subprocess.run(
         [str(spark_home / "sbin" / "start-connect-server.sh"), "--master", "local[2]",
