@@ -87,6 +87,17 @@ def stage_label(name: str) -> str:
     return f" <small>{html.escape(name[:60]).replace('$', '&#36;')}</small>"
 
 
+@dataclass(eq=False)
+class RunningCell:
+    """One cell's run, compared by identity: the job group spans cells, so under Run All the next cell
+    can begin (same group) before the watcher wakes, and only this tells the two runs apart."""
+
+    job_group: str
+    started: float  # monotonic
+    epoch_ms: float  # wall clock, to tell this cell's jobs from earlier ones
+    publish: Publisher  # where this cell's display goes, even once the next cell has begun
+
+
 class ProgressMonitor:
     """Polls a SparkContext's status tracker for the job group of the running cell."""
 
@@ -95,11 +106,10 @@ class ProgressMonitor:
         self.publish = publish
         self.enabled = True
         self._lock = threading.Condition()
-        self._cell: tuple[str, float] | None = None  # (job group, start time) of the running cell
+        self._cell: RunningCell | None = None
         self._flushed = threading.Event()
         self._shown = False  # whether the running cell has a progress display to finish
         self._stopped = False
-        self._cell_epoch_ms = 0.0  # wall-clock start of the running cell, to tell its jobs from earlier ones
         self._earlier_group: str | None = None
         self._earlier_jobs: set[int] = set()  # jobs of the group that earlier cells ran
         self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
@@ -111,8 +121,7 @@ class ProgressMonitor:
         if not self.enabled:
             return
         with self._lock:
-            self._cell = (job_group, time.monotonic())
-            self._cell_epoch_ms = time.time() * 1000
+            self._cell = RunningCell(job_group, time.monotonic(), time.time() * 1000, self.publish)
             self._shown = False
             self._flushed.clear()
             self._lock.notify()
@@ -142,33 +151,33 @@ class ProgressMonitor:
                     self._lock.wait()
                 if self._stopped:
                     return
-                job_group, started = self._cell  # type: ignore[misc]
+                cell = self._cell
             try:
-                self._watch(job_group, started)
+                self._watch(cell)  # type: ignore[arg-type]
             except Exception:  # a dying JVM must not kill the thread; the cell reports that itself
                 pass
             finally:
                 self._flushed.set()
 
-    def _running(self, job_group: str) -> bool:
+    def _running(self, cell: RunningCell) -> bool:
         with self._lock:
-            return self._cell is not None and self._cell[0] == job_group and not self._stopped
+            return self._cell is cell and not self._stopped
 
-    def _watch(self, job_group: str, started: float) -> None:
+    def _watch(self, cell: RunningCell) -> None:
         tracker = self.context.statusTracker()
-        cell_epoch_ms = self._cell_epoch_ms
+        job_group, cell_epoch_ms = cell.job_group, cell.epoch_ms
         if job_group != self._earlier_group:
             self._earlier_group, self._earlier_jobs = job_group, set()
-        progress = CellProgress(started=started)
+        progress = CellProgress(started=cell.started)
         display_id = f"pyspark-progress-{uuid.uuid4().hex}"
         shown = False
         last_sent = 0.0
         last_text = ""
         while True:
             with self._lock:
-                if self._running(job_group):
+                if self._running(cell):
                     self._lock.wait(POLL_SECONDS)
-            running = self._running(job_group)
+            running = self._running(cell)
             if not running and not shown:
                 return  # a cell done before the first poll shows nothing and costs no JVM call
             self._poll(tracker, job_group, cell_epoch_ms, progress)
@@ -180,7 +189,7 @@ class ProgressMonitor:
                 if data["text/plain"] != last_text or not running:
                     with self._lock:
                         self._shown = self._shown or running
-                    self.publish(data, display_id, shown)
+                    cell.publish(data, display_id, shown)
                     shown, last_sent, last_text = True, now, data["text/plain"]
             if not running:
                 return
