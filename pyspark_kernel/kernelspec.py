@@ -74,10 +74,20 @@ def kernel_env(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[
     return env
 
 
+def python_has_frozen_modules(python_version: str) -> bool:
+    """CPython 3.11 and later freeze stdlib modules at start; ``python_version`` is ``MAJOR.MINOR``."""
+    major, minor = (int(part) for part in python_version.split(".")[:2])
+    return (major, minor) >= (3, 11)
+
+
 def kernel_json(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The whole kernel.json dict: the template from kernelspecs/, filled for this environment."""
     spec = json.loads(resources.files("pyspark_kernel.kernelspecs").joinpath("kernel.json").read_text())
     spec["argv"] = [str(spark.python) if arg == "{python}" else arg for arg in spec["argv"]]
+    if python_has_frozen_modules(spark.python_version):
+        # As ipykernel's kernelspec does: with frozen stdlib modules the debugger (metadata.debugger)
+        # cannot step into them and debugpy warns in every session.
+        spec["argv"].insert(1, "-Xfrozen_modules=off")
     spec["display_name"] = options.display_name
     spec["env"] = kernel_env(spark, options, environ)
     spec["metadata"][METADATA_KEY] = {

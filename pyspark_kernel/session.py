@@ -281,18 +281,25 @@ class ManagedSession:
     # -- lifecycle ---------------------------------------------------------------------------
     def prepare(self) -> None:
         """Import pyspark and install the hooks in the background, off the kernel's start-up path."""
-        threading.Thread(target=self.install_hooks, name="pyspark-kernel-hooks", daemon=True).start()
+        threading.Thread(target=self._prepare, name="pyspark-kernel-hooks", daemon=True).start()
+
+    def _prepare(self) -> None:
+        try:
+            self.install_hooks()
+        except Exception as error:  # pyspark cannot be imported: cells run, Spark calls say why
+            logger.warning("pyspark-kernel could not hook pyspark: %s", error)
 
     def install_hooks(self) -> None:
-        """Before any user code can reach pyspark, its entry points must know this session (shared.py)."""
-        if not self._hooks_ready.is_set():
+        """Before any user code can reach pyspark, its entry points must know this session (shared.py).
+        Ends the wait of :meth:`wait_for_hooks` whether or not it succeeds."""
+        try:
             shared.install(self)
+        finally:
             self._hooks_ready.set()
 
     def wait_for_hooks(self, timeout: float = 60.0) -> None:
-        """Called before each cell: returns at once once the hooks are in."""
-        if not self._hooks_ready.wait(timeout):
-            self.install_hooks()
+        """Called before each cell: returns at once once the hooks are in (or could not be)."""
+        self._hooks_ready.wait(timeout)
 
     def start(self) -> None:
         """Begin creating the session in a background thread; returns at once. Does nothing while a

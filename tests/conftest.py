@@ -69,10 +69,10 @@ def default_spec(prefix: Path) -> Path:
 class KernelHarness:
     """A started kernel and its blocking client, with helpers to run code and read what it sent."""
 
-    def __init__(self, kernel_name: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, kernel_name: str, extra_env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         self.manager = KernelManager(kernel_name=kernel_name)
         env = {**os.environ, **(extra_env or {})}
-        self.manager.start_kernel(env=env)
+        self.manager.start_kernel(env=env, **({"cwd": cwd} if cwd else {}))
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)

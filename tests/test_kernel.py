@@ -79,6 +79,29 @@ def test_start_none_runs_no_jvm(prefix: Path) -> None:
         kernel.shutdown()
 
 
+def test_a_pyspark_folder_or_a_foreign_gateway_in_the_environment_changes_nothing(prefix: Path, tmp_path: Path) -> None:
+    """The notebook's folder holds a package named pyspark (IPython puts the working folder on
+    sys.path), and the server was started from a pyspark driver, whose gateway variables it passes on:
+    the kernel still imports the kernelspec's pyspark and will launch its own JVM."""
+    folder = install(prefix, "--name", "nostart-cwd", "--start", "none", "--replace")
+    shadow = tmp_path / "notebooks"
+    (shadow / "pyspark").mkdir(parents=True)
+    (shadow / "pyspark" / "__init__.py").write_text('raise ImportError("the pyspark folder beside the notebook was imported")\n')
+    kernel = KernelHarness(folder.name, extra_env={"PYSPARK_GATEWAY_PORT": "1", "PYSPARK_GATEWAY_SECRET": "not-ours"}, cwd=str(shadow))
+    try:
+        assert kernel.value("import os; os.getcwd()") == repr(str(shadow))
+        assert kernel.value("import pyspark; pyspark.__file__").strip("'") == str(Path(pyspark_file()).resolve())
+        assert kernel.value("[name for name in os.environ if name.startswith('PYSPARK_GATEWAY')]") == "[]"
+    finally:
+        kernel.shutdown()
+
+
+def pyspark_file() -> str:
+    import pyspark
+
+    return pyspark.__file__
+
+
 def test_start_lazy_starts_on_first_use(prefix: Path) -> None:
     folder = install(prefix, "--name", "lazystart", "--start", "lazy", "--replace")
     kernel = KernelHarness(folder.name)
