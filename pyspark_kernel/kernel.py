@@ -255,6 +255,15 @@ class PySparkKernel(IPythonKernel):
         raise KeyboardInterrupt
 
     def _spark_error(self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+        """IPython's one custom-exception slot: if its handler ever raises, IPython drops it for good,
+        so a fault in ours shows the original error as usual and keeps the handler."""
+        try:
+            return self._explain_spark_error(shell, etype, value, tb, tb_offset)
+        except Exception:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return []
+
+    def _explain_spark_error(self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
         """A py4j error from a dead JVM becomes one message with the way out; others show as usual.
 
         An interrupt can also land mid-call, after which pyspark's cleanup fails on the connection py4j

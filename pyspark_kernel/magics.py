@@ -6,7 +6,7 @@ Thin: each subcommand calls the kernel (kernel.py), which owns the session and t
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -37,11 +37,25 @@ class SparkMagics(Magics):
         """Manage this kernel's Spark session; ``%spark help`` lists the subcommands."""
         words = shlex.split(line)
         command, args = (words[0], words[1:]) if words else ("status", [])
-        handler = getattr(self, f"_{command}", None)
+        handler = self.subcommands.get(command)
         if handler is None:
             print(USAGE)
             return
         handler(args)
+
+    @property
+    def subcommands(self) -> dict[str, Callable[[list[str]], None]]:
+        """The one list of what ``%spark WORD`` runs: nothing else on this object is reachable."""
+        return {
+            "status": self._status,
+            "help": self._help,
+            "restart": self._restart,
+            "stop": self._stop,
+            "conf": self._conf,
+            "progress": self._progress,
+            "loglevel": self._loglevel,
+            "log": self._log,
+        }
 
     def _help(self, args: list[str]) -> None:
         print(USAGE)

@@ -160,3 +160,19 @@ def test_driver_memory_beyond_the_machine(prefix: Path) -> None:
     finally:
         kernel.shutdown()
 
+
+
+def test_spark_magic_runs_only_its_subcommands_and_the_error_handler_survives_its_own_faults(prefix: Path) -> None:
+    folder = install(prefix, "--name", "nostart-magics", "--start", "none", "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        usage = kernel.run("%spark load_config")["outputs"]
+        assert usage[0]["text"].startswith("%spark                   status"), usage  # not traitlets' _load_config
+        # Make the kernel's py4j-error handler fail: IPython unregisters a handler that raises.
+        kernel.run("import pyspark_kernel.kernel as K\nK.interrupted = lambda error: 1 / 0")
+        for _ in range(2):
+            error = kernel.error("from py4j.protocol import Py4JError\nraise Py4JError('boom')")
+            assert error["ename"] == "Py4JError" and error["evalue"] == "boom"
+        assert kernel.value("get_ipython().custom_exceptions") == "(py4j.protocol.Py4JError, ConnectionError)"
+    finally:
+        kernel.shutdown()
