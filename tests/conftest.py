@@ -116,6 +116,18 @@ class KernelHarness:
         assert errors, f"{code!r} did not raise: {result}"
         return errors[0]
 
+    def interrupt(self, code: str, delay: float) -> dict[str, Any]:
+        """Send ``code``, interrupt the kernel ``delay`` s after the request, return the execute_reply."""
+        msg_id = self.client.execute(code, stop_on_error=False)  # the next test cell must not be aborted
+        time.sleep(delay)
+        self.manager.interrupt_kernel()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            reply = self.client.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
+        raise AssertionError("no execute_reply after the interrupt")
+
     def java_children(self) -> list[psutil.Process]:
         return java_processes_under(self.pid)
 

@@ -124,7 +124,7 @@ def _stop_then_rebuild(fresh: KernelHarness) -> None:
         "spark.range(0, 20_000_000, numPartitions=8).groupBy((F.col('id') % 3).alias('k')).count().orderBy('k').collect()[0][1]"
     )
     assert kernel_outputs(job, "progress"), "no progress display for the adopted session's job"
-    reply = interrupt_early(fresh, EARLY_INTERRUPT_JOB, 1.0)
+    reply = fresh.interrupt(EARLY_INTERRUPT_JOB, 1.0)
     assert reply["ename"] == "KeyboardInterrupt"
     time.sleep(3)
     assert fresh.value("sc.statusTracker().getActiveJobsIds()") == "[]"
@@ -157,19 +157,6 @@ def test_with_lazy_or_no_start_the_users_builder_makes_the_session(mode: str, la
 EARLY_INTERRUPT_JOB = "spark.range(0, 10**11, numPartitions=400).selectExpr('sum(id % 7)').collect()"
 
 
-def interrupt_early(kernel: KernelHarness, code: str, delay: float) -> dict[str, Any]:
-    """Send ``code``, interrupt ``delay`` s after the request, return the execute_reply."""
-    msg_id = kernel.client.execute(code, stop_on_error=False)
-    time.sleep(delay)
-    kernel.manager.interrupt_kernel()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        reply = kernel.client.get_shell_msg(timeout=60)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"]
-    raise AssertionError("no execute_reply after the interrupt")
-
-
 @pytest.fixture(scope="module")
 def interrupted_kernel(default_spec: Path) -> Iterator[KernelHarness]:
     harness = KernelHarness(default_spec.name)
@@ -180,20 +167,21 @@ def interrupted_kernel(default_spec: Path) -> Iterator[KernelHarness]:
 
 @pytest.mark.parametrize("delay", [0.1, 0.3, 1.0, 3.0])
 def test_an_early_interrupt_cancels_the_cells_job(interrupted_kernel: KernelHarness, delay: float) -> None:
-    reply = interrupt_early(interrupted_kernel, EARLY_INTERRUPT_JOB, delay)
+    reply = interrupted_kernel.interrupt(EARLY_INTERRUPT_JOB, delay)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
     time.sleep(3)  # the job would run on for about a minute: 3 s after the reply it must be gone
     assert interrupted_kernel.value("sc.statusTracker().getActiveJobsIds()") == "[]", "the interrupted cell's job kept running"
     assert interrupted_kernel.value("spark.range(5).count()") == "5"
 
 
-def test_an_early_interrupt_leaves_other_threads_jobs_running(interrupted_kernel: KernelHarness) -> None:
+@pytest.mark.parametrize("delay", [0.3, 3.0], ids=["early", "mid-job"])
+def test_an_interrupt_leaves_other_threads_jobs_running(interrupted_kernel: KernelHarness, delay: float) -> None:
     interrupted_kernel.value(
         "import threading\n"
         "background = {}\n"
         "def work(): background['count'] = spark.range(0, 300_000_000, numPartitions=4).selectExpr('sum(sqrt(id))').count()\n"
         "worker = threading.Thread(target=work); worker.start(); worker.is_alive()"
     )
-    reply = interrupt_early(interrupted_kernel, EARLY_INTERRUPT_JOB, 0.3)
+    reply = interrupted_kernel.interrupt(EARLY_INTERRUPT_JOB, delay)
     assert reply["ename"] == "KeyboardInterrupt"
     assert interrupted_kernel.value("worker.join(180); background") == "{'count': 1}", "the other thread's job was cancelled"
