@@ -64,8 +64,8 @@ RUN_TO_RUN = [
     (re.compile(r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}[.,]\d{3,}(Z|[+-]\d\d:?\d\d)?"), "<now>"),  # now, to the ms
     (re.compile(r"\bo\d+\.(?=\w+\b)"), "o<id>."),  # py4j object ids: "An error occurred while calling o43.select"
     (re.compile(r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0):\d{2,5}\b"), r"\1:<port>"),
+    (re.compile(r"[^\s'\"]*/(site|dist)-packages/"), "<site-packages>/"),  # where warnings come from; before <tmp>: a venv may live under /tmp
     (re.compile(r"(?:/private)?/(?:tmp|var/folders)/[^\s'\"\],)]*"), "<tmp>"),
-    (re.compile(r"[^\s'\"]*/(site|dist)-packages/"), "<site-packages>/"),  # where warnings come from
 ]
 
 
