@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+from jupyter_core.paths import prefer_environment_over_user
+
 from . import __version__, cds, doctor, environment, kernelspec
 from .environment import SparkEnvironmentError
 from .options import DEFAULT_DISPLAY_NAME, DEFAULT_GRAPHFRAMES_VERSION, DEFAULT_NAME, KernelSpecError, SparkOptions, check_cluster, check_options, parse_conf, with_driver_java_options
@@ -94,7 +96,8 @@ def run_install(args: argparse.Namespace) -> int:
     if options.remote is None:
         check_cluster(options, os.environ)
     prefix = sys.prefix if args.sys_prefix else args.prefix
-    user = args.user or (prefix is None and sys.prefix == sys.base_prefix)  # inside a venv: that venv
+    # jupyter_core's own rule: inside a venv or conda env (base included) the kernelspec goes there.
+    user = args.user or (prefix is None and not prefer_environment_over_user())
     if prefix is None and not user:
         prefix = sys.prefix
     target = kernelspec.free_destination(options.name, user, prefix, args.replace)  # before the slow resolve

@@ -198,8 +198,7 @@ def remove(name: str, prefix: str | None = None) -> Path:
             f"Kernelspec {name!r} in {resource_dir} was not written by pyspark-kernel; not removing it.\n"
             f"Fix: use jupyter kernelspec remove {name}."
         )
-    shutil.rmtree(resource_dir)
-    return resource_dir
+    return Path(spec_manager(prefix).remove_kernel_spec(name))
 
 
 def with_conf(submit_args: str, conf: Mapping[str, str]) -> str:

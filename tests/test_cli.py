@@ -203,3 +203,24 @@ def test_remove_refuses_kernelspecs_that_are_not_ours(tmp_path: Path) -> None:
     (other / "kernel.json").write_text(json.dumps({"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Other", "language": "python"}))
     assert_refused(cli("remove", "other", "--prefix", str(tmp_path)), "was not written by pyspark-kernel")
     assert (other / "kernel.json").exists()
+
+
+@pytest.mark.parametrize("prefer_env", ["0", "1"])
+def test_default_location_follows_jupyter_cores_rule_and_remove_finds_it(prefer_env: str, tmp_path: Path) -> None:
+    """jupyter_core's prefer_environment_over_user() decides, as for every Jupyter install: inside a venv
+    or conda env (conda's base too, where sys.prefix == sys.base_prefix) the env, else the user;
+    JUPYTER_PREFER_ENV_PATH, which it reads first, stands for the two cases here."""
+    env = {**os.environ, "JUPYTER_PREFER_ENV_PATH": prefer_env, "JUPYTER_DATA_DIR": str(tmp_path / "user-data")}
+    name = f"where-{prefer_env}"
+    result = cli("install", "--name", name, "--no-cds", env=env)
+    assert result.returncode == 0, result.stderr
+    installed = Path(result.stdout.splitlines()[0].rsplit(" in ", 1)[1])
+    try:
+        if prefer_env == "0":
+            assert installed == tmp_path / "user-data" / "kernels" / name
+        else:
+            assert installed == Path(sys.prefix) / "share" / "jupyter" / "kernels" / name
+    finally:
+        removed = cli("remove", name, env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert not installed.exists()
