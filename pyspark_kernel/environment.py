@@ -27,7 +27,7 @@ SUPPORTED_JAVA: dict[tuple[int, int], tuple[int, ...]] = {
     (4, 3): (17, 21, 25),
 }
 
-# Where findspark looks after the explicit argument, SPARK_HOME and the pip package.
+# Common install locations, looked at last: after the explicit argument, SPARK_HOME and pip's pyspark.
 COMMON_SPARK_HOMES = ("/opt/spark", "/usr/local/spark", "/usr/lib/spark", "/opt/homebrew/opt/apache-spark/libexec")
 
 
@@ -67,7 +67,7 @@ class SparkEnvironment:
 
 
 def find_spark_home(explicit: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Path:
-    """Answer "where is Spark" in findspark's order: the argument, $SPARK_HOME, pip's pyspark, common paths."""
+    """Answer "where is Spark": the argument, then $SPARK_HOME, then pip's pyspark, then common paths."""
     environ = os.environ if environ is None else environ
     if explicit:
         return Path(explicit).expanduser().absolute()
