@@ -86,10 +86,15 @@ def check_pyspark(python: str, env: dict[str, str], spark_version: str | None) -
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         return CheckResult("pyspark", FAIL, f"not importable by {python}: {last}", "pip install pyspark, or fix PYTHONPATH in the kernelspec")
     version, location, _ = result.stdout.split()[:3]
-    if spark_version and version != spark_version:
+    if spark_version and environment.spark_release(version) != environment.spark_release(spark_version):
         return CheckResult(
             "pyspark", FAIL, f"imports pyspark {version} from {location}, but SPARK_HOME's jars are Spark {spark_version}",
             "reinstall the kernelspec with pyspark-kernel install --spark-home SPARK_HOME --replace",
+        )
+    if spark_version and environment.is_vendor_build(spark_version):
+        return CheckResult(
+            "pyspark", WARN, f"pyspark {version} from {location}, with a vendor build of its release in SPARK_HOME's jars ({spark_version})",
+            "nothing, usually; if Spark calls fail, use that vendor's pyspark",
         )
     return CheckResult("pyspark", OK, f"pyspark {version} from {location}")
 

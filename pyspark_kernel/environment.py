@@ -95,6 +95,24 @@ def pip_pyspark_home() -> Path | None:
     return Path(spec.origin).parent
 
 
+def spark_release(version: str) -> tuple[int, int, int]:
+    """The release numbers of a Spark or pyspark version, as packaging's ``Version.release`` reads them.
+
+    Compared instead of the whole strings: pip's ``4.0.0.dev2`` and the jars' ``4.0.0-preview2`` are one
+    release, and so are ``3.5.1`` and a vendor build's ``3.5.1-amzn-0``.
+    """
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if match is None:
+        raise SparkEnvironmentError(f"{version!r} is not a Spark version.\nFix: point --spark-home at a Spark install.")
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def is_vendor_build(version: str) -> bool:
+    """A version with more than a release and a preview/dev/rc mark: a vendor's own build of Spark."""
+    return re.fullmatch(r"\d+\.\d+(\.\d+)?([.-]?(preview|dev|rc)\d*)?", version) is None
+
+
 def spark_version_of(spark_home: Path) -> tuple[str, str]:
     """(spark_version, scala_version) read from the name of ``jars/spark-core_<scala>-<version>.jar``."""
     jars = spark_home / "jars"

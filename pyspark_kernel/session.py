@@ -201,7 +201,7 @@ def precheck(environ: dict[str, str] | None = None) -> None:
         raise environment.SparkEnvironmentError(problem)
     import pyspark
 
-    if pyspark.__version__ != spark_version:
+    if environment.spark_release(pyspark.__version__) != environment.spark_release(spark_version):
         raise environment.SparkEnvironmentError(
             f"This kernel imported pyspark {pyspark.__version__} from {Path(pyspark.__file__).parent}, "
             f"but SPARK_HOME {spark_home} holds Spark {spark_version}.\n"

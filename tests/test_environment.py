@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -77,3 +78,28 @@ def test_java_home_wins_over_path(tmp_path: Path) -> None:
 def test_real_java_is_found_and_read() -> None:
     java = environment.find_java({"PATH": "/usr/bin:/bin"})
     assert java.executable.name == "java" and java.version >= 17
+
+
+def test_pip_and_jar_versions_are_compared_by_release() -> None:
+    from pyspark_kernel.environment import is_vendor_build, spark_release
+
+    assert spark_release("4.0.0.dev2") == spark_release("4.0.0-preview2") == (4, 0, 0)
+    assert spark_release("3.5.1-amzn-0") == spark_release("3.5.1") != spark_release("3.5.2")
+    assert spark_release("4.1") == (4, 1, 0)
+    assert [is_vendor_build(v) for v in ("4.3.0", "4.0.0-preview2", "4.0.0.dev2", "4.1.0rc1", "3.5.1-amzn-0", "3.3.2.3.3.7190.0-91")] == [
+        False, False, False, False, True, True,
+    ]
+
+
+def test_check_accepts_a_preview_or_vendor_build_of_the_same_release_and_refuses_another(tmp_path: Path) -> None:
+    """The kernel's Python (this one, pip's pyspark) against jars named with other spellings of a version."""
+    import pyspark
+
+    from pyspark_kernel import doctor
+
+    release = ".".join(str(part) for part in pyspark.__version__.split(".")[:3])
+    env = dict(os.environ)
+    assert doctor.check_pyspark(sys.executable, env, f"{release}-preview1").status == doctor.OK
+    vendor = doctor.check_pyspark(sys.executable, env, f"{release}-amzn-0")
+    assert vendor.status == doctor.WARN and "vendor build" in vendor.detail, vendor
+    assert doctor.check_pyspark(sys.executable, env, "3.5.9").status == doctor.FAIL

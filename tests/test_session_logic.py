@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import types
+from pathlib import Path
+
+import pytest
 
 from pyspark_kernel.kernel import in_py4j_call
 from pyspark_kernel.kernelspec import submit_settings
@@ -44,3 +48,21 @@ def test_an_interrupt_is_inside_py4j_only_when_a_py4j_frame_is_on_the_stack() ->
     assert in_py4j_call(namespace["send_command"]())
     assert not in_py4j_call(sys._getframe())
     assert not in_py4j_call(types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename="/home/me/py4j_notes.py"), f_back=None))
+
+
+def test_the_kernel_starts_on_a_vendor_build_of_its_pysparks_release(tmp_path: Path) -> None:
+    """SPARK_HOME's jars say 4.3.0-amzn-0 where pip's pyspark says 4.3.0: one release, not a mismatch.
+    (Only the jar's name is read here; a release that differs is refused.)"""
+    import pyspark
+
+    from pyspark_kernel.environment import SparkEnvironmentError
+    from pyspark_kernel.session import precheck
+
+    release = ".".join(pyspark.__version__.split(".")[:3])
+    (tmp_path / "jars").mkdir()
+    (tmp_path / "jars" / f"spark-core_2.13-{release}-amzn-0.jar").touch()
+    precheck({**os.environ, "SPARK_HOME": str(tmp_path)})
+    (tmp_path / "jars" / f"spark-core_2.13-{release}-amzn-0.jar").unlink()
+    (tmp_path / "jars" / "spark-core_2.13-3.5.9.jar").touch()
+    with pytest.raises(SparkEnvironmentError, match="holds Spark 3.5.9"):
+        precheck({**os.environ, "SPARK_HOME": str(tmp_path)})
