@@ -22,7 +22,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from . import environment
 from .kernelspec import submit_settings, with_conf
 from .options import is_local_master
-from .session import free_port
+from .ports import free_port
 
 KILL_WAIT_SECONDS = 5.0
 
@@ -33,8 +33,8 @@ class SparkLaunchError(RuntimeError):
 
 def refreshed_python_path(old: str, spark: environment.SparkEnvironment) -> str:
     """This Spark's pyspark and py4j as resolved now, then the kernelspec's other entries that exist."""
-    home = str(spark.spark_home.resolve())
-    kept = [entry for entry in old.split(os.pathsep) if entry and not str(Path(entry).resolve()).startswith(home) and Path(entry).exists()]
+    home = spark.spark_home.resolve()
+    kept = [entry for entry in old.split(os.pathsep) if entry and not Path(entry).resolve().is_relative_to(home) and Path(entry).exists()]
     return os.pathsep.join(spark.python_path + kept)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import environment, shared
+from .ports import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -141,22 +142,6 @@ def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
         if importlib.util.find_spec("jupyter_server_proxy") is not None:
             return base.rstrip("/") + "/proxy/"
     return None
-
-
-def free_port(start: int, taken: set[int] | frozenset[int] = frozenset(), tries: int = 500) -> int:
-    """The first port from ``start`` that nothing on this machine listens on and is not in ``taken``."""
-    import socket
-
-    for port in range(start, start + tries):
-        if port in taken:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise SparkStartError(f"No free port for the Spark UI in {start}-{start + tries - 1}.\nFix: set --conf spark.ui.port=PORT in the kernelspec.")
 
 
 def check_reachable(remote: str, timeout: float = 5.0) -> None:

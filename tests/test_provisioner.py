@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -105,3 +106,28 @@ def test_notebook_launched_by_jupyter_server_names_the_app(prefix: Path, isolate
         except Exception:
             server.kill()
             server.wait(10)
+
+
+def test_a_refreshed_pythonpath_drops_only_entries_inside_spark_home(tmp_path: Path) -> None:
+    """/opt/spark's old entries are replaced; /opt/spark-extras is another folder and stays."""
+    from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
+    from pyspark_kernel.provisioner import refreshed_python_path
+
+    home, extras = tmp_path / "spark", tmp_path / "spark-extras"
+    (home / "python" / "lib").mkdir(parents=True)
+    extras.mkdir()
+    py4j = home / "python" / "lib" / "py4j-0.10.9.9-src.zip"
+    py4j.touch()
+    spark = SparkEnvironment(
+        spark_home=home, spark_version="4.3.0", scala_version="2.13", py4j_zip=py4j, pyspark_path=home / "python",
+        python=Path(sys.executable), python_version="3.11", java=JavaRuntime(Path("/usr/bin/java"), 17, "17"),
+    )
+    old = os.pathsep.join([str(home / "python" / "lib" / "py4j-0.10.9.7-src.zip"), str(extras)])
+    assert refreshed_python_path(old, spark).split(os.pathsep) == [*spark.python_path, str(extras)]
+
+
+def test_the_provisioner_does_not_import_the_kernels_modules() -> None:
+    """It runs inside the Jupyter server: no session.py, no kernel.py, no Spark there."""
+    probe = "import sys, pyspark_kernel.provisioner; print(sorted(m for m in sys.modules if m in ('pyspark_kernel.session', 'pyspark_kernel.kernel', 'pyspark')))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
