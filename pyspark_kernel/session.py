@@ -332,13 +332,15 @@ class ManagedSession:
             self._gateway = None
             self._group = self._group_owner = self._group_jvm_thread = None
             self._stopped = True
-        if session is not None:
-            try:
-                session.stop()
-            except Exception:  # a dead JVM cannot stop cleanly; the process is reaped below
-                pass
-        if gateway is not None:
-            stop_gateway(gateway, timeout)
+        try:
+            if session is not None:
+                try:
+                    session.stop()
+                except Exception:  # a dead JVM cannot stop cleanly; the process is reaped below
+                    pass
+        finally:  # also when an interrupt lands in session.stop(): the JVM is no one's once forgotten here
+            if gateway is not None:
+                stop_gateway(gateway, timeout)
 
     def restart(self, conf: dict[str, str] | None = None) -> Any:
         """Stop, merge ``conf`` over the earlier overrides (never replace them), start, and wait."""
@@ -562,9 +564,15 @@ def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        except KeyboardInterrupt:  # no time to wait for a clean exit: end it now, then let the interrupt through
+            process.kill()
+            raise
         except Exception:
             pass
-    forget_spark_state()
+        finally:
+            forget_spark_state()
+    else:
+        forget_spark_state()
 
 
 def forget_spark_state() -> None:

@@ -176,3 +176,21 @@ def test_spark_magic_runs_only_its_subcommands_and_the_error_handler_survives_it
         assert kernel.value("get_ipython().custom_exceptions") == "(py4j.protocol.Py4JError, ConnectionError)"
     finally:
         kernel.shutdown()
+
+
+def test_an_interrupt_inside_a_restart_leaves_no_jvm_behind(default_spec: Path) -> None:
+    """Ctrl-C while %spark restart stops the old session (injected: its stop() raises KeyboardInterrupt,
+    as an interrupt landing in that py4j call does): the old JVM still goes."""
+    kernel = KernelHarness(default_spec.name)
+    try:
+        assert kernel.value("spark.range(3).count()") == "3"
+        old_jvms = kernel.java_children()
+        kernel.run(
+            "from pyspark.sql import SparkSession\n"
+            "def interrupted_stop(self): raise KeyboardInterrupt\n"
+            "SparkSession.stop = interrupted_stop"
+        )
+        assert kernel.error("%spark restart")["ename"] == "KeyboardInterrupt"
+        assert not wait_gone(old_jvms, 15), "the old session's JVM was orphaned by the interrupt"
+    finally:
+        kernel.shutdown()
