@@ -232,6 +232,7 @@ class ManagedSession:
         self._group: str | None = None
         self._group_owner: Any = None  # the SparkContext (or Connect session) the group was set on
         self._group_jvm_thread: Any = None  # the JVM thread that runs the main thread's calls
+        self._interrupted_tags: list[str] = []  # Connect tags of interrupted cells, still on the main thread
         self.started_at: float | None = None
         self.start_seconds: float | None = None
 
@@ -396,6 +397,8 @@ class ManagedSession:
         if self._group is None or self._group_owner is not owner:
             group = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
             if self.remote:
+                while self._interrupted_tags:  # Connect's tags are per thread: only this thread can drop them
+                    session.removeTag(self._interrupted_tags.pop())
                 session.addTag(group)
                 jvm_thread = None
             else:
@@ -422,9 +425,9 @@ class ManagedSession:
 
         def cancel() -> None:
             if self.remote:
+                self._interrupted_tags.append(group)  # removed by the next cell, on the thread that added it
                 try:
                     owner.interruptTag(group)
-                    owner.removeTag(group)
                 except Exception:
                     pass  # a server that is gone has nothing left to cancel
                 return

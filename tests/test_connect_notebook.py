@@ -70,6 +70,8 @@ def test_connect_interrupt_cancels_by_tag(connect_kernel: KernelHarness) -> None
     assert reply["content"]["status"] == "error", reply["content"]
     assert time.monotonic() - started < 60, "the interrupted query ran on to its end"
     assert connect_kernel.value("spark.range(4).count()") == "4"
+    # The interrupted cell's tag is gone from the thread that runs cells: only the current cell's is left.
+    assert connect_kernel.value("len(spark.getTags())") == "1"
 
 
 def test_unreachable_server_fails_fast_with_the_fix(prefix: Path) -> None:
