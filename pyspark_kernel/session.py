@@ -44,6 +44,7 @@ NOTEBOOK_DEFAULTS = {
 }
 DEFAULT_LOG_LEVEL = "WARN"
 LOG_TAIL_LINES = 12
+STOP_WAITS_FOR_START_SECONDS = 1.0
 CANCEL_MIN_SECONDS = 10.0  # how long an interrupted cell's group is cancelled again as jobs appear
 CANCEL_WATCH_SECONDS = 600.0  # the longest an interrupted JVM call is followed for jobs it still submits
 CANCEL_POLL_SECONDS = 0.1
@@ -325,8 +326,16 @@ class ManagedSession:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the session and make sure its JVM exits (stdin closed, then terminate, then kill)."""
-        self._settled.wait(120)  # a start in flight must finish before it can be undone
+        """Stop the session and make sure its JVM exits (stdin closed, then terminate, then kill).
+
+        A start still in flight after a moment is stuck in the JVM (a driver waiting for a debugger, a
+        YARN queue, --packages resolving): the JVMs this process launched are ended, so the start fails
+        at once and leaves nothing behind. The moment is short: Jupyter sends SIGTERM 2.5 s after its
+        shutdown request, and a JVM that never started its gateway would outlive the kernel.
+        """
+        if not self._settled.wait(STOP_WAITS_FOR_START_SECONDS):
+            end_child_jvms()
+            self._settled.wait(60)
         session = self.session
         gateway = self._gateway or self._unrecorded_gateway()
         with self._lock:
@@ -576,6 +585,31 @@ def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
             forget_spark_state()
     else:
         forget_spark_state()
+
+
+def end_child_jvms(grace: float = 0.5) -> None:
+    """End the java processes this process started (the JVMs of its starts): terminate, then kill.
+
+    Never reaps them: the Popen that started one must see its real exit, and after someone else's
+    waitpid it reads 0, which pyspark's launch_gateway takes for "still starting" and waits forever.
+    """
+    import psutil
+
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    jvms = [child for child in psutil.Process().children(recursive=True) if "java" in child.name()]
+    for jvm in jvms:
+        jvm.terminate()
+    deadline = time.monotonic() + grace
+    while any(running(jvm) for jvm in jvms) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for jvm in jvms:
+        if running(jvm):
+            jvm.kill()
 
 
 def forget_spark_state() -> None:

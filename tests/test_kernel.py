@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import psutil
@@ -192,5 +193,28 @@ def test_an_interrupt_inside_a_restart_leaves_no_jvm_behind(default_spec: Path) 
         )
         assert kernel.error("%spark restart")["ename"] == "KeyboardInterrupt"
         assert not wait_gone(old_jvms, 15), "the old session's JVM was orphaned by the interrupt"
+    finally:
+        kernel.shutdown()
+
+
+def test_spark_stop_during_a_start_stuck_in_the_jvm_ends_it_at_once(prefix: Path) -> None:
+    """A driver that waits for a debugger before it runs anything: the start never ends by itself.
+    %spark stop used to wait 120 s for it and then leave that JVM running."""
+    from conftest import free_port
+
+    suspend = f"-agentlib:jdwp=transport=dt_socket,server=y,suspend=y,address=127.0.0.1:{free_port()}"
+    folder = install(prefix, "--name", "stuck-start", "--no-cds", "--conf", f"spark.driver.extraJavaOptions={suspend}", "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        deadline = time.monotonic() + 60
+        while not kernel.java_children() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)  # the driver JVM is up and suspended
+        jvms = kernel.java_children()
+        assert jvms and kernel.value("get_ipython().kernel.spark_session.state.value") == "'starting'"
+        stopped = kernel.run("%spark stop", timeout=60)  # the old wait was 120 s
+        assert "Spark stopped" in stopped["outputs"][0]["text"], stopped
+        assert not wait_gone(jvms, 10), "the stuck start's JVM is still running"
+        assert kernel.value("get_ipython().kernel.spark_session.state.value") == "'failed'"
     finally:
         kernel.shutdown()
