@@ -204,7 +204,7 @@ class PySparkKernel(IPythonKernel):
         finally:
             if monitor is not None:
                 monitor.end()
-        if not silent and self._announced is not self.spark_session.session and self.spark_session.ready:
+        if not silent:
             self._announce_new_session()
         if self._shown_error is not None and reply.get("status") == "error":
             # The reply names the error the cell showed, not the py4j error underneath it.
@@ -212,9 +212,13 @@ class PySparkKernel(IPythonKernel):
         return reply
 
     def _announce_new_session(self) -> None:
-        """The cell made a session (a builder in lazy or none mode, or after spark.stop()): say so there."""
+        """The cell made a session (a builder in lazy or none mode, or after spark.stop()): say so there.
+        Costs a cell that made none one read of pyspark's class state."""
+        session = self.spark_session.session
+        if session is None or session is self._announced or not self.spark_session.ready:
+            return
         try:
-            self._announce(self.spark_session.get())
+            self._announce(session)
         except Exception:  # the session line is a courtesy; a cell's result must not depend on it
             pass
 

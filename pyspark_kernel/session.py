@@ -356,7 +356,6 @@ class ManagedSession:
         """Stop, merge ``conf`` over the earlier overrides (never replace them), start, and wait."""
         self.stop()
         self.conf_overrides.update(conf or {})
-        self._error = None
         self.start()
         return self.get()
 
@@ -561,11 +560,13 @@ def patched_environ(**values: str) -> Iterator[None]:
 def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
     """Close py4j and end the JVM: it exits when its stdin closes; terminate, then kill, if it lingers."""
     try:
-        gateway.shutdown()
-    except Exception:
-        pass
-    process = getattr(gateway, "proc", None)
-    if process is not None:
+        try:
+            gateway.shutdown()
+        except Exception:
+            pass
+        process = getattr(gateway, "proc", None)
+        if process is None:
+            return
         try:
             process.stdin.close()
             process.wait(timeout)
@@ -581,9 +582,7 @@ def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
             raise
         except Exception:
             pass
-        finally:
-            forget_spark_state()
-    else:
+    finally:
         forget_spark_state()
 
 
