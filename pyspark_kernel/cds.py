@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from . import submitargs
 from .environment import SparkEnvironment
 
 TRAINING = """
@@ -63,14 +63,13 @@ def build_archive(spark: SparkEnvironment, timeout: float = 600) -> Path | None:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.partial")
-    option = shlex.quote(f"spark.driver.extraJavaOptions=-XX:ArchiveClassesAtExit={partial}")
     env = {
         **os.environ,
         "SPARK_HOME": str(spark.spark_home),
         "PYTHONPATH": os.pathsep.join(spark.python_path),
         "PYSPARK_PYTHON": str(spark.python),
         "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_SUBMIT_ARGS": f"--master local[2] --conf {option} pyspark-shell",
+        "PYSPARK_SUBMIT_ARGS": submitargs.build("local[2]", {}, {"spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={partial}"}),
     }
     with tempfile.TemporaryDirectory(prefix="pyspark-cds-") as work:
         try:
@@ -100,8 +99,5 @@ def wait_written(path: Path, seconds: float = 120) -> bool:
 
 def archive_in_kernel(submit_args: str) -> Path | None:
     """The archive a kernelspec's PYSPARK_SUBMIT_ARGS points its driver at, if any."""
-    for word in shlex.split(submit_args):
-        for part in shlex.split(word.partition("=")[2]) if word.startswith("spark.driver.extraJavaOptions=") else []:
-            if part.startswith("-XX:SharedArchiveFile="):
-                return Path(part.partition("=")[2])
-    return None
+    archive = submitargs.java_option(submit_args, "-XX:SharedArchiveFile=")
+    return Path(archive) if archive else None

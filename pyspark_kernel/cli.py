@@ -14,9 +14,9 @@ import sys
 
 from jupyter_core.paths import prefer_environment_over_user
 
-from . import __version__, cds, doctor, environment, kernelspec
-from .environment import SparkEnvironmentError
-from .options import DEFAULT_DISPLAY_NAME, DEFAULT_GRAPHFRAMES_VERSION, DEFAULT_NAME, KernelSpecError, SparkOptions, check_cluster, check_options, parse_conf, with_driver_java_options
+from . import __version__, cds, doctor, environment, kernelspec, submitargs
+from .errors import KernelSpecError, Problem
+from .options import DEFAULT_DISPLAY_NAME, DEFAULT_GRAPHFRAMES_VERSION, DEFAULT_NAME, SparkOptions, check_cluster, check_options, with_driver_java_options
 
 USAGE_ERROR = 2
 
@@ -76,7 +76,7 @@ def options_from(args: argparse.Namespace) -> SparkOptions:
         display_name=args.display_name or (args.name if args.name != DEFAULT_NAME else DEFAULT_DISPLAY_NAME),
         master=args.master,
         remote=args.remote,
-        conf=parse_conf(args.conf),
+        conf=submitargs.parse_pairs(args.conf, "--conf"),
         packages=args.packages,
         jars=args.jars,
         py_files=args.py_files,
@@ -108,7 +108,7 @@ def run_install(args: argparse.Namespace) -> int:
     try:
         installed = kernelspec.install(spec, options.name, user=user, prefix=prefix, replace=args.replace)
     except OSError as error:
-        raise KernelSpecError(f"Cannot write the kernelspec to {target}: {error.strerror or error}.\nFix: choose --user, or a --prefix you can write to.") from None
+        raise KernelSpecError(f"Cannot write the kernelspec to {target}: {error.strerror or error}.", "choose --user, or a --prefix you can write to.") from None
     print(f"Installed kernelspec {options.name!r} in {installed}")
     print(f"  Spark {spark.spark_version} at {spark.spark_home}, master {options.remote or options.master}, Python {spark.python_version}")
     if prefix and not args.sys_prefix and prefix != sys.prefix:
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (KernelSpecError, SparkEnvironmentError) as error:
+    except Problem as error:
         print(f"pyspark-kernel {args.command}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
 

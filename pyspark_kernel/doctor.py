@@ -14,8 +14,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import cds, environment, kernelspec, options
-from .environment import SparkEnvironmentError
+from . import cds, environment, kernelspec, options, submitargs
+from .errors import Problem, SparkEnvironmentError
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 # What pyspark's Spark Connect client imports besides pyspark (the ``connect`` extra and core deps).
@@ -28,6 +28,11 @@ class CheckResult:
     status: str
     detail: str
     fix: str = ""
+
+    @classmethod
+    def failed(cls, check: str, error: Problem) -> CheckResult:
+        """A FAIL row with the error's own problem and fix, the words install and the kernel use."""
+        return cls(check, FAIL, error.problem, error.fix)
 
 
 def target(name: str | None, prefix: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -46,8 +51,7 @@ def check_spark_home(env: dict[str, str]) -> tuple[CheckResult, str | None]:
         version, scala = environment.spark_version_of(home)
         environment.find_py4j_zip(home)
     except SparkEnvironmentError as error:
-        problem, _, fix = str(error).partition("\n")
-        return CheckResult("SPARK_HOME", FAIL, problem, fix), None
+        return CheckResult.failed("SPARK_HOME", error), None
     return CheckResult("SPARK_HOME", OK, f"Spark {version} (Scala {scala}) at {home}"), version
 
 
@@ -66,26 +70,34 @@ def check_java(env: dict[str, str], spark_version: str | None) -> CheckResult:
         return CheckResult("Java", SKIP, "Spark Connect kernel: no local JVM")
     try:
         java = environment.find_java(env)
+        if spark_version:
+            environment.require_java(spark_version, java)
     except SparkEnvironmentError as error:
-        problem, _, fix = str(error).partition("\n")
-        return CheckResult("Java", FAIL, problem, fix)
-    problem = environment.java_problem(spark_version, java) if spark_version else None
-    if problem:
-        text, _, fix = problem.partition("\n")
-        return CheckResult("Java", FAIL, text, fix)
+        return CheckResult.failed("Java", error)
     return CheckResult("Java", OK, f"Java {java.version_text} at {java.executable}")
 
 
-def check_pyspark(python: str, env: dict[str, str], spark_version: str | None) -> CheckResult:
-    probe = "import sys, pyspark; print(pyspark.__version__); print(pyspark.__file__); print('%d.%d' % sys.version_info[:2])"
+def check_python(python: str, env: dict[str, str], spark_version: str | None) -> list[CheckResult]:
+    """pyspark as the kernel's Python imports it, and the workers' Python (PYSPARK_PYTHON) of the same
+    minor version: each Python is asked once."""
     try:
-        result = subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
-    except OSError as error:
-        return CheckResult("pyspark", FAIL, f"cannot run the kernel's Python {python}: {error}", "reinstall the kernelspec with a working --python")
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return CheckResult("pyspark", FAIL, f"not importable by {python}: {last}", "pip install pyspark, or fix PYTHONPATH in the kernelspec")
-    version, location, _ = result.stdout.split()[:3]
+        kernel = environment.probe_python(python, env)
+    except SparkEnvironmentError as error:
+        return [CheckResult.failed("pyspark", error)]
+    worker_python = env.get("PYSPARK_PYTHON", python)
+    try:
+        worker = kernel if worker_python == python else environment.probe_python(worker_python, env)
+    except SparkEnvironmentError as error:
+        worker_result = CheckResult("Python", FAIL, f"PYSPARK_PYTHON {worker_python} does not run: {error.problem}", "set PYSPARK_PYTHON to a working Python of the driver's version")
+    else:
+        worker_result = python_versions_result(kernel, worker)
+    return [pyspark_result(kernel, spark_version), worker_result]
+
+
+def pyspark_result(kernel: environment.PythonFacts, spark_version: str | None) -> CheckResult:
+    version, location = kernel.pyspark_version, kernel.pyspark_home
+    if version is None:
+        return CheckResult("pyspark", FAIL, f"not importable by {kernel.executable}: {kernel.pyspark_error}", "pip install pyspark, or fix PYTHONPATH in the kernelspec")
     if spark_version and environment.spark_release(version) != environment.spark_release(spark_version):
         return CheckResult(
             "pyspark", FAIL, f"imports pyspark {version} from {location}, but SPARK_HOME's jars are Spark {spark_version}",
@@ -99,23 +111,10 @@ def check_pyspark(python: str, env: dict[str, str], spark_version: str | None) -
     return CheckResult("pyspark", OK, f"pyspark {version} from {location}")
 
 
-def python_minor(python: str, env: dict[str, str]) -> str | None:
-    try:
-        result = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], env=env, capture_output=True, text=True, timeout=60)
-    except OSError:
-        return None
-    return result.stdout.strip() or None
-
-
-def check_python_versions(python: str, env: dict[str, str]) -> CheckResult:
-    worker = env.get("PYSPARK_PYTHON", python)
-    driver_version, worker_version = python_minor(python, env), python_minor(worker, env)
-    if driver_version is None or worker_version is None:
-        broken = python if driver_version is None else worker
-        return CheckResult("Python", FAIL, f"{broken} does not run", "set PYSPARK_PYTHON to a working Python of the driver's version")
-    if driver_version != worker_version:
-        return CheckResult("Python", FAIL, f"driver Python {driver_version} but PYSPARK_PYTHON {worker} is {worker_version}", "use the same Python minor version for both (Spark refuses a mismatch)")
-    return CheckResult("Python", OK, f"driver and workers on Python {driver_version}")
+def python_versions_result(driver: environment.PythonFacts, worker: environment.PythonFacts) -> CheckResult:
+    if driver.version != worker.version:
+        return CheckResult("Python", FAIL, f"driver Python {driver.version} but PYSPARK_PYTHON {worker.executable} is {worker.version}", "use the same Python minor version for both (Spark refuses a mismatch)")
+    return CheckResult("Python", OK, f"driver and workers on Python {driver.version}")
 
 
 def check_provisioner(metadata: dict[str, Any]) -> CheckResult | None:
@@ -172,13 +171,12 @@ def check_connect(python: str, env: dict[str, str]) -> list[CheckResult]:
         CheckResult("Connect client", FAIL, f"{python}: {missing}", "pip install 'pyspark-jupyter-kernel[connect]' into the kernel's Python")
         if missing else CheckResult("Connect client", OK, "grpcio, grpcio-status, protos, zstandard, pyarrow, pandas importable")
     )
-    from .session import SparkStartError, check_reachable  # the kernel's own probe: the same words
+    from .connect import check_reachable  # the kernel's own probe: the same words
 
     try:
         check_reachable(remote, timeout=3)
-    except SparkStartError as error:
-        problem, _, fix = str(error).partition("\nFix: ")
-        server = CheckResult("Connect server", FAIL, problem, fix)
+    except Problem as error:
+        server = CheckResult.failed("Connect server", error)
     else:
         server = CheckResult("Connect server", OK, f"{remote} accepts connections")
     return [client, server]
@@ -205,9 +203,9 @@ def check_mode(python: str, env: dict[str, str], metadata: dict[str, Any]) -> li
     """The checks of this kernel's kind of master: Connect, YARN, Kubernetes, and GraphFrames if asked."""
     if env.get("SPARK_REMOTE"):
         return check_connect(python, env)
-    master, conf, _ = kernelspec.submit_settings(env.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell"))
-    results = [check_yarn(env)] if options.is_yarn_master(master) else []
-    results += check_k8s(master, conf) if options.is_k8s_master(master) else []
+    submitted = submitargs.parse(env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING))
+    results = [check_yarn(env)] if options.is_yarn_master(submitted.master) else []
+    results += check_k8s(submitted.master, submitted.conf) if options.is_k8s_master(submitted.master) else []
     wanted = metadata.get(kernelspec.METADATA_KEY, {}).get("graphframes")
     return results + (check_graphframes(python, env, wanted) if wanted else [])
 
@@ -242,7 +240,7 @@ def check(name: str | None = None, prefix: str | None = None) -> list[CheckResul
     """All checks for kernelspec ``name`` (or the default environment), in the order a fix is needed."""
     python, env, metadata = target(name, prefix)
     home_result, spark_version = check_spark_home(env)
-    results = [home_result, check_python_path(env), check_java(env, spark_version), check_pyspark(python, env, spark_version), check_python_versions(python, env)]
+    results = [home_result, check_python_path(env), check_java(env, spark_version), *check_python(python, env, spark_version)]
     results += check_mode(python, env, metadata)
     results += check_cds(python, env)
     provisioner = check_provisioner(metadata)

@@ -8,6 +8,7 @@ filesystem and runs ``java -version`` and the kernel's Python; it writes nothing
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import SparkEnvironmentError
 
 # Java feature releases each Spark line is built and tested for (Spark's "Downloading" docs).
 SUPPORTED_JAVA: dict[tuple[int, int], tuple[int, ...]] = {
@@ -29,10 +32,6 @@ SUPPORTED_JAVA: dict[tuple[int, int], tuple[int, ...]] = {
 
 # Common install locations, looked at last: after the explicit argument, SPARK_HOME and pip's pyspark.
 COMMON_SPARK_HOMES = ("/opt/spark", "/usr/local/spark", "/usr/lib/spark", "/opt/homebrew/opt/apache-spark/libexec")
-
-
-class SparkEnvironmentError(ValueError):
-    """A Spark environment that cannot run a kernel; the message says what is wrong and the fix."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,8 @@ def find_spark_home(explicit: str | os.PathLike[str] | None = None, environ: dic
         if (Path(candidate) / "jars").is_dir():
             return Path(candidate)
     raise SparkEnvironmentError(
-        "No Spark found: --spark-home was not given, SPARK_HOME is not set and pyspark is not installed.\n"
-        "Fix: pip install pyspark, or pass --spark-home /path/to/spark."
+        "No Spark found: --spark-home was not given, SPARK_HOME is not set and pyspark is not installed.",
+        "pip install pyspark, or pass --spark-home /path/to/spark."
     )
 
 
@@ -103,7 +102,7 @@ def spark_release(version: str) -> tuple[int, int, int]:
     """
     match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
     if match is None:
-        raise SparkEnvironmentError(f"{version!r} is not a Spark version.\nFix: point --spark-home at a Spark install.")
+        raise SparkEnvironmentError(f"{version!r} is not a Spark version.", "point --spark-home at a Spark install.")
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch or 0)
 
@@ -118,21 +117,21 @@ def spark_version_of(spark_home: Path) -> tuple[str, str]:
     jars = spark_home / "jars"
     if not spark_home.is_dir():
         raise SparkEnvironmentError(
-            f"SPARK_HOME {spark_home} does not exist.\n"
-            "Fix: pass --spark-home with the folder of a Spark install (it holds bin/ and jars/)."
+            f"SPARK_HOME {spark_home} does not exist.",
+            "pass --spark-home with the folder of a Spark install (it holds bin/ and jars/)."
         )
     if not jars.is_dir():
         raise SparkEnvironmentError(
-            f"{spark_home} is not a Spark: it has no jars/ folder.\n"
-            "Fix: pass --spark-home with the top folder of a Spark distribution or of pip's pyspark package."
+            f"{spark_home} is not a Spark: it has no jars/ folder.",
+            "pass --spark-home with the top folder of a Spark distribution or of pip's pyspark package."
         )
     for jar in sorted(jars.glob("spark-core_*.jar")):
         match = re.fullmatch(r"spark-core_(\d+\.\d+)-(\d+\.\d+\.\d+[\w.-]*)\.jar", jar.name)
         if match:
             return match.group(2), match.group(1)
     raise SparkEnvironmentError(
-        f"{jars} has no spark-core_<scala>-<version>.jar, so its Spark version is unknown.\n"
-        "Fix: point --spark-home at a complete Spark install."
+        f"{jars} has no spark-core_<scala>-<version>.jar, so its Spark version is unknown.",
+        "point --spark-home at a complete Spark install."
     )
 
 
@@ -142,8 +141,8 @@ def find_py4j_zip(spark_home: Path) -> Path:
     zips = sorted(lib.glob("py4j-*-src.zip"))
     if not zips:
         raise SparkEnvironmentError(
-            f"No py4j zip in {lib} (expected py4j-<version>-src.zip).\n"
-            "Fix: reinstall Spark there, or pass --spark-home with a complete Spark install."
+            f"No py4j zip in {lib} (expected py4j-<version>-src.zip).",
+            "reinstall Spark there, or pass --spark-home with a complete Spark install."
         )
     return zips[-1]
 
@@ -164,8 +163,8 @@ def find_pyspark_path(spark_home: Path, python_pyspark_home: Path | None) -> Pat
     if zipped.is_file():
         return zipped
     raise SparkEnvironmentError(
-        f"{spark_home} has no pyspark package (neither python/pyspark/__init__.py nor python/lib/pyspark.zip).\n"
-        "Fix: point --spark-home at a Spark distribution or at pip's pyspark folder."
+        f"{spark_home} has no pyspark package (neither python/pyspark/__init__.py nor python/lib/pyspark.zip).",
+        "point --spark-home at a Spark distribution or at pip's pyspark folder."
     )
 
 
@@ -195,74 +194,99 @@ def find_java(environ: dict[str, str] | None = None) -> JavaRuntime:
     if executable is None or not executable.exists():
         where = f"JAVA_HOME points at {executable.parent.parent}, which has no bin/java" if executable else "no java on PATH and JAVA_HOME is not set"
         raise SparkEnvironmentError(
-            f"Java not found ({where}).\n"
-            "Fix: install Java 17 or 21 (Debian/Ubuntu: sudo apt-get install default-jre-headless) or set JAVA_HOME."
+            f"Java not found ({where}).",
+            "install Java 17 or 21 (Debian/Ubuntu: sudo apt-get install default-jre-headless) or set JAVA_HOME."
         )
     try:
         result = subprocess.run([str(executable), "-version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise SparkEnvironmentError(f"Could not run {executable} -version: {error}.\nFix: repair that Java or set JAVA_HOME to another.") from error
+        raise SparkEnvironmentError(f"Could not run {executable} -version: {error}.", "repair that Java or set JAVA_HOME to another.") from error
     feature, text = parse_java_version(result.stderr + result.stdout)
     return JavaRuntime(executable=executable, version=feature, version_text=text)
 
 
-def java_problem(spark_version: str, java: JavaRuntime) -> str | None:
-    """Why this Java cannot run this Spark, with the fix; None when it is a supported pair."""
-    major_minor = tuple(int(part) for part in spark_version.split(".")[:2])
-    supported = SUPPORTED_JAVA.get(major_minor)  # type: ignore[arg-type]
+def require_java(spark_version: str, java: JavaRuntime) -> None:
+    """Spark's Java rule, the one place it is kept: raise with the fix when ``java`` cannot run
+    ``spark_version``. Javas newer than the table pass (Spark warns itself if it must)."""
+    major_minor = spark_release(spark_version)[:2]
+    supported = SUPPORTED_JAVA.get(major_minor)
     if supported is None:
         # A Spark newer than this table: hold it to the floor of its major line.
         same_major = [versions for (major, _), versions in SUPPORTED_JAVA.items() if major == major_minor[0]]
         supported = same_major[-1] if same_major else None
     if supported is None or java.version >= min(supported):
-        return None  # newer Javas than the table are allowed; Spark itself warns if it must
+        return
     wanted = " or ".join(str(version) for version in supported if version >= 17) or str(min(supported))
-    return (
-        f"Spark {spark_version} needs Java {min(supported)} or newer, but {java.executable} is Java {java.version_text}.\n"
-        f"Fix: install Java {wanted} (sudo apt-get install default-jre-headless) and set JAVA_HOME to it."
+    raise SparkEnvironmentError(
+        f"Spark {spark_version} needs Java {min(supported)} or newer, but {java.executable} is Java {java.version_text}.",
+        f"install Java {wanted} (sudo apt-get install default-jre-headless) and set JAVA_HOME to it.",
     )
 
 
-def describe_python(python: str | os.PathLike[str]) -> tuple[Path, str, Path | None]:
-    """(executable, major.minor, its pyspark folder or None), asking that Python itself.
+@dataclass(frozen=True)
+class PythonFacts:
+    """What one Python says about itself, asked once: its version, its pyspark, whether it has this kernel."""
 
-    The kernel runs in ``python``, which may not be this process's interpreter (``--python``), so its
-    version and its pip pyspark are read by running it once.
+    executable: Path
+    version: str  # major.minor
+    pyspark_home: Path | None  # the folder of the pyspark package it would import, or None
+    pyspark_version: str | None  # None: importing pyspark failed (pyspark_error says why)
+    pyspark_error: str | None
+    has_kernel: bool
+
+
+PROBE = """
+import importlib.util as util, json, sys
+spec = util.find_spec("pyspark")
+facts = {"version": "%d.%d" % sys.version_info[:2], "origin": spec.origin if spec else None,
+         "has_kernel": util.find_spec("pyspark_kernel") is not None, "pyspark_version": None, "error": None}
+try:
+    import pyspark
+    facts["pyspark_version"] = pyspark.__version__
+except Exception as error:
+    facts["error"] = "%s: %s" % (type(error).__name__, error)
+print(json.dumps(facts))
+"""
+
+
+def probe_python(python: str | os.PathLike[str], environ: dict[str, str] | None = None) -> PythonFacts:
+    """Ask ``python`` (with ``environ``, e.g. a kernelspec's env) for its version and its pyspark.
+
+    The one probe of a Python: install, check and the launcher plugin all ask through it. It runs in
+    "/" so that the probe does not import the source tree it happens to be run from.
     """
     executable = Path(python).expanduser()
     if not executable.is_absolute():
         found = shutil.which(str(executable))
         executable = Path(found) if found else executable.absolute()
     if not executable.is_file() or not os.access(executable, os.X_OK):
-        raise SparkEnvironmentError(
-            f"--python {python} is not an executable file.\n"
-            "Fix: pass the full path of a Python 3 interpreter that has pyspark-jupyter-kernel installed."
-        )
-    if executable.absolute() == Path(sys.executable).absolute():
-        home = pip_pyspark_home()
-        return executable, f"{sys.version_info[0]}.{sys.version_info[1]}", home
-    probe = (
-        "import sys, importlib.util as u; s = u.find_spec('pyspark'); k = u.find_spec('pyspark_kernel');"
-        "print('%d.%d' % sys.version_info[:2]); print(s.origin if s else ''); print('yes' if k else 'no')"
-    )
+        raise SparkEnvironmentError(f"Python {python} is not an executable file.", "pass the full path of a Python 3 interpreter that has pyspark-jupyter-kernel installed.")
     try:
-        # cwd "/": the probe must not import this source tree just because the command runs in it.
-        result = subprocess.run([str(executable), "-c", probe], capture_output=True, text=True, timeout=60, cwd="/")
+        result = subprocess.run([str(executable), "-c", PROBE], env=environ, capture_output=True, text=True, timeout=120, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise SparkEnvironmentError(f"--python {python} could not be run: {error}.\nFix: pass a working Python 3.") from error
-    lines = result.stdout.splitlines()
-    if result.returncode != 0 or len(lines) < 3:
+        raise SparkEnvironmentError(f"Python {python} could not be run: {error}.", "pass a working Python 3.") from None
+    try:
+        facts = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        detail = result.stderr.strip()[-200:] or "no output"
+        raise SparkEnvironmentError(f"Python {python} is not a working Python 3 ({detail}).", "pass the full path of a Python 3 interpreter.") from None
+    origin = facts["origin"]
+    return PythonFacts(executable, facts["version"], Path(origin).parent if origin else None, facts["pyspark_version"], facts["error"], facts["has_kernel"])
+
+
+def kernel_python(python: str | os.PathLike[str]) -> PythonFacts:
+    """The Python that will run the kernel (``--python``): it must import pyspark_kernel. This process's
+    own Python answers without being started again."""
+    if Path(python).expanduser().absolute() == Path(sys.executable).absolute():
+        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        return PythonFacts(Path(sys.executable), version, pip_pyspark_home(), None, None, True)
+    facts = probe_python(python)
+    if not facts.has_kernel:
         raise SparkEnvironmentError(
-            f"--python {python} is not a working Python 3 ({result.stderr.strip()[-200:] or 'no output'}).\n"
-            "Fix: pass the full path of a Python 3 interpreter."
+            f"--python {python} cannot import pyspark_kernel, so it cannot run this kernel.",
+            f"{facts.executable} -m pip install pyspark-jupyter-kernel",
         )
-    if lines[2] != "yes":
-        raise SparkEnvironmentError(
-            f"--python {python} cannot import pyspark_kernel, so it cannot run this kernel.\n"
-            f"Fix: {executable} -m pip install pyspark-jupyter-kernel"
-        )
-    pyspark_home = Path(lines[1]).parent if lines[1] else None
-    return executable, lines[0], pyspark_home
+    return facts
 
 
 def resolve(
@@ -276,21 +300,19 @@ def resolve(
     home = find_spark_home(spark_home, environ)
     spark_version, scala_version = spark_version_of(home)
     py4j_zip = find_py4j_zip(home)
-    executable, python_version, python_pyspark = describe_python(python or sys.executable)
-    pyspark_path = find_pyspark_path(home, python_pyspark)
+    kernel = kernel_python(python or sys.executable)
+    pyspark_path = find_pyspark_path(home, kernel.pyspark_home)
     java = None
     if need_java:
         java = find_java(environ)
-        problem = java_problem(spark_version, java)
-        if problem:
-            raise SparkEnvironmentError(problem)
+        require_java(spark_version, java)
     return SparkEnvironment(
         spark_home=home,
         spark_version=spark_version,
         scala_version=scala_version,
         py4j_zip=py4j_zip,
         pyspark_path=pyspark_path,
-        python=executable,
-        python_version=python_version,
+        python=kernel.executable,
+        python_version=kernel.version,
         java=java,
     )

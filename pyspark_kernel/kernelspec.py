@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -22,25 +21,20 @@ from typing import Any, Mapping
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from . import __version__
+from . import __version__, submitargs
 from .environment import SparkEnvironment
-from .options import HADOOP_CONF_VARS, KernelSpecError, SparkOptions, cluster_conf, graphframes_coordinate, graphframes_jar, is_local_master, is_yarn_master, with_graphframes
+from .errors import KernelSpecError
+from .options import HADOOP_CONF_VARS, SparkOptions, cluster_conf, graphframes_setup, is_local_master, is_yarn_master, with_graphframes
+
 METADATA_KEY = "pyspark_kernel"
 PROVISIONER_NAME = "pyspark-provisioner"
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 
 
 def submit_args(options: SparkOptions) -> str:
-    """PYSPARK_SUBMIT_ARGS for spark-submit: pyspark splits it like a shell, so every value is quoted."""
-    args = ["--master", options.master]
-    if options.driver_memory:
-        args += ["--driver-memory", options.driver_memory]
-    for flag, value in (("--packages", options.packages), ("--jars", options.jars), ("--py-files", options.py_files)):
-        if value:
-            args += [flag, value]
-    for key, value in cluster_conf(options).items():
-        args += ["--conf", f"{key}={value}"]
-    return " ".join(shlex.quote(arg) for arg in args + ["pyspark-shell"])
+    """PYSPARK_SUBMIT_ARGS for spark-submit: the master, the driver's memory, jars and files, --conf."""
+    flags = {"--driver-memory": options.driver_memory, "--packages": options.packages, "--jars": options.jars, "--py-files": options.py_files}
+    return submitargs.build(options.master, flags, cluster_conf(options))
 
 
 def kernel_env(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -103,12 +97,7 @@ def kernel_json(spark: SparkEnvironment, options: SparkOptions, environ: Mapping
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if options.graphframes is not None:
-        jar = graphframes_jar(options.jars)
-        spec["metadata"][METADATA_KEY]["graphframes"] = {
-            "version": options.graphframes,
-            "jar": jar,
-            "package": None if jar else graphframes_coordinate(spark.spark_version, spark.scala_version, options.graphframes),
-        }
+        spec["metadata"][METADATA_KEY]["graphframes"] = graphframes_setup(spark, options)
     if options.provisioner:
         spec["metadata"]["kernel_provisioner"] = {"provisioner_name": PROVISIONER_NAME, "config": {}}
     return spec
@@ -124,15 +113,20 @@ def spec_manager(prefix: str | None = None) -> KernelSpecManager:
 
 
 def destination(name: str, user: bool, prefix: str | None) -> Path:
-    """Where KernelSpecManager would install ``name`` (asked of it, so its rules stay the only rules)."""
-    return Path(spec_manager()._get_destination_dir(name.lower(), user=user, prefix=prefix))
+    """Where ``install_kernel_spec`` puts ``name``, by its documented rule: PREFIX/share/jupyter/kernels
+    for a prefix, else the manager's ``user_kernel_dir`` (public; we never install system-wide)."""
+    if prefix:
+        return Path(prefix) / "share" / "jupyter" / "kernels" / name.lower()
+    if not user:
+        raise KernelSpecError("An install needs --user, --sys-prefix or --prefix DIR.", "add one of them.")
+    return Path(spec_manager().user_kernel_dir) / name.lower()
 
 
 def free_destination(name: str, user: bool, prefix: str | None, replace: bool) -> Path:
     """The install folder for ``name``, refusing one that is taken unless ``replace``."""
     target = destination(name, user, prefix)
     if target.exists() and not replace:
-        raise KernelSpecError(f"A kernelspec named {name!r} already exists in {target}.\nFix: add --replace, or choose another --name.")
+        raise KernelSpecError(f"A kernelspec named {name!r} already exists in {target}.", "add --replace, or choose another --name.")
     return target
 
 
@@ -186,7 +180,7 @@ def find_spec(name: str, prefix: str | None = None) -> tuple[Path, dict[str, Any
         spec = manager.get_kernel_spec(name)
     except NoSuchKernel:
         known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
-        raise KernelSpecError(f"No kernelspec named {name!r} (installed: {known}).\nFix: run pyspark-kernel list.") from None
+        raise KernelSpecError(f"No kernelspec named {name!r} (installed: {known}).", "run pyspark-kernel list.") from None
     return Path(spec.resource_dir), json.loads((Path(spec.resource_dir) / "kernel.json").read_text())
 
 
@@ -195,34 +189,10 @@ def remove(name: str, prefix: str | None = None) -> Path:
     resource_dir, spec = find_spec(name, prefix)
     if not is_ours(spec):
         raise KernelSpecError(
-            f"Kernelspec {name!r} in {resource_dir} was not written by pyspark-kernel; not removing it.\n"
-            f"Fix: use jupyter kernelspec remove {name}."
+            f"Kernelspec {name!r} in {resource_dir} was not written by pyspark-kernel; not removing it.",
+            f"use jupyter kernelspec remove {name}."
         )
     return Path(spec_manager(prefix).remove_kernel_spec(name))
-
-
-def with_conf(submit_args: str, conf: Mapping[str, str]) -> str:
-    """PYSPARK_SUBMIT_ARGS with ``--conf`` pairs added before its closing ``pyspark-shell``: later on
-    spark-submit's command line, so they win over any earlier setting of the same key."""
-    words = shlex.split(submit_args)
-    closing = ["pyspark-shell"] if words[-1:] == ["pyspark-shell"] else []
-    added = [word for key, value in conf.items() for word in ("--conf", f"{key}={value}")]
-    return " ".join(shlex.quote(word) for word in words[: len(words) - len(closing)] + added + closing)
-
-
-def submit_settings(submit_args: str) -> tuple[str, dict[str, str], dict[str, str]]:
-    """(master, --conf pairs, other flags) read back from PYSPARK_SUBMIT_ARGS, as ``check`` needs them."""
-    words = shlex.split(submit_args)
-    master, conf, flags = "local[*]", {}, {}
-    for flag, value in zip(words, words[1:]):
-        if flag == "--master":
-            master = value
-        elif flag == "--conf" and "=" in value:
-            key, _, setting = value.partition("=")
-            conf[key] = setting
-        elif flag.startswith("--"):
-            flags[flag] = value
-    return master, conf, flags
 
 
 def is_secret(name: str) -> bool:
@@ -244,11 +214,6 @@ def redacted(spec: dict[str, Any]) -> dict[str, Any]:
         if is_secret(name):
             env[name] = mask(value)
     if "PYSPARK_SUBMIT_ARGS" in env:
-        words = shlex.split(env["PYSPARK_SUBMIT_ARGS"])
-        for index, word in enumerate(words):
-            key, sep, value = word.partition("=")
-            if index and words[index - 1] == "--conf" and sep and is_secret(key):
-                words[index] = f"{key}={mask(value)}"
-        env["PYSPARK_SUBMIT_ARGS"] = " ".join(shlex.quote(word) for word in words)
+        env["PYSPARK_SUBMIT_ARGS"] = submitargs.redact(env["PYSPARK_SUBMIT_ARGS"], is_secret, mask)
     return copy
 

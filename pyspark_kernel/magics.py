@@ -1,21 +1,24 @@
 """``%spark`` (status, restart, stop, conf, progress, loglevel, log) and ``%%sql``.
 
-Thin: each subcommand calls the kernel (kernel.py), which owns the session and the namespace.
+Thin: each subcommand calls the controller (controller.py), which owns the session, the namespace
+binding and the progress flag; the magics never see the kernel.
 """
 
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from .session import ui_link
+from .controller import SparkController
+from .errors import ConfPairError
+from .jvm import read_tail
+from .submitargs import parse_pairs
 
-if TYPE_CHECKING:
-    from .kernel import PySparkKernel
+LOG_LEVELS = ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN")
 
 USAGE = """%spark                   status: version, master, app id, Spark UI, executors, cores
 %spark restart           a new session (Python variables are kept)
@@ -28,9 +31,9 @@ USAGE = """%spark                   status: version, master, app id, Spark UI, e
 
 @magics_class
 class SparkMagics(Magics):
-    def __init__(self, shell: Any, kernel: PySparkKernel) -> None:
+    def __init__(self, shell: Any, controller: SparkController) -> None:
         super().__init__(shell)
-        self.kernel = kernel
+        self.controller = controller
 
     @line_magic("spark")
     def spark_magic(self, line: str) -> None:
@@ -61,67 +64,44 @@ class SparkMagics(Magics):
         print(USAGE)
 
     def _status(self, args: list[str]) -> None:
-        session = self.kernel.spark_session
-        lines = [f"state: {session.state.value}" + (f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else "")]
-        if session.ready:
-            spark = session.get()
-            lines.append(f"Spark {spark.version}")
-            if session.settings.remote:
-                lines.append(f"remote: {session.settings.remote}")
-            else:
-                context = spark.sparkContext
-                executors = context._jsc.sc().statusTracker().getExecutorInfos()
-                lines += [
-                    f"master: {context.master}",
-                    f"app id: {context.applicationId}   app name: {context.appName}",
-                    f"Spark UI: {ui_link(session.settings, context.uiWebUrl)}",
-                    f"executors: {max(len(executors) - 1, 0)} (plus the driver)   default parallelism: {context.defaultParallelism}",
-                ]
-        lines.append(f"progress: {'on' if self.kernel.progress_enabled else 'off'}")
-        if session.settings.log_path:
-            lines.append(f"JVM log: {session.settings.log_path}")
-        print("\n".join(lines))
+        print(self.controller.status())
 
     def _restart(self, args: list[str]) -> None:
-        self.kernel.restart_spark()
+        self.controller.restart()
 
     def _stop(self, args: list[str]) -> None:
-        self.kernel.stop_spark()
+        self.controller.stop()
         print("Spark stopped. %spark restart starts a new session.")
 
     def _conf(self, args: list[str]) -> None:
-        pairs = {}
-        for pair in args:
-            key, sep, value = pair.partition("=")
-            if not sep or not key:
-                print(f"{pair!r} is not KEY=VALUE. Example: %spark conf spark.sql.shuffle.partitions=8")
-                return
-            pairs[key] = value
+        try:
+            pairs = parse_pairs(args, "%spark conf")
+        except ConfPairError as error:
+            print(error)
+            return
         if not pairs:
-            overrides = self.kernel.spark_session.conf_overrides
+            overrides = self.controller.session.conf_overrides
             print("\n".join(f"{key}={value}" for key, value in overrides.items()) or "no settings from %spark conf yet")
             return
-        self.kernel.restart_spark(pairs)
+        self.controller.restart(pairs)
 
     def _progress(self, args: list[str]) -> None:
         if args not in (["on"], ["off"]):
             print("usage: %spark progress on|off")
             return
-        self.kernel.progress_enabled = args == ["on"]
+        self.controller.progress_enabled = args == ["on"]
         print(f"Spark progress display {args[0]}")
 
     def _loglevel(self, args: list[str]) -> None:
-        levels = ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN")
-        if len(args) != 1 or args[0].upper() not in levels:
-            print(f"usage: %spark loglevel LEVEL (one of {', '.join(levels)})")
+        if len(args) != 1 or args[0].upper() not in LOG_LEVELS:
+            print(f"usage: %spark loglevel LEVEL (one of {', '.join(LOG_LEVELS)})")
             return
-        self.kernel.spark_session.get().sparkContext.setLogLevel(args[0].upper())
+        session = self.controller.session
+        session.backend.set_log_level(session.get(), args[0].upper())
         print(f"JVM log level {args[0].upper()}")
 
     def _log(self, args: list[str]) -> None:
-        from .session import read_tail
-
-        print(read_tail(self.kernel.spark_session.settings.log_path, int(args[0]) if args else 40) or "(the JVM log is empty)")
+        print(read_tail(self.controller.session.settings.log_path, int(args[0]) if args else 40) or "(the JVM log is empty)")
 
     @magic_arguments()
     @argument("-o", "--output", metavar="NAME", help="store the result DataFrame in this variable")
@@ -130,7 +110,7 @@ class SparkMagics(Magics):
     def sql(self, line: str, cell: str) -> None:
         """Run the cell as Spark SQL and show the first rows as a table."""
         args = parse_argstring(self.sql, line)
-        frame = self.kernel.spark_session.get().sql(cell)
+        frame = self.controller.session.get().sql(cell)
         if args.output:
             self.shell.user_ns[args.output] = frame
         if not frame.columns:

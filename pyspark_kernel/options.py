@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from jupyter_client.kernelspec import _is_valid_kernel_name, _kernel_name_description
-
 from .environment import SparkEnvironment
+from .errors import KernelSpecError
 
 DEFAULT_NAME = "PySpark_Python3"
 DEFAULT_DISPLAY_NAME = "PySpark_Python3"
@@ -34,10 +33,9 @@ HADOOP_CONF_VARS = ("HADOOP_CONF_DIR", "YARN_CONF_DIR")
 # The io.graphframes jar that graphframes-py 0.12.3 (PyPI) documents for Spark 4 and 3.5; on Maven Central
 # as graphframes-spark4_2.13 and graphframes-spark3_2.12 / _2.13.
 DEFAULT_GRAPHFRAMES_VERSION = "0.12.1"
-
-
-class KernelSpecError(ValueError):
-    """A kernelspec request that cannot be honoured; the message names the problem and the fix."""
+# Jupyter's rule for kernel names, as its docs state it (jupyter_client keeps its own check private).
+KERNEL_NAME = re.compile(r"[a-z0-9._-]+", re.IGNORECASE)
+KERNEL_NAME_RULE = "use only ASCII letters, digits and the separators - . _ (Jupyter's rule for kernel names)."
 
 
 @dataclass(frozen=True)
@@ -61,36 +59,25 @@ class SparkOptions:
     graphframes: str | None = None  # a GraphFrames version: its Maven coordinate, or the jar in --jars
 
 
-def parse_conf(pairs: list[str]) -> dict[str, str]:
-    """``--conf KEY=VALUE`` strings -> dict, refusing a pair without ``=`` as spark-submit would."""
-    conf: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise KernelSpecError(f"--conf {pair!r} is not KEY=VALUE.\nFix: write it as --conf spark.executor.memory=2g")
-        conf[key.strip()] = value
-    return conf
-
-
 def check_options(options: SparkOptions) -> None:
     """Refuse what would make a broken kernelspec, before anything is resolved or written."""
-    if "/" in options.name or "\\" in options.name or not _is_valid_kernel_name(options.name):
-        raise KernelSpecError(f"--name {options.name!r} is not a valid kernel name. {_kernel_name_description}")
+    if not KERNEL_NAME.fullmatch(options.name):
+        raise KernelSpecError(f"--name {options.name!r} is not a valid kernel name.", KERNEL_NAME_RULE)
     if options.start not in START_MODES:
-        raise KernelSpecError(f"--start {options.start!r} is unknown.\nFix: use one of {', '.join(START_MODES)}.")
+        raise KernelSpecError(f"--start {options.start!r} is unknown.", f"use one of {', '.join(START_MODES)}.")
     if not MASTER_PATTERN.fullmatch(options.master):
         raise KernelSpecError(
-            f"--master {options.master!r} is not a Spark master URL.\n"
-            "Fix: use local[*], local[N], spark://HOST:PORT, yarn or k8s://https://HOST:PORT."
+            f"--master {options.master!r} is not a Spark master URL.",
+            "use local[*], local[N], spark://HOST:PORT, yarn or k8s://https://HOST:PORT."
         )
     if options.remote is not None and not REMOTE_PATTERN.fullmatch(options.remote):
-        raise KernelSpecError(f"--remote {options.remote!r} is not a Spark Connect URL.\nFix: use sc://HOST:PORT, e.g. sc://127.0.0.1:15002.")
+        raise KernelSpecError(f"--remote {options.remote!r} is not a Spark Connect URL.", "use sc://HOST:PORT, e.g. sc://127.0.0.1:15002.")
     if (options.k8s_image or options.k8s_namespace) and not is_k8s_master(options.master):
-        raise KernelSpecError(f"--k8s-image and --k8s-namespace apply to Kubernetes only, but --master is {options.master!r}.\nFix: add --master k8s://https://HOST:PORT, or drop them.")
+        raise KernelSpecError(f"--k8s-image and --k8s-namespace apply to Kubernetes only, but --master is {options.master!r}.", "add --master k8s://https://HOST:PORT, or drop them.")
     if options.graphframes is not None and options.remote:
         raise KernelSpecError(
-            "--graphframes adds a jar to the kernel's own JVM, but a Spark Connect kernel (--remote) has none.\n"
-            "Fix: start the Connect server with GraphFrames' connect plugin (io.graphframes:graphframes-connect-spark4_2.13) and pip install graphframes-py."
+            "--graphframes adds a jar to the kernel's own JVM, but a Spark Connect kernel (--remote) has none.",
+            "start the Connect server with GraphFrames' connect plugin (io.graphframes:graphframes-connect-spark4_2.13) and pip install graphframes-py."
         )
 
 
@@ -98,18 +85,18 @@ def check_cluster(options: SparkOptions, environ: Mapping[str, str]) -> None:
     """Refuse a cluster kernelspec that cannot reach its cluster: what install can know offline."""
     if is_yarn_master(options.master) and not any(options.env.get(name) or environ.get(name) for name in HADOOP_CONF_VARS):
         raise KernelSpecError(
-            "--master yarn needs the cluster's Hadoop client configuration, but neither HADOOP_CONF_DIR nor YARN_CONF_DIR is set.\n"
-            "Fix: export HADOOP_CONF_DIR=/etc/hadoop/conf (the folder with yarn-site.xml) and run install again, "
+            "--master yarn needs the cluster's Hadoop client configuration, but neither HADOOP_CONF_DIR nor YARN_CONF_DIR is set.",
+            "export HADOOP_CONF_DIR=/etc/hadoop/conf (the folder with yarn-site.xml) and run install again, "
             "or pass --env HADOOP_CONF_DIR /etc/hadoop/conf."
         )
     if is_k8s_master(options.master):
         problem = k8s_url_problem(options.master)
         if problem:
-            raise KernelSpecError(f"--master {options.master!r}: {problem}.\nFix: use k8s://https://HOST:PORT, the API server of `kubectl cluster-info`.")
+            raise KernelSpecError(f"--master {options.master!r}: {problem}.", "use k8s://https://HOST:PORT, the API server of `kubectl cluster-info`.")
         if not cluster_conf(options).get("spark.kubernetes.container.image"):
             raise KernelSpecError(
-                "--master k8s://… needs the container image the executor pods run, and none was given.\n"
-                "Fix: add --k8s-image REGISTRY/spark-py:TAG (an image with this Spark version and the kernel's Python minor version)."
+                "--master k8s://… needs the container image the executor pods run, and none was given.",
+                "add --k8s-image REGISTRY/spark-py:TAG (an image with this Spark version and the kernel's Python minor version)."
             )
 
 
@@ -157,8 +144,8 @@ def graphframes_coordinate(spark_version: str, scala_version: str, version: str)
     if major == 4 or (major, minor) >= (3, 5):
         return f"io.graphframes:graphframes-spark{major}_{scala_version}:{version}"
     raise KernelSpecError(
-        f"GraphFrames {version} is built for Spark 3.5 and 4.x, not Spark {spark_version}.\n"
-        "Fix: for an older Spark pass --packages graphframes:graphframes:0.8.3-spark3.4-s_2.12 (its spark-packages coordinate) instead of --graphframes."
+        f"GraphFrames {version} is built for Spark 3.5 and 4.x, not Spark {spark_version}.",
+        "for an older Spark pass --packages graphframes:graphframes:0.8.3-spark3.4-s_2.12 (its spark-packages coordinate) instead of --graphframes."
     )
 
 
@@ -170,18 +157,26 @@ def graphframes_jar(jars: str | None) -> str | None:
     return None
 
 
+def graphframes_setup(spark: SparkEnvironment, options: SparkOptions) -> dict[str, str | None]:
+    """How GraphFrames reaches the JVM: the jar given with --jars, else the package of its coordinate
+    (fetched when Spark starts). kernel.json records it; ``check`` reads it back."""
+    jar = graphframes_jar(options.jars)
+    package = None if jar else graphframes_coordinate(spark.spark_version, spark.scala_version, options.graphframes or DEFAULT_GRAPHFRAMES_VERSION)
+    return {"version": options.graphframes, "jar": jar, "package": package}
+
+
 def with_graphframes(spark: SparkEnvironment, options: SparkOptions) -> SparkOptions:
     """``options`` with GraphFrames wired in: the jar from --jars (also on --py-files, as old jars carry
     the Python module), else its Maven coordinate added to --packages."""
     if options.graphframes is None:
         return options
-    jar = graphframes_jar(options.jars)
+    setup = graphframes_setup(spark, options)
+    jar, package = setup["jar"], setup["package"]
     if jar:
         py_files = [path for path in (options.py_files or "").split(",") if path]
         return replace(options, py_files=",".join(py_files + [jar] if jar not in py_files else py_files))
-    coordinate = graphframes_coordinate(spark.spark_version, spark.scala_version, options.graphframes)
-    packages = [package for package in (options.packages or "").split(",") if package]
-    return replace(options, packages=",".join(packages + [coordinate] if coordinate not in packages else packages))
+    packages = [name for name in (options.packages or "").split(",") if name]
+    return replace(options, packages=",".join(packages + [package] if package not in packages else packages))
 
 
 def is_local_master(master: str) -> bool:

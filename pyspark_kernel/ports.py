@@ -1,24 +1,82 @@
-"""Ports for the Spark UI: a module of its own, since both the kernel (session.py) and the launcher
-plugin (provisioner.py, inside the Jupyter server, which must not import the kernel's modules) need it."""
+"""Ports for the Spark UI, chosen before Spark binds them, and held until it has.
+
+A module of its own: both the kernel (settings.py, behind a proxy) and the launcher plugin
+(provisioner.py, inside the Jupyter server, which must not import the kernel's modules) pick the UI's
+port before the JVM starts. A port that is merely free can be picked twice by kernels starting
+together (both then get proxyBase .../4040), so a pick also takes a lock on a file named after the
+port in Jupyter's runtime folder. The lock (``flock``) is held by an open file: it goes when the holder
+releases it or its process ends, however it ends, so nothing stale is left to clean up.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
-class NoFreePortError(RuntimeError):
-    """Every port in the searched range is taken; the message says how to choose one."""
+from .errors import Problem
+
+PORT_TRIES = 500
 
 
-def free_port(start: int, taken: set[int] | frozenset[int] = frozenset(), tries: int = 500) -> int:
-    """The first port from ``start`` that nothing on this machine listens on and is not in ``taken``."""
-    import socket
+class NoFreePortError(Problem, RuntimeError):
+    """Every port in the searched range is taken or held."""
 
+
+@dataclass
+class PortReservation:
+    """A port no other kernel of this user will pick while this is held."""
+
+    port: int
+    lock: IO[bytes] | None
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.close()  # closing the file drops the flock
+            self.lock = None
+
+
+def lock_folder() -> Path:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return Path(jupyter_runtime_dir()) / "pyspark-kernel-ports"
+
+
+def is_free(port: int) -> bool:
+    """Nothing on this machine listens on ``port`` (any address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def hold(port: int) -> IO[bytes] | None:
+    """The open lock file of ``port`` if this call got its lock, else None (another kernel holds it)."""
+    folder = lock_folder()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = open(folder / f"{port}.lock", "ab")  # noqa: SIM115 (held open: the lock lives as long as the file)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return None
+    return lock
+
+
+def reserve_port(start: int, tries: int = PORT_TRIES) -> PortReservation:
+    """The first port from ``start`` that is free and held by no other kernel, held for the caller."""
     for port in range(start, start + tries):
-        if port in taken:
+        if not is_free(port):
             continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise NoFreePortError(f"No free port for the Spark UI in {start}-{start + tries - 1}.\nFix: set --conf spark.ui.port=PORT in the kernelspec.")
+        lock = hold(port)
+        if lock is None:
+            continue
+        if is_free(port):  # still free now that it is ours: nobody bound it while we took the lock
+            return PortReservation(port, lock)
+        lock.close()
+    raise NoFreePortError(f"No free port for the Spark UI in {start}-{start + tries - 1}.", "set --conf spark.ui.port=PORT in the kernelspec.")
+

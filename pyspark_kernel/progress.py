@@ -194,16 +194,6 @@ class ProgressMonitor:
             if not running:
                 return
 
-    def _submitted_before(self, stage_ids: Any, cell_epoch_ms: float) -> bool:
-        """Whether a job's first submitted stage predates the cell (asked once per job, of the JVM's
-        tracker: pyspark's SparkStageInfo carries no submission time)."""
-        jvm_tracker = self.context._jsc.sc().statusTracker()
-        for stage_id in stage_ids:
-            info = jvm_tracker.getStageInfo(stage_id)
-            if info.isDefined() and info.get().submissionTime() > 0:
-                return info.get().submissionTime() < cell_epoch_ms - 50
-        return False
-
     def _poll(self, tracker: Any, job_group: str, cell_epoch_ms: float, progress: CellProgress) -> None:
         """Update ``progress`` with the group's jobs that this cell submitted: the group spans cells,
         so a job whose stages were all submitted before the cell began belongs to an earlier one."""
@@ -213,7 +203,7 @@ class ProgressMonitor:
             job = tracker.getJobInfo(job_id)
             if job is None:
                 continue
-            if job_id not in progress.jobs and self._submitted_before(job.stageIds, cell_epoch_ms):
+            if job_id not in progress.jobs and submitted_before(self.context, job.stageIds, cell_epoch_ms):
                 self._earlier_jobs.add(job_id)
                 continue
             progress.jobs[job_id] = str(job.status)
@@ -223,6 +213,17 @@ class ProgressMonitor:
                     progress.stages[stage_id] = StageProgress(
                         stage_id, stage.name, stage.numTasks, stage.numCompletedTasks, stage.numActiveTasks, stage.numFailedTasks
                     )
+
+
+def submitted_before(context: Any, stage_ids: Any, cell_epoch_ms: float) -> bool:
+    """Whether a job's first submitted stage predates the cell (asked once per job, of the JVM's
+    tracker: pyspark's SparkStageInfo carries no submission time)."""
+    jvm_tracker = context._jsc.sc().statusTracker()
+    for stage_id in stage_ids:
+        info = jvm_tracker.getStageInfo(stage_id)
+        if info.isDefined() and info.get().submissionTime() > 0:
+            return info.get().submissionTime() < cell_epoch_ms - 50
+    return False
 
 
 class ConnectProgressMonitor:

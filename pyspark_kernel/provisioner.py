@@ -15,20 +15,18 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
 
-from . import environment
-from .kernelspec import submit_settings, with_conf
+from . import environment, submitargs
+from .errors import Problem, SparkLaunchError
 from .options import is_local_master
-from .ports import free_port
+from .ports import PortReservation, hold, reserve_port
 
 KILL_WAIT_SECONDS = 5.0
-
-
-class SparkLaunchError(RuntimeError):
-    """The kernel's Spark environment cannot run; the message names the cause and the fix."""
+# From 4050, above the 4040, 4041, … that kernels without the provisioner take.
+UI_PORT_START = 4050
 
 
 def refreshed_python_path(old: str, spark: environment.SparkEnvironment) -> str:
@@ -39,36 +37,44 @@ def refreshed_python_path(old: str, spark: environment.SparkEnvironment) -> str:
 
 
 class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
-    """LocalProvisioner that re-resolves Spark at launch and reaps the kernel's JVM at shutdown."""
+    """LocalProvisioner that re-resolves Spark at launch and reaps the kernel's JVM at shutdown.
 
-    ports_in_use: ClassVar[set[int]] = set()  # UI ports handed to kernels of this server, until cleanup
-    ui_port: int | None = None
+    It runs on the Jupyter server's event loop, so everything slow (``java -version``, the kernel
+    Python's probe, process scans, waiting for processes to exit) runs in a worker thread.
+    """
+
+    ui_port: PortReservation | None = None
     _jvms: dict[int, float]
 
     def _finalize_env(self, env: dict[str, str]) -> None:
-        """Called by pre_launch with the kernelspec's env applied: resolve Spark again and fix env up."""
+        """Called by pre_launch with the kernelspec's env applied: the cheap part, on the loop."""
         super()._finalize_env(env)
         self._jvms = {}
         env["PYSPARK_KERNEL_ID"] = self.kernel_id
         base_url = self._server_base_url()
         if base_url:
             env["PYSPARK_KERNEL_BASE_URL"] = base_url
-        if env.get("SPARK_REMOTE"):
-            return  # a Spark Connect kernel has no local Spark to resolve
-        python = self.kernel_spec.argv[0]
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        kwargs = await super().pre_launch(**kwargs)
+        if not kwargs["env"].get("SPARK_REMOTE"):  # a Spark Connect kernel has no local Spark to resolve
+            await asyncio.to_thread(self._resolve_spark, kwargs["env"])
+        return kwargs
+
+    def _resolve_spark(self, env: dict[str, str]) -> None:
+        """Resolve Spark again and fix the kernel's env up: paths as they are now, its own UI port."""
         try:
-            spark = environment.resolve(env.get("SPARK_HOME"), python, environ=env)
-        except environment.SparkEnvironmentError as error:
-            raise SparkLaunchError(f"Cannot launch {self.kernel_spec.display_name!r}: {error}") from None
+            spark = environment.resolve(env.get("SPARK_HOME"), self.kernel_spec.argv[0], environ=env)
+        except Problem as error:
+            raise SparkLaunchError(f"Cannot launch {self.kernel_spec.display_name!r}: {error.problem}", error.fix) from None
         env["SPARK_HOME"] = str(spark.spark_home)
         env["PYTHONPATH"] = refreshed_python_path(env.get("PYTHONPATH", ""), spark)
-        submit_args = env.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell")
-        master, conf, _ = submit_settings(submit_args)
-        if "spark.ui.port" not in conf and is_local_master(master):
-            # From 4050, above the 4040, 4041, … that kernels without the provisioner take: no race.
-            self.ui_port = free_port(4050, self.ports_in_use)
-            self.ports_in_use.add(self.ui_port)
-            env["PYSPARK_SUBMIT_ARGS"] = with_conf(submit_args, {"spark.ui.port": str(self.ui_port)})
+        submit_args = env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
+        submitted = submitargs.parse(submit_args)
+        if "spark.ui.port" not in submitted.conf and is_local_master(submitted.master):
+            if self.ui_port is None:  # a restarted kernel keeps its port
+                self.ui_port = reserve_port(UI_PORT_START)  # held until cleanup: no other kernel picks it
+            env["PYSPARK_SUBMIT_ARGS"] = submitargs.with_conf(submit_args, {"spark.ui.port": str(self.ui_port.port)})
 
     def _server_base_url(self) -> str | None:
         """The Jupyter server's base URL (KernelManager -> MultiKernelManager -> ServerApp), if any."""
@@ -79,34 +85,34 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
                 return owner.base_url
         return None
 
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        """What a server that takes this kernel over needs: its UI port and its JVMs."""
+        info = await super().get_provisioner_info()
+        info.update({"ui_port": self.ui_port.port if self.ui_port else None, "jvms": dict(getattr(self, "_jvms", {}))})
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        port = provisioner_info.get("ui_port")
+        self.ui_port = PortReservation(port, hold(port)) if port else None
+        self._jvms = {int(pid): created for pid, created in provisioner_info.get("jvms", {}).items()}
+
     async def poll(self) -> int | None:
         """Jupyter polls a running kernel every few seconds: note its JVMs while they are its children."""
         result = await super().poll()
         if result is None and self.pid:
-            self._note_jvms()
+            await asyncio.to_thread(self._note_jvms)
         return result
 
     def _note_jvms(self) -> None:
-        import psutil
-
-        try:
-            children = psutil.Process(self.pid).children(recursive=True)
-        except psutil.Error:
-            return
-        jvms = self.__dict__.setdefault("_jvms", {})
-        for child in children:
-            try:
-                if "java" in child.name():
-                    jvms[child.pid] = child.create_time()
-            except psutil.Error:
-                continue
+        self.__dict__.setdefault("_jvms", {}).update(java_children(self.pid))
 
     async def kill(self, restart: bool = False) -> None:
-        self._note_jvms()
+        await asyncio.to_thread(self._note_jvms)
         await super().kill(restart)
 
     async def terminate(self, restart: bool = False) -> None:
-        self._note_jvms()
+        await asyncio.to_thread(self._note_jvms)
         await super().terminate(restart)
 
     async def cleanup(self, restart: bool = False) -> None:
@@ -119,9 +125,10 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
                     break
                 if await self._group_gone(KILL_WAIT_SECONDS):
                     break
-        self._reap_jvms()
-        if self.ui_port is not None:
-            self.ports_in_use.discard(self.ui_port)
+        await asyncio.to_thread(self._reap_jvms)
+        if self.ui_port is not None and not restart:
+            self.ui_port.release()
+            self.ui_port = None
         await super().cleanup(restart)
 
     async def _group_gone(self, seconds: float) -> bool:
@@ -135,19 +142,42 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
         return False
 
     def _reap_jvms(self) -> None:
-        import psutil
-
-        alive = []
-        for pid, created in getattr(self, "_jvms", {}).items():
-            try:
-                process = psutil.Process(pid)
-                if process.create_time() == created:  # the same process, not a reused PID
-                    alive.append(process)
-            except psutil.Error:
-                continue
-        for process in alive:
-            process.terminate()
-        _, lingering = psutil.wait_procs(alive, timeout=KILL_WAIT_SECONDS)
-        for process in lingering:
-            process.kill()
+        end_processes(getattr(self, "_jvms", {}))
         self._jvms = {}
+
+
+def java_children(pid: int) -> dict[int, float]:
+    """pid -> start time of the java processes under ``pid`` (the start time tells a reused PID apart)."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return {}
+    found = {}
+    for child in children:
+        try:
+            if "java" in child.name():
+                found[child.pid] = child.create_time()
+        except psutil.Error:
+            continue
+    return found
+
+
+def end_processes(processes: dict[int, float]) -> None:
+    """Terminate, then kill, the processes that are still the ones noted (pid and start time)."""
+    import psutil
+
+    alive = []
+    for pid, created in processes.items():
+        try:
+            process = psutil.Process(pid)
+            if process.create_time() == created:  # the same process, not a reused PID
+                alive.append(process)
+        except psutil.Error:
+            continue
+    for process in alive:
+        process.terminate()
+    _, lingering = psutil.wait_procs(alive, timeout=KILL_WAIT_SECONDS)
+    for process in lingering:
+        process.kill()

@@ -23,9 +23,12 @@ session that user code stopped or built anew is seen as it is.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import threading
 from typing import Any, Callable, Protocol
+
+logger = logging.getLogger(__name__)
 
 
 class Owner(Protocol):
@@ -42,33 +45,55 @@ class Owner(Protocol):
     def notice(self, text: str) -> None: ...
 
 
-_owner: Owner | None = None
+_owner: Owner  # set by install() before any hook can run
 _install_lock = threading.Lock()
 _installed = False
+_ready = threading.Event()  # set once install() has run, whether or not it succeeded
 _entered = threading.local()  # how deep this thread is inside a hooked pyspark entry point
 
 
 def install(owner: Owner) -> None:
-    """Hook pyspark's session entry points for ``owner``; once per process, later calls re-point them."""
+    """Hook pyspark's session entry points for ``owner``; once per process, later calls re-point them.
+    Ends :func:`wait_installed`'s wait whether or not it succeeds."""
     global _owner, _installed
-    with _install_lock:
-        _owner = owner
-        if _installed:
-            return
-        from pyspark import SparkContext
-        from pyspark.sql import SparkSession
+    try:
+        with _install_lock:
+            _owner = owner
+            if _installed:
+                return
+            from pyspark import SparkContext
+            from pyspark.sql import SparkSession
 
-        builder = SparkSession.Builder
-        builder.getOrCreate = _entry(_builder_get_or_create(builder.getOrCreate))
-        builder._validate_startup_urls = _connect_master_gives_way(builder._validate_startup_urls)
-        session_get_active = SparkSession.__dict__["getActiveSession"].__func__
-        SparkSession.getActiveSession = classmethod(_entry(_get_active_session(session_get_active)))
-        context_get_or_create = SparkContext.__dict__["getOrCreate"].__func__
-        SparkContext.getOrCreate = classmethod(_entry(context_get_or_create))
-        SparkContext.__init__ = _entry(SparkContext.__init__)
-        ensure_initialized = SparkContext.__dict__["_ensure_initialized"].__func__
-        SparkContext._ensure_initialized = classmethod(_launch_through_owner(ensure_initialized))
-        _installed = True
+            builder = SparkSession.Builder
+            builder.getOrCreate = _entry(_builder_get_or_create(builder.getOrCreate))
+            builder._validate_startup_urls = _connect_master_gives_way(builder._validate_startup_urls)
+            session_get_active = SparkSession.__dict__["getActiveSession"].__func__
+            SparkSession.getActiveSession = classmethod(_entry(_get_active_session(session_get_active)))
+            context_get_or_create = SparkContext.__dict__["getOrCreate"].__func__
+            SparkContext.getOrCreate = classmethod(_entry(context_get_or_create))
+            SparkContext.__init__ = _entry(SparkContext.__init__)
+            ensure_initialized = SparkContext.__dict__["_ensure_initialized"].__func__
+            SparkContext._ensure_initialized = classmethod(_launch_through_owner(ensure_initialized))
+            _installed = True
+    finally:
+        _ready.set()
+
+
+def install_in_background(owner: Owner) -> None:
+    """Import pyspark and install the hooks off the kernel's start-up path (lazy and none modes)."""
+
+    def run() -> None:
+        try:
+            install(owner)
+        except Exception as error:  # pyspark cannot be imported: cells run, Spark calls say why
+            logger.warning("pyspark-kernel could not hook pyspark: %s", error)
+
+    threading.Thread(target=run, name="pyspark-kernel-hooks", daemon=True).start()
+
+
+def wait_installed(timeout: float = 60.0) -> None:
+    """Called before each cell: returns at once once the hooks are in (or could not be)."""
+    _ready.wait(timeout)
 
 
 def _entry(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,7 +106,7 @@ def _entry(function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         depth = getattr(_entered, "depth", 0)
-        if depth == 0 and _owner is not None:
+        if depth == 0:
             _owner.wait_for_start()
         _entered.depth = depth + 1
         try:
@@ -94,12 +119,12 @@ def _entry(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _builder_get_or_create(original: Callable[..., Any]) -> Callable[..., Any]:
     def get_or_create(builder: Any) -> Any:
-        existing = live_session(_owner.remote if _owner else None)
+        existing = live_session(_owner.remote)
         unapplied = []
-        if existing is not None and _owner is not None and not _owner.is_start_thread():
+        if existing is not None and not _owner.is_start_thread():
             unapplied = unapplied_settings(dict(builder._options), existing)
         session = original(builder)
-        if unapplied and session is existing and _owner is not None:
+        if unapplied and session is existing:
             _owner.notice(
                 "This kernel's SparkSession was already running, so these builder settings were not applied: "
                 + ", ".join(unapplied)
@@ -136,14 +161,13 @@ def unapplied_settings(options: dict[str, str], session: Any) -> list[str]:
 
 def _connect_master_gives_way(original: Callable[..., Any]) -> Callable[..., Any]:
     def validate(builder: Any) -> None:
-        remote = _owner.remote if _owner else None
+        remote = _owner.remote
         if remote and "spark.master" in builder._options and "spark.remote" not in builder._options:
             master = builder._options.pop("spark.master")
-            if _owner is not None:
-                _owner.notice(
-                    f".master({master!r}) was ignored: this kernel runs on the Spark Connect server {remote}. "
-                    "To run locally, use a kernelspec installed without --remote."
-                )
+            _owner.notice(
+                f".master({master!r}) was ignored: this kernel runs on the Spark Connect server {remote}. "
+                "To run locally, use a kernelspec installed without --remote."
+            )
         original(builder)
 
     return validate
@@ -153,7 +177,7 @@ def _get_active_session(original: Callable[..., Any]) -> Callable[..., Any]:
     def get_active_session(cls: type) -> Any:
         session = original(cls)
         if session is None:
-            session = live_session(_owner.remote if _owner else None)
+            session = live_session(_owner.remote)
             if session is not None:
                 make_active(session)
         return session
@@ -163,7 +187,7 @@ def _get_active_session(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _launch_through_owner(original: Callable[..., Any]) -> Callable[..., Any]:
     def ensure_initialized(cls: type, instance: Any = None, gateway: Any = None, conf: Any = None) -> None:
-        if gateway is None and _owner is not None:
+        if gateway is None:
             with cls._lock:
                 if cls._gateway is None:
                     gateway = _owner.launch_gateway(conf)

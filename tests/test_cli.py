@@ -93,7 +93,8 @@ def test_check_reports_a_fail_with_its_fix(tmp_path: Path) -> None:
     (folder / "kernel.json").write_text(json.dumps(spec))
     result = cli("check", "broken", "--prefix", str(tmp_path))
     assert result.returncode == 1
-    assert "FAIL  SPARK_HOME" in result.stdout and "fix:" in result.stdout
+    assert "FAIL  SPARK_HOME" in result.stdout and "fix: pass --spark-home with the folder of a Spark install" in result.stdout, result.stdout
+    assert "Fix:" not in result.stdout, "the fix is a field of its own, not a second 'Fix:' inside it"
 
 
 def test_python_module_entry_point_is_the_cli() -> None:

@@ -62,11 +62,15 @@ def test_parse_java_version(output: str, feature: int, text: str) -> None:
 
 def test_java_too_old_for_spark_4_names_the_fix() -> None:
     old = JavaRuntime(Path("/opt/jdk8/bin/java"), 8, "1.8.0_392")
-    problem = environment.java_problem("4.3.0", old)
-    assert problem and "needs Java 17 or newer" in problem and "Fix: install Java 17 or 21" in problem
-    assert environment.java_problem("3.5.9", old) is None
-    assert environment.java_problem("4.3.0", JavaRuntime(Path("/usr/bin/java"), 21, "21.0.4")) is None
-    assert environment.java_problem("4.9.0", JavaRuntime(Path("/usr/bin/java"), 11, "11.0.2")), "unknown 4.x keeps the 4.x floor"
+    with pytest.raises(SparkEnvironmentError) as refused:
+        environment.require_java("4.3.0", old)
+    assert "needs Java 17 or newer" in refused.value.problem
+    assert refused.value.fix.startswith("install Java 17 or 21 or 25"), refused.value.fix
+    environment.require_java("3.5.9", old)  # 3.5 still runs on Java 8
+    environment.require_java("4.3.0", JavaRuntime(Path("/usr/bin/java"), 21, "21.0.4"))
+    environment.require_java("4.0.0-preview2", JavaRuntime(Path("/usr/bin/java"), 17, "17.0.15"))
+    with pytest.raises(SparkEnvironmentError, match="needs Java 17"):
+        environment.require_java("4.9.0", JavaRuntime(Path("/usr/bin/java"), 11, "11.0.2"))  # unknown 4.x keeps the 4.x floor
 
 
 def test_java_home_wins_over_path(tmp_path: Path) -> None:
@@ -98,8 +102,9 @@ def test_check_accepts_a_preview_or_vendor_build_of_the_same_release_and_refuses
     from pyspark_kernel import doctor
 
     release = ".".join(str(part) for part in pyspark.__version__.split(".")[:3])
-    env = dict(os.environ)
-    assert doctor.check_pyspark(sys.executable, env, f"{release}-preview1").status == doctor.OK
-    vendor = doctor.check_pyspark(sys.executable, env, f"{release}-amzn-0")
+    kernel = environment.probe_python(sys.executable, dict(os.environ))  # asked once, judged three times
+    assert kernel.pyspark_version == pyspark.__version__ and kernel.has_kernel
+    assert doctor.pyspark_result(kernel, f"{release}-preview1").status == doctor.OK
+    vendor = doctor.pyspark_result(kernel, f"{release}-amzn-0")
     assert vendor.status == doctor.WARN and "vendor build" in vendor.detail, vendor
-    assert doctor.check_pyspark(sys.executable, env, "3.5.9").status == doctor.FAIL
+    assert doctor.pyspark_result(kernel, "3.5.9").status == doctor.FAIL

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pyspark_kernel import kernelspec, options
+from pyspark_kernel import kernelspec, options, submitargs
 from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
-from pyspark_kernel.options import KernelSpecError, SparkOptions
-from pyspark_kernel.session import SessionSettings
+from pyspark_kernel.errors import ConfPairError, KernelSpecError
+from pyspark_kernel.options import SparkOptions
+from pyspark_kernel.settings import SessionSettings
 
 SPARK = SparkEnvironment(
     spark_home=Path("/opt/spark"), spark_version="4.3.0", scala_version="2.13",
@@ -73,9 +74,10 @@ def test_master_urls_refused(master: str) -> None:
 
 
 def test_parse_conf() -> None:
-    assert options.parse_conf(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
-    with pytest.raises(KernelSpecError, match="not KEY=VALUE"):
-        options.parse_conf(["=1"])
+    assert submitargs.parse_pairs(["a=1", "b=x=y", "c="], "--conf") == {"a": "1", "b": "x=y", "c": ""}
+    with pytest.raises(ConfPairError, match="--conf '=1' is not KEY=VALUE") as refused:
+        submitargs.parse_pairs(["=1"], "--conf")
+    assert refused.value.fix == "write it as --conf spark.sql.shuffle.partitions=8"
 
 
 def test_redaction_masks_secret_names_only() -> None:
@@ -88,7 +90,7 @@ def test_redaction_masks_secret_names_only() -> None:
 
 def test_with_conf_adds_before_pyspark_shell_so_it_wins() -> None:
     args = kernelspec.submit_args(SparkOptions(conf={"spark.ui.port": "4040"}))
-    added = kernelspec.with_conf(args, {"spark.ui.port": "4051", "spark.x": "a b"})
+    added = submitargs.with_conf(args, {"spark.ui.port": "4051", "spark.x": "a b"})
     assert shlex.split(added)[-5:] == ["--conf", "spark.ui.port=4051", "--conf", "spark.x=a b", "pyspark-shell"]
-    assert kernelspec.submit_settings(added)[1]["spark.ui.port"] == "4051"
-    assert kernelspec.with_conf(args, {}) == args
+    assert submitargs.parse(added).conf["spark.ui.port"] == "4051"
+    assert submitargs.with_conf(args, {}) == args

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from conftest import KernelHarness, cli, install
-from pyspark_kernel import kernelspec, options
+from pyspark_kernel import kernelspec, options, submitargs
 from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
-from pyspark_kernel.options import KernelSpecError, SparkOptions
+from pyspark_kernel.errors import KernelSpecError
+from pyspark_kernel.options import SparkOptions
 
 SPARK_4 = SparkEnvironment(
     spark_home=Path("/opt/spark"), spark_version="4.3.0", scala_version="2.13",
@@ -37,7 +38,7 @@ def written(folder: Path) -> dict:
 
 
 def submitted_conf(env: dict[str, str]) -> dict[str, str]:
-    return kernelspec.submit_settings(env["PYSPARK_SUBMIT_ARGS"])[1]
+    return submitargs.parse(env["PYSPARK_SUBMIT_ARGS"]).conf
 
 
 def hadoop_conf(tmp_path: Path, *, yarn_site: bool = True) -> Path:
@@ -109,7 +110,7 @@ def test_k8s_image_and_namespace_become_spark_conf() -> None:
         "spark.kubernetes.namespace": "notebooks",
         "spark.kubernetes.authenticate.driver.serviceAccountName": "spark",
     }
-    assert "serviceAccountName" not in str(options.cluster_conf(SparkOptions(master=K8S, k8s_image="i"))), "only when asked"
+    assert options.cluster_conf(SparkOptions(master=K8S, k8s_image="i")) == {"spark.kubernetes.container.image": "i"}, "only what was asked"
 
 
 def test_install_k8s(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ def test_provisioner_is_chosen_and_picks_the_ui_port(prefix: Path) -> None:
     try:
         provisioner = kernel.manager.provisioner
         assert isinstance(provisioner, PySparkProvisioner)
-        assert provisioner.ui_port is not None
-        assert kernel.value("sc.uiWebUrl").strip("'").endswith(f":{provisioner.ui_port}")
+        assert provisioner.ui_port is not None and provisioner.ui_port.port >= 4050
+        assert kernel.value("sc.uiWebUrl").strip("'").endswith(f":{provisioner.ui_port.port}")
         assert kernel.value("import os; os.environ['PYSPARK_KERNEL_ID']") == f"'{kernel.manager.kernel_id}'"
         jvms = kernel.java_children()
     finally:
@@ -128,6 +128,55 @@ def test_a_refreshed_pythonpath_drops_only_entries_inside_spark_home(tmp_path: P
 
 def test_the_provisioner_does_not_import_the_kernels_modules() -> None:
     """It runs inside the Jupyter server: no session.py, no kernel.py, no Spark there."""
-    probe = "import sys, pyspark_kernel.provisioner; print(sorted(m for m in sys.modules if m in ('pyspark_kernel.session', 'pyspark_kernel.kernel', 'pyspark')))"
+    kernel_side = ('pyspark_kernel.session', 'pyspark_kernel.kernel', 'pyspark_kernel.controller', 'pyspark_kernel.jvm', 'pyspark_kernel.classic', 'pyspark_kernel.connect', 'pyspark')
+    probe = f"import sys, pyspark_kernel.provisioner; print(sorted(m for m in sys.modules if m in {kernel_side!r}))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_launch_work_runs_off_the_servers_event_loop_and_the_ui_port_is_persisted(prefix: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolving Spark (java -version, the kernel Python's probe) and scanning for JVMs block for up to
+    seconds: on the Jupyter server's event loop that would stall every other kernel and request. Spies
+    (wrapping the real functions) record the thread each runs on. The UI port travels through
+    get_provisioner_info/load_provisioner_info to a server that takes the kernel over."""
+    import asyncio
+    import threading
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    from pyspark_kernel import environment
+    from pyspark_kernel import provisioner as module
+
+    folder = install(prefix, "--name", "provisioned-loop", "--provisioner", "--no-cds", "--start", "none", "--replace")
+    seen: list[tuple[str, threading.Thread]] = []
+    real_resolve, real_scan = environment.resolve, module.java_children
+
+    def resolve(*args: object, **kwargs: object) -> object:
+        seen.append(("resolve", threading.current_thread()))
+        return real_resolve(*args, **kwargs)  # type: ignore[arg-type]
+
+    def scan(pid: int) -> dict[int, float]:
+        seen.append(("scan", threading.current_thread()))
+        return real_scan(pid)
+
+    monkeypatch.setattr(environment, "resolve", resolve)
+    monkeypatch.setattr(module, "java_children", scan)
+
+    async def scenario() -> tuple[threading.Thread, dict, PySparkProvisioner]:
+        manager = AsyncKernelManager(kernel_name=folder.name)
+        await manager.start_kernel()
+        try:
+            await manager.provisioner.poll()
+            info = await manager.provisioner.get_provisioner_info()
+        finally:
+            await manager.shutdown_kernel(now=True)
+        successor = PySparkProvisioner(kernel_id=info["kernel_id"], kernel_spec=manager.kernel_spec)
+        await successor.load_provisioner_info(info)
+        return threading.current_thread(), info, successor
+
+    loop_thread, info, successor = asyncio.run(scenario())
+    assert {what for what, _ in seen} == {"resolve", "scan"}, seen
+    assert all(thread is not loop_thread for _, thread in seen), "slow launch work ran on the event loop"
+    assert info["ui_port"] >= 4050 and successor.ui_port is not None and successor.ui_port.port == info["ui_port"]
+    assert successor.ui_port.lock is not None, "the successor holds the port the first one released"
+    successor.ui_port.release()

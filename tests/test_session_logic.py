@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from pyspark_kernel.kernel import in_py4j_call
-from pyspark_kernel.kernelspec import submit_settings
-from pyspark_kernel.session import ManagedSession, SessionSettings, SessionState
+from pyspark_kernel import submitargs
+from pyspark_kernel.session import ManagedSession, SessionState, derive_state
+from pyspark_kernel.settings import SessionSettings
 
 
 def conf_of(submit_args: str) -> dict[str, str]:
-    return submit_settings(submit_args)[1]
+    return submitargs.parse(submit_args).conf
 
 
 def test_every_launch_gets_the_notebook_defaults_the_kernelspec_does_not_set() -> None:
@@ -38,7 +39,7 @@ def test_percent_spark_conf_overrides_come_last_and_win() -> None:
 def test_a_new_session_is_not_started_and_has_nothing_to_cancel() -> None:
     session = ManagedSession(SessionSettings(start="none"))
     assert session.state is SessionState.NOT_STARTED and not session.ready
-    assert session.cell_group() is None and session.cancel_cell_jobs(in_jvm_call=True) is None
+    assert session.backend.cancel_cell(in_jvm_call=True) is None
 
 
 def test_an_interrupt_is_inside_py4j_only_when_a_py4j_frame_is_on_the_stack() -> None:
@@ -56,7 +57,7 @@ def test_the_kernel_starts_on_a_vendor_build_of_its_pysparks_release(tmp_path: P
     import pyspark
 
     from pyspark_kernel.environment import SparkEnvironmentError
-    from pyspark_kernel.session import precheck
+    from pyspark_kernel.jvm import precheck
 
     release = ".".join(pyspark.__version__.split(".")[:3])
     (tmp_path / "jars").mkdir()
@@ -66,3 +67,36 @@ def test_the_kernel_starts_on_a_vendor_build_of_its_pysparks_release(tmp_path: P
     (tmp_path / "jars" / "spark-core_2.13-3.5.9.jar").touch()
     with pytest.raises(SparkEnvironmentError, match="holds Spark 3.5.9"):
         precheck({**os.environ, "SPARK_HOME": str(tmp_path)})
+
+
+def test_kernels_starting_together_behind_a_proxy_get_different_ui_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port goes into proxyBase before Spark binds it: a port that is merely free was picked by both."""
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    environ = {"PYSPARK_KERNEL_UI_PROXY": "/user/a/proxy"}
+    first, second = SessionSettings.from_environ(environ), SessionSettings.from_environ(environ)
+    ports = [settings.defaults["spark.ui.port"] for settings in (first, second)]
+    assert ports[0] != ports[1], ports
+    assert first.defaults["spark.ui.proxyBase"] == f"/user/a/proxy/{ports[0]}"
+    assert first.ui_port is not None and second.ui_port is not None
+    first.ui_port.release()
+    third = SessionSettings.from_environ(environ)
+    assert third.defaults["spark.ui.port"] == ports[0], "a released port is free again"
+    second.ui_port.release()
+    third.ui_port.release()  # type: ignore[union-attr]
+    assert SessionSettings.from_environ({**environ, "PYSPARK_SUBMIT_ARGS": "--conf spark.ui.port=4999 pyspark-shell"}).ui_port is None
+
+
+@pytest.mark.parametrize(
+    "observed, state",
+    [
+        (dict(starting=True, jvm_gone=True, live=True, failed=True, ended=True), SessionState.STARTING),
+        (dict(starting=False, jvm_gone=True, live=True, failed=False, ended=True), SessionState.JVM_GONE),
+        (dict(starting=False, jvm_gone=False, live=True, failed=True, ended=True), SessionState.READY),
+        (dict(starting=False, jvm_gone=False, live=False, failed=True, ended=True), SessionState.FAILED),
+        (dict(starting=False, jvm_gone=False, live=False, failed=False, ended=True), SessionState.STOPPED),
+        (dict(starting=False, jvm_gone=False, live=False, failed=False, ended=False), SessionState.NOT_STARTED),
+    ],
+)
+def test_session_state_precedence(observed: dict, state: SessionState) -> None:
+    """A session a user's builder made after a failed start is READY; a JVM that died under it wins."""
+    assert derive_state(**observed) is state

@@ -63,7 +63,7 @@ def test_a_first_cell_builder_sent_at_once_joins_the_kernels_session(fresh: Kern
     first = fresh.run(FIRST_CELL)  # sent the moment kernel_info answered: the start is in flight
     assert_clean(first)
     assert fresh.value("spark.sparkContext.applicationId == sc.applicationId") == "True"
-    assert fresh.value("spark is get_ipython().kernel.spark_session.get()") == "True"
+    assert fresh.value("spark is get_ipython().kernel.controller.session.get()") == "True"
     assert fresh.value("(SparkSession.getActiveSession() is spark, SparkSession.active() is spark, SparkContext.getOrCreate() is sc)") == "(True, True, True)"
     other_thread = (
         "import threading\n"
@@ -107,7 +107,7 @@ def test_stop_then_a_new_builder_gives_a_session_the_kernel_adopts(default_spec:
 def _stop_then_rebuild(fresh: KernelHarness) -> None:
     fresh.run(FIRST_CELL)
     assert fresh.run("spark.stop()")["reply"]["status"] == "ok"
-    assert fresh.value("get_ipython().kernel.spark_session.state.value") == "'stopped'"
+    assert fresh.value("get_ipython().kernel.controller.session.state.value") == "'stopped'"
     rebuilt = fresh.run(
         'spark = SparkSession.builder.master("local[1]").appName("second").config("spark.sql.shuffle.partitions", "3").getOrCreate()\n'
         "sc = spark.sparkContext"
@@ -138,7 +138,7 @@ def test_with_lazy_or_no_start_the_users_builder_makes_the_session(mode: str, la
         assert_clean(first)
         assert not kernel_outputs(first, "notice")
         assert kernel.value("(spark.sparkContext.master, spark.sparkContext.appName)") == "('local[1]', 'mine')"
-        assert kernel.value("spark is get_ipython().kernel.spark_session.get()") == "True"
+        assert kernel.value("spark is get_ipython().kernel.controller.session.get()") == "True"
         if mode == "lazy":  # the stand-in turns into the session the user made
             assert kernel.value("sc is spark.sparkContext") == "True"
         assert "app name: mine" in kernel.run("%spark")["outputs"][0]["text"]

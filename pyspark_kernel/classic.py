@@ -1,0 +1,157 @@
+"""The classic backend: a SparkSession on a JVM this process runs, reached through py4j.
+
+One of the two kinds of session (connect.py is the other), behind one small interface (backend.py):
+create the session, put the running cell's jobs in a job group, cancel it, describe the session, follow
+its progress, stop it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from . import jvm, shared
+from .errors import SparkStartError
+from .progress import ProgressMonitor, Publisher
+from .settings import SessionSettings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LOG_LEVEL = "WARN"
+CANCEL_MIN_SECONDS = 10.0  # how long an interrupted cell's group is cancelled again as jobs appear
+CANCEL_WATCH_SECONDS = 600.0  # the longest an interrupted JVM call is followed for jobs it still submits
+CANCEL_POLL_SECONDS = 0.1
+
+
+class ClassicBackend:
+    """Job groups per cell, cancelled with their future jobs; progress from the status tracker."""
+
+    names = ("spark", "sc")
+    remote = None
+
+    def __init__(self, settings: SessionSettings, jvm_alive: Callable[[], bool]) -> None:
+        self.settings = settings
+        self._jvm_alive = jvm_alive
+        self._group: str | None = None
+        self._context: Any = None  # the SparkContext the group was set on
+        self._jvm_thread: Any = None  # the JVM thread that runs the main thread's calls
+
+    def live_session(self) -> Any:
+        return shared.live_session(None)
+
+    def create(self, overrides: dict[str, str], launched: Callable[[], bool]) -> Any:
+        """The same builder call a notebook makes: if user code made a session first, this joins it.
+        ``launched()`` says whether this start launched the JVM, whose log level is then ours to set."""
+        from pyspark.sql import SparkSession
+
+        try:
+            spark = SparkSession.builder.getOrCreate()
+        except SparkStartError:
+            raise
+        except Exception as error:
+            tail = jvm.read_tail(self.settings.log_path)
+            raise SparkStartError(f"Spark could not create its SparkContext: {error}\n{tail}".rstrip(), jvm.UNKNOWN_CAUSE[1]) from error
+        if launched():
+            level = self.settings.user_conf().get("spark.log.level") or overrides.get("spark.log.level")
+            spark.sparkContext.setLogLevel(level or DEFAULT_LOG_LEVEL)
+        return spark
+
+    def cell_tag(self, session: Any) -> str:
+        """The calling thread's job group, set on first use and again when the session's context changes.
+
+        One group serves every cell until an interrupt cancels it with its future jobs; the next cell
+        then gets a new one. So a cell costs no JVM call, and a cancel hits only the interrupted cell.
+        """
+        context = session.sparkContext
+        if self._group is None or self._context is not context:
+            group = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
+            context.setJobGroup(group, "notebook cell", interruptOnCancel=True)
+            self._group, self._context = group, context
+            self._jvm_thread = context._jvm.java.lang.Thread.currentThread()
+        return self._group
+
+    def forget(self) -> None:
+        self._group = self._context = self._jvm_thread = None
+
+    def cancel_cell(self, in_jvm_call: bool) -> threading.Thread | None:
+        """Cancel the running cell's jobs, and any it submits later, from a thread of their own.
+
+        Called from a SIGINT handler, so it must not block: py4j may be mid-call on the main thread.
+        Spark's "cancel with future jobs" rejects the group's later result jobs, but not the map-stage
+        jobs that adaptive query execution submits first (DAGScheduler.handleMapStageSubmitted has no
+        such check), and an interrupt during planning comes before any job exists. So the group is
+        cancelled again as jobs appear: for a few seconds after any interrupt, and, when it landed
+        inside a py4j call (``in_jvm_call``: py4j drops the connection, the JVM thread goes on with the
+        call), for as long as that JVM thread still runs it. Jobs of other threads run on.
+        """
+        group, context, jvm_thread = self._group, self._context, self._jvm_thread
+        if group is None or context is None:
+            return None
+        self._group = None  # the next cell gets a fresh group
+        watched = jvm_thread if in_jvm_call else None
+        thread = threading.Thread(target=cancel_as_jobs_appear, args=(context, group, watched, self._jvm_alive), name="pyspark-kernel-cancel", daemon=True)
+        thread.start()
+        return thread
+
+    def describe(self, session: Any) -> dict[str, str | None]:
+        """The facts the first-cell line and %spark show: version, master, app id, UI URL."""
+        context = session.sparkContext
+        return {"version": session.version, "master": context.master, "app_id": context.applicationId, "ui": self.settings.ui_link(context.uiWebUrl)}
+
+    def status_lines(self, session: Any) -> list[str]:
+        context = session.sparkContext
+        executors = context._jsc.sc().statusTracker().getExecutorInfos()
+        return [
+            f"master: {context.master}",
+            f"app id: {context.applicationId}   app name: {context.appName}",
+            f"Spark UI: {self.settings.ui_link(context.uiWebUrl)}",
+            f"executors: {max(len(executors) - 1, 0)} (plus the driver)   default parallelism: {context.defaultParallelism}",
+        ]
+
+    def set_log_level(self, session: Any, level: str) -> None:
+        session.sparkContext.setLogLevel(level)
+
+    def progress_source(self, session: Any) -> Any:
+        return session.sparkContext
+
+    def progress_monitor(self, source: Any, publish: Publisher) -> ProgressMonitor:
+        return ProgressMonitor(source, publish)
+
+    def namespace(self, session: Any) -> dict[str, Any]:
+        return {"spark": session, "sc": session.sparkContext}
+
+
+def cancel_as_jobs_appear(context: Any, group: str, jvm_thread: Any, jvm_alive: Callable[[], bool]) -> None:
+    """Cancel ``group`` with its future jobs, then again every CANCEL_POLL_SECONDS: for
+    CANCEL_MIN_SECONDS, and on while ``jvm_thread`` (the JVM thread of an interrupted call) is
+    alive, up to CANCEL_WATCH_SECONDS in all.
+
+    A failed call is tried again at the next poll, never the end of the watch: the interrupt makes
+    py4j close the connections it pools, this thread's among them, at this very moment.
+    """
+    started = time.monotonic()
+    first = True
+    while True:
+        try:
+            scala_context = context._jsc.sc()
+            if first:
+                try:
+                    scala_context.cancelJobGroupAndFutureJobs(group)  # Spark 4: also jobs not yet submitted
+                except Exception:
+                    scala_context.cancelJobGroup(group)  # Spark 3.x
+                first = False
+            else:
+                scala_context.cancelJobGroup(group)
+            call_running = jvm_thread is not None and jvm_thread.isAlive()
+        except Exception as error:
+            if not jvm_alive():
+                return  # a JVM that is gone has no jobs left to cancel
+            logger.debug("cancelling job group %s: %s", group, error)
+            call_running = jvm_thread is not None
+        elapsed = time.monotonic() - started
+        if elapsed >= CANCEL_WATCH_SECONDS or (elapsed >= CANCEL_MIN_SECONDS and not call_running):
+            return
+        time.sleep(CANCEL_POLL_SECONDS)

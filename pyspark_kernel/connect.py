@@ -1,0 +1,115 @@
+"""The Spark Connect backend: a session on a remote Spark Connect server (SPARK_REMOTE), no local JVM.
+
+The other kind of session beside classic.py, behind the same interface (backend.py). A cell's
+operations carry a tag instead of a job group; an interrupt asks the server to interrupt the tag;
+progress comes from the client's progress handler instead of a status tracker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from . import shared
+from .errors import SparkStartError
+from .progress import ConnectProgressMonitor, Publisher
+from .settings import SessionSettings
+
+DEFAULT_PORT = 15002
+SERVER_FIX = "start the server (sbin/start-connect-server.sh), or correct --remote in the kernelspec."
+
+
+def check_reachable(remote: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with the fix, when nothing listens at a Spark Connect URL: the client itself
+    retries with back-off for minutes before it gives up."""
+    url = urlparse(remote.replace("sc://", "http://", 1))
+    host, port = url.hostname or "localhost", url.port or DEFAULT_PORT
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        raise SparkStartError(f"Nothing answers at the Spark Connect server {remote} ({host}:{port}: {error.strerror or error}).", SERVER_FIX) from None
+
+
+class ConnectBackend:
+    """Operation tags per cell, interrupted on the server; progress from the client's handler."""
+
+    names = ("spark",)  # a Connect session has no SparkContext
+
+    def __init__(self, settings: SessionSettings) -> None:
+        self.settings = settings
+        self.remote = settings.remote
+        self._tag: str | None = None
+        self._session: Any = None  # the session the tag was added to
+        self._interrupted: list[str] = []  # tags of interrupted cells, still on the main thread
+
+    def live_session(self) -> Any:
+        return shared.live_session(self.remote)
+
+    def create(self, overrides: dict[str, str], launched: Callable[[], bool]) -> Any:
+        check_reachable(self.remote or "")
+        from pyspark.sql import SparkSession
+
+        builder = SparkSession.builder.remote(self.remote).appName(self.settings.app_name)
+        for key, value in overrides.items():
+            builder = builder.config(key, value)
+        try:
+            return builder.getOrCreate()
+        except Exception as error:
+            raise SparkStartError(f"Could not connect to the Spark Connect server at {self.remote}: {error}", SERVER_FIX) from error
+
+    def cell_tag(self, session: Any) -> str:
+        """The calling thread's operation tag, added on first use and again when the session changes.
+
+        Tags are per thread in the client, so the tags of interrupted cells are removed here, on the
+        thread that runs cells, not by the thread that interrupted them.
+        """
+        if self._tag is None or self._session is not session:
+            tag = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
+            while self._interrupted:
+                session.removeTag(self._interrupted.pop())
+            session.addTag(tag)
+            self._tag, self._session = tag, session
+        return self._tag
+
+    def forget(self) -> None:
+        self._tag = self._session = None
+
+    def cancel_cell(self, in_jvm_call: bool) -> threading.Thread | None:
+        """Interrupt the running cell's operations on the server, from a thread of its own."""
+        tag, session = self._tag, self._session
+        if tag is None or session is None:
+            return None
+        self._tag = None
+        self._interrupted.append(tag)
+
+        def interrupt() -> None:
+            try:
+                session.interruptTag(tag)
+            except Exception:
+                pass  # a server that is gone has nothing left to cancel
+
+        thread = threading.Thread(target=interrupt, name="pyspark-kernel-cancel", daemon=True)
+        thread.start()
+        return thread
+
+    def describe(self, session: Any) -> dict[str, str | None]:
+        return {"version": session.version, "master": self.remote or os.environ.get("SPARK_REMOTE"), "app_id": getattr(session, "session_id", None), "ui": None}
+
+    def status_lines(self, session: Any) -> list[str]:
+        return [f"remote: {self.remote}"]
+
+    def set_log_level(self, session: Any, level: str) -> None:
+        raise SparkStartError("A Spark Connect kernel has no local JVM whose log level could be set.", "set the level in the Connect server's log4j2 configuration.")
+
+    def progress_source(self, session: Any) -> Any:
+        return session
+
+    def progress_monitor(self, source: Any, publish: Publisher) -> ConnectProgressMonitor:
+        return ConnectProgressMonitor(source, publish)
+
+    def namespace(self, session: Any) -> dict[str, Any]:
+        return {"spark": session}

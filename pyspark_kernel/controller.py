@@ -1,0 +1,206 @@
+"""Between the kernel and the notebook: the session, the names ``spark``/``sc``, progress, %spark's verbs.
+
+The kernel class (kernel.py) keeps only Jupyter's hooks and calls this around each cell; the magics
+(magics.py) and the ``spark``/``sc`` stand-ins get this controller, never the kernel, as sparkmagic's
+magics get theirs. So nothing here imports the kernel, and the kernel imports both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from . import shared
+from .backend import Monitor
+from .progress import Publisher
+from .session import ManagedSession, SessionState
+
+# Outputs the kernel adds to a cell (the session line, progress, notices) carry this metadata key, so
+# that tools comparing notebooks, and people reading them, can tell them from the cell's own output.
+OWN_OUTPUT = "pyspark_kernel"
+
+
+def banner(facts: dict[str, str | None]) -> dict[str, str]:
+    text = html = f"Spark {facts['version']} · master {facts['master']} · app {facts['app_id']}"
+    if facts["ui"]:
+        text += f" · Spark UI {facts['ui']}"
+        html += f' · <a href="{facts["ui"]}" target="_blank">Spark UI</a>'
+    return {"text/plain": text, "text/html": f"<small>{html}</small>"}
+
+
+def notice(text: str) -> dict[str, str]:
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;")
+    return {"text/plain": f"Warning: {text}", "text/html": f'<div style="color:#8a5a00"><b>Warning:</b> {escaped}</div>'}
+
+
+class SparkStandIn:
+    """Stands for ``spark`` or ``sc`` while the session starts; any use waits for it, then delegates."""
+
+    def __init__(self, controller: SparkController, name: str) -> None:
+        object.__setattr__(self, "_controller", controller)
+        object.__setattr__(self, "_name", name)
+
+    def _target(self) -> Any:
+        return self._controller.spark_object(self._name)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._target(), attribute)
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        setattr(self._target(), attribute, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._target()(*args, **kwargs)
+
+    def __dir__(self) -> list[str]:
+        """Tab completion must not wait for the JVM: offer the class's names until the session is up."""
+        if self._controller.session.ready:
+            return dir(self._target())
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        return dir(SparkSession if self._name == "spark" else SparkContext)
+
+    def __repr__(self) -> str:
+        session = self._controller.session
+        if session.ready:
+            return repr(self._target())
+        return f"<{self._name}: Spark is {session.state.value}; using it waits for the session>"
+
+
+class SparkController:
+    """The kernel's Spark side: one ManagedSession, the user namespace's names for it, and its displays.
+
+    ``display(data, metadata)`` shows output in the running cell; ``publisher()`` gives a Publisher that
+    addresses the running cell from another thread (the progress monitor's).
+    """
+
+    def __init__(self, session: ManagedSession, user_ns: dict[str, Any], display: Callable[[dict[str, str], dict[str, str]], None], publisher: Callable[[], Publisher], progress: bool = True) -> None:
+        self.session = session
+        self.user_ns = user_ns
+        self.display = display
+        self.publisher = publisher
+        self.progress_enabled = progress
+        self._monitor: Monitor | None = None
+        self._monitor_source: Any = None  # what the monitor follows (the SparkContext or Connect session)
+        self._announced: Any = None  # the session the one-line summary was shown for
+        session.notice = self.notice
+
+    def start(self) -> None:
+        """Put the stand-ins in the namespace and start Spark as the kernelspec says (eager, lazy, none)."""
+        if self.session.settings.start != "none":
+            self.push_stand_ins()
+        if self.session.settings.start == "eager":
+            self.session.start()  # installs the hooks first, then starts Spark
+        else:
+            shared.install_in_background(self.session)  # only the hooks: user code may build the session
+
+    # -- the namespace -----------------------------------------------------------------------
+    def push_stand_ins(self) -> None:
+        self.user_ns.update({name: SparkStandIn(self, name) for name in self.session.backend.names})
+
+    def spark_object(self, name: str) -> Any:
+        """The real object behind ``name``, waiting for the session; swaps it into the namespace."""
+        spark = self.session.get()
+        self.bind(spark)
+        return self.session.backend.namespace(spark)[name]
+
+    def bind(self, spark: Any) -> None:
+        """Replace the stand-ins with the real objects, and say which session this is (once)."""
+        for name, real in self.session.backend.namespace(spark).items():
+            if isinstance(self.user_ns.get(name), SparkStandIn):
+                self.user_ns[name] = real
+        self.announce(spark)
+
+    def announce(self, spark: Any) -> None:
+        """Once per session, one line in the running cell: version, master, app id, Spark UI."""
+        if self._announced is not spark:
+            self._announced = spark
+            self.display(banner(self.session.backend.describe(spark)), {OWN_OUTPUT: "banner"})
+
+    def notice(self, text: str) -> None:
+        """A warning from the kernel about the running cell's Spark calls, shown in that cell."""
+        self.display(notice(text), {OWN_OUTPUT: "notice"})
+
+    # -- around each cell ----------------------------------------------------------------------
+    def before_cell(self) -> Monitor | None:
+        """Bind the real objects, tag the cell's work and begin its progress display. Needs the
+        session up; raises what Spark raises (the caller decides), KeyboardInterrupt included."""
+        shared.wait_installed()
+        if not (self.session.ready and self.session.jvm_alive()):
+            return None
+        spark = self.session.get()
+        self.bind(spark)
+        tag = self.session.backend.cell_tag(spark)
+        if not self.progress_enabled:
+            return None
+        monitor = self._current_monitor()
+        monitor.begin(tag)
+        return monitor
+
+    def cancel_cell(self, in_jvm_call: bool) -> None:
+        """Cancel the running cell's Spark work; safe in a signal handler (never blocks)."""
+        self.session.backend.cancel_cell(in_jvm_call)
+
+    def after_cell(self) -> None:
+        """The cell made a session (a builder in lazy or none mode, or after spark.stop()): say so there.
+        Costs a cell that made none one read of pyspark's class state."""
+        spark = self.session.session
+        if spark is None or spark is self._announced or not self.session.ready:
+            return
+        try:
+            self.announce(spark)
+        except Exception:  # the session line is a courtesy; a cell's result must not depend on it
+            pass
+
+    def _current_monitor(self) -> Monitor:
+        """The progress monitor of the current session, made anew when the session is."""
+        source = self.session.backend.progress_source(self.session.get())
+        if self._monitor is None or self._monitor_source is not source:
+            if self._monitor is not None:
+                self._monitor.close()
+            self._monitor = self.session.backend.progress_monitor(source, self.publisher())
+            self._monitor_source = source
+        else:
+            self._monitor.publish = self.publisher()
+        return self._monitor
+
+    # -- what %spark and shutdown ask for ---------------------------------------------------------
+    def restart(self, conf: dict[str, str] | None = None) -> Any:
+        """A new session (merged ``conf`` over earlier %spark conf); Python variables stay."""
+        self.push_stand_ins()
+        self._announced = None
+        self.session.stop()
+        self.session.conf_overrides.update(conf or {})  # merged over earlier %spark conf, never replacing it
+        self.session.start()
+        spark = self.session.get()
+        self.bind(spark)
+        return spark
+
+    def stop(self) -> None:
+        self.session.stop()
+        if self.session.settings.start != "none":
+            self.push_stand_ins()
+
+    def status(self) -> str:
+        session = self.session
+        started = f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else ""
+        lines = [f"state: {session.state.value}{started}"]
+        if session.ready:
+            spark = session.get()
+            lines += [f"Spark {spark.version}", *session.backend.status_lines(spark)]
+        lines.append(f"progress: {'on' if self.progress_enabled else 'off'}")
+        if session.settings.log_path:
+            lines.append(f"JVM log: {session.settings.log_path}")
+        return "\n".join(lines)
+
+    def shutdown(self) -> None:
+        """Stop Spark and its JVM; the JVM's log is kept only as the evidence of a start or JVM that failed."""
+        if self._monitor is not None:
+            self._monitor.close()
+        keep_log = self.session.state in (SessionState.FAILED, SessionState.JVM_GONE)
+        self.session.stop()
+        log_path = self.session.settings.log_path
+        if log_path is not None and log_path.exists() and not keep_log:
+            log_path.unlink()
+        if self.session.settings.ui_port is not None:
+            self.session.settings.ui_port.release()

@@ -1,0 +1,106 @@
+"""How this kernel's session is to be made, read once from the kernel process's environment.
+
+Third step of the data path: kernel.json's ``env`` (SPARK_HOME, PYSPARK_SUBMIT_ARGS or SPARK_REMOTE,
+PYSPARK_KERNEL_START) as the kernel process sees it -> SessionSettings, which every JVM launch of the
+process reads (the kernel's start, a user's builder, %spark restart).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import submitargs
+from .ports import PortReservation, reserve_port
+
+# Notebook defaults, each applied unless the kernelspec's --conf sets it.
+NOTEBOOK_DEFAULTS = {
+    "spark.ui.showConsoleProgress": "false",  # the console bar would land in cells as stderr noise
+    "spark.sql.repl.eagerEval.enabled": "true",  # DataFrames render as tables in notebooks
+    "spark.sql.repl.eagerEval.maxNumRows": "20",
+}
+UI_PORT_START = 4040
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How this kernel's session is to be made."""
+
+    start: str = "eager"  # eager | lazy | none
+    remote: str | None = None  # Spark Connect URL (SPARK_REMOTE): no local JVM
+    app_name: str = "pyspark-kernel"
+    submit_args: str = submitargs.CLOSING
+    log_path: Path | None = None
+    defaults: dict[str, str] = field(default_factory=dict)  # extra per-launch conf, under the user's
+    ui_proxy: str | None = None  # route prefix of a proxy to the Spark UI, e.g. /user/alice/proxy/
+    ui_port: PortReservation | None = None  # held for the kernel's life when the UI's port is chosen here
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None, log_path: Path | None = None) -> SessionSettings:
+        environ = dict(os.environ if environ is None else environ)
+        remote = environ.get("SPARK_REMOTE") or None
+        submit_args = environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
+        ui_proxy = ui_proxy_prefix(environ)
+        defaults: dict[str, str] = {}
+        reservation = None
+        if ui_proxy and not remote:
+            # Behind a proxy the UI's port must be known before Spark starts, to set its proxyBase; it is
+            # held (ports.py) so that a kernel starting beside this one cannot pick it too.
+            port = submitargs.parse(submit_args).conf.get("spark.ui.port")
+            if port is None:
+                reservation = reserve_port(UI_PORT_START)
+                port = str(reservation.port)
+            defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{port}"}
+        return cls(
+            start=environ.get("PYSPARK_KERNEL_START", "eager"),
+            remote=remote,
+            # jupyter_server names the notebook in JPY_SESSION_NAME: the Spark UI then says whose app it is.
+            app_name=environ.get("JPY_SESSION_NAME") or "pyspark-kernel",
+            submit_args=submit_args,
+            log_path=log_path,
+            defaults=defaults,
+            ui_proxy=ui_proxy,
+            ui_port=reservation,
+        )
+
+    def user_conf(self) -> dict[str, str]:
+        """The ``--conf KEY=VALUE`` pairs in PYSPARK_SUBMIT_ARGS, which outrank every default here."""
+        return submitargs.parse(self.submit_args).conf
+
+    def launch_submit_args(self, overrides: dict[str, str]) -> str:
+        """PYSPARK_SUBMIT_ARGS for a JVM launch: the kernelspec's, the notebook defaults it does not set,
+        then ``overrides`` (%spark conf) last, so they win and reach the JVM's own start.
+
+        The defaults ride on spark-submit's command line, not on one SparkConf, so every session of this
+        JVM has them, including one a user's builder makes after spark.stop(); a builder's own
+        settings still win over them. They also outrank what spark-submit implies for a shell (it
+        turns the console progress bar on and names the app "pyspark-shell").
+        """
+        user_conf = self.user_conf()
+        kernel_conf = {**NOTEBOOK_DEFAULTS, "spark.app.name": self.app_name, **self.defaults}
+        defaults = {key: value for key, value in kernel_conf.items() if key not in user_conf}
+        return submitargs.with_conf(submitargs.with_conf(self.submit_args, defaults), overrides)
+
+    def ui_link(self, ui_url: str | None) -> str | None:
+        """The Spark UI as the user's browser reaches it: through the proxy when there is one."""
+        if not ui_url or not self.ui_proxy:
+            return ui_url
+        return f"{self.ui_proxy}{ui_url.rsplit(':', 1)[-1].strip('/')}/jobs/"
+
+
+def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
+    """Where the browser reaches this machine's ports through the notebook server, if it must.
+
+    PYSPARK_KERNEL_UI_PROXY says so explicitly; under JupyterHub (JUPYTERHUB_SERVICE_PREFIX) or a
+    server that passed its base URL (PYSPARK_KERNEL_BASE_URL) it is ``<base>proxy/`` when
+    jupyter-server-proxy is installed, since only then does that route exist.
+    """
+    explicit = environ.get("PYSPARK_KERNEL_UI_PROXY")
+    if explicit:
+        return explicit.rstrip("/") + "/"
+    base = environ.get("JUPYTERHUB_SERVICE_PREFIX") or environ.get("PYSPARK_KERNEL_BASE_URL")
+    if base and importlib.util.find_spec("jupyter_server_proxy") is not None:
+        return base.rstrip("/") + "/proxy/"
+    return None
