@@ -181,18 +181,6 @@ class SparkController:
         if self.session.settings.start != "none":
             self.push_stand_ins()
 
-    def status(self) -> str:
-        session = self.session
-        started = f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else ""
-        lines = [f"state: {session.state.value}{started}"]
-        if session.ready:
-            spark = session.get()
-            lines += [f"Spark {spark.version}", *session.backend.status_lines(spark)]
-        lines.append(f"progress: {'on' if self.progress_enabled else 'off'}")
-        if session.settings.log_path:
-            lines.append(f"JVM log: {session.settings.log_path}")
-        return "\n".join(lines)
-
     def shutdown(self) -> None:
         """Stop Spark and its JVM; the JVM's log is kept only as the evidence of a start or JVM that failed."""
         if self._monitor is not None:

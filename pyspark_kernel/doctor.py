@@ -7,7 +7,6 @@ kernel's own Python with the kernel's own environment, so it sees what the kerne
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cds, environment, kernelspec, options, submitargs
+from .pythons import PythonFacts, probe_python, python_imports
 from .errors import Problem, SparkEnvironmentError
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
@@ -81,12 +81,12 @@ def check_python(python: str, env: dict[str, str], spark_version: str | None) ->
     """pyspark as the kernel's Python imports it, and the workers' Python (PYSPARK_PYTHON) of the same
     minor version: each Python is asked once."""
     try:
-        kernel = environment.probe_python(python, env)
+        kernel = probe_python(python, env)
     except SparkEnvironmentError as error:
         return [CheckResult.failed("pyspark", error)]
     worker_python = env.get("PYSPARK_PYTHON", python)
     try:
-        worker = kernel if worker_python == python else environment.probe_python(worker_python, env)
+        worker = kernel if worker_python == python else probe_python(worker_python, env)
     except SparkEnvironmentError as error:
         worker_result = CheckResult("Python", FAIL, f"PYSPARK_PYTHON {worker_python} does not run: {error.problem}", "set PYSPARK_PYTHON to a working Python of the driver's version")
     else:
@@ -94,7 +94,7 @@ def check_python(python: str, env: dict[str, str], spark_version: str | None) ->
     return [pyspark_result(kernel, spark_version), worker_result]
 
 
-def pyspark_result(kernel: environment.PythonFacts, spark_version: str | None) -> CheckResult:
+def pyspark_result(kernel: PythonFacts, spark_version: str | None) -> CheckResult:
     version, location = kernel.pyspark_version, kernel.pyspark_home
     if version is None:
         return CheckResult("pyspark", FAIL, f"not importable by {kernel.executable}: {kernel.pyspark_error}", "pip install pyspark, or fix PYTHONPATH in the kernelspec")
@@ -111,7 +111,7 @@ def pyspark_result(kernel: environment.PythonFacts, spark_version: str | None) -
     return CheckResult("pyspark", OK, f"pyspark {version} from {location}")
 
 
-def python_versions_result(driver: environment.PythonFacts, worker: environment.PythonFacts) -> CheckResult:
+def python_versions_result(driver: PythonFacts, worker: PythonFacts) -> CheckResult:
     if driver.version != worker.version:
         return CheckResult("Python", FAIL, f"driver Python {driver.version} but PYSPARK_PYTHON {worker.executable} is {worker.version}", "use the same Python minor version for both (Spark refuses a mismatch)")
     return CheckResult("Python", OK, f"driver and workers on Python {driver.version}")
@@ -125,16 +125,6 @@ def check_provisioner(metadata: dict[str, Any]) -> CheckResult | None:
     if wanted in names:
         return CheckResult("provisioner", OK, f"{wanted} is available to this Python ({sys.executable})")
     return CheckResult("provisioner", FAIL, f"{wanted} is not installed in {sys.executable}", "pip install pyspark-jupyter-kernel into the Jupyter server's Python")
-
-
-def imports(python: str, env: dict[str, str], modules: tuple[str, ...]) -> str | None:
-    """None when the kernel's Python imports every module with the kernel's env, else the error's last line."""
-    probe = "; ".join(f"import {module}" for module in modules)
-    try:
-        result = subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
-    except OSError as error:
-        return str(error)
-    return None if result.returncode == 0 else (result.stderr.strip().splitlines() or ["failed"])[-1]
 
 
 def check_yarn(env: dict[str, str]) -> CheckResult:
@@ -166,7 +156,7 @@ def check_k8s(master: str, conf: dict[str, str]) -> list[CheckResult]:
 def check_connect(python: str, env: dict[str, str]) -> list[CheckResult]:
     """The Connect client's modules in the kernel's Python, and a server answering at SPARK_REMOTE."""
     remote = env["SPARK_REMOTE"]
-    missing = imports(python, env, CONNECT_CLIENT_MODULES)
+    missing = python_imports(python, env, CONNECT_CLIENT_MODULES)
     client = (
         CheckResult("Connect client", FAIL, f"{python}: {missing}", "pip install 'pyspark-jupyter-kernel[connect]' into the kernel's Python")
         if missing else CheckResult("Connect client", OK, "grpcio, grpcio-status, protos, zstandard, pyarrow, pandas importable")
@@ -191,7 +181,7 @@ def check_graphframes(python: str, env: dict[str, str], wanted: dict[str, Any]) 
         jvm = CheckResult("GraphFrames jar", OK, jar)
     else:
         jvm = CheckResult("GraphFrames jar", WARN, f"{wanted.get('package')} is fetched from Maven Central when Spark starts", "offline: download it and reinstall with --graphframes --jars PATH")
-    problem = imports(python, env, ("graphframes",))
+    problem = python_imports(python, env, ("graphframes",))
     module = (
         CheckResult("GraphFrames py", FAIL, f"{python}: {problem}", "pip install 'pyspark-jupyter-kernel[graphframes]' (graphframes-py) into the kernel's Python")
         if problem else CheckResult("GraphFrames py", OK, "graphframes importable")
@@ -213,7 +203,7 @@ def check_mode(python: str, env: dict[str, str], metadata: dict[str, Any]) -> li
 def install_notes(spec: dict[str, Any]) -> list[str]:
     """What install should tell about the kernelspec it just wrote (it is written either way)."""
     wanted = spec["metadata"].get(kernelspec.METADATA_KEY, {}).get("graphframes")
-    if wanted and imports(spec["argv"][0], {**os.environ, **spec["env"]}, ("graphframes",)):
+    if wanted and python_imports(spec["argv"][0], {**os.environ, **spec["env"]}, ("graphframes",)):
         return ["the kernel's Python cannot import graphframes: pip install 'pyspark-jupyter-kernel[graphframes]'"]
     return []
 

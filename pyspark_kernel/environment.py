@@ -8,7 +8,6 @@ filesystem and runs ``java -version`` and the kernel's Python; it writes nothing
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SparkEnvironmentError
+from .pythons import kernel_python, pip_pyspark_home
 
 # Java feature releases each Spark line is built and tested for (Spark's "Downloading" docs).
 SUPPORTED_JAVA: dict[tuple[int, int], tuple[int, ...]] = {
@@ -82,16 +82,6 @@ def find_spark_home(explicit: str | os.PathLike[str] | None = None, environ: dic
         "No Spark found: --spark-home was not given, SPARK_HOME is not set and pyspark is not installed.",
         "pip install pyspark, or pass --spark-home /path/to/spark."
     )
-
-
-def pip_pyspark_home() -> Path | None:
-    """The folder of the pyspark package this Python imports; pip's pyspark is a whole Spark."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("pyspark")
-    if spec is None or not spec.origin:
-        return None
-    return Path(spec.origin).parent
 
 
 def spark_release(version: str) -> tuple[int, int, int]:
@@ -221,72 +211,6 @@ def require_java(spark_version: str, java: JavaRuntime) -> None:
         f"Spark {spark_version} needs Java {min(supported)} or newer, but {java.executable} is Java {java.version_text}.",
         f"install Java {wanted} (sudo apt-get install default-jre-headless) and set JAVA_HOME to it.",
     )
-
-
-@dataclass(frozen=True)
-class PythonFacts:
-    """What one Python says about itself, asked once: its version, its pyspark, whether it has this kernel."""
-
-    executable: Path
-    version: str  # major.minor
-    pyspark_home: Path | None  # the folder of the pyspark package it would import, or None
-    pyspark_version: str | None  # None: importing pyspark failed (pyspark_error says why)
-    pyspark_error: str | None
-    has_kernel: bool
-
-
-PROBE = """
-import importlib.util as util, json, sys
-spec = util.find_spec("pyspark")
-facts = {"version": "%d.%d" % sys.version_info[:2], "origin": spec.origin if spec else None,
-         "has_kernel": util.find_spec("pyspark_kernel") is not None, "pyspark_version": None, "error": None}
-try:
-    import pyspark
-    facts["pyspark_version"] = pyspark.__version__
-except Exception as error:
-    facts["error"] = "%s: %s" % (type(error).__name__, error)
-print(json.dumps(facts))
-"""
-
-
-def probe_python(python: str | os.PathLike[str], environ: dict[str, str] | None = None) -> PythonFacts:
-    """Ask ``python`` (with ``environ``, e.g. a kernelspec's env) for its version and its pyspark.
-
-    The one probe of a Python: install, check and the launcher plugin all ask through it. It runs in
-    "/" so that the probe does not import the source tree it happens to be run from.
-    """
-    executable = Path(python).expanduser()
-    if not executable.is_absolute():
-        found = shutil.which(str(executable))
-        executable = Path(found) if found else executable.absolute()
-    if not executable.is_file() or not os.access(executable, os.X_OK):
-        raise SparkEnvironmentError(f"Python {python} is not an executable file.", "pass the full path of a Python 3 interpreter that has pyspark-jupyter-kernel installed.")
-    try:
-        result = subprocess.run([str(executable), "-c", PROBE], env=environ, capture_output=True, text=True, timeout=120, cwd="/")
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise SparkEnvironmentError(f"Python {python} could not be run: {error}.", "pass a working Python 3.") from None
-    try:
-        facts = json.loads(result.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        detail = result.stderr.strip()[-200:] or "no output"
-        raise SparkEnvironmentError(f"Python {python} is not a working Python 3 ({detail}).", "pass the full path of a Python 3 interpreter.") from None
-    origin = facts["origin"]
-    return PythonFacts(executable, facts["version"], Path(origin).parent if origin else None, facts["pyspark_version"], facts["error"], facts["has_kernel"])
-
-
-def kernel_python(python: str | os.PathLike[str]) -> PythonFacts:
-    """The Python that will run the kernel (``--python``): it must import pyspark_kernel. This process's
-    own Python answers without being started again."""
-    if Path(python).expanduser().absolute() == Path(sys.executable).absolute():
-        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        return PythonFacts(Path(sys.executable), version, pip_pyspark_home(), None, None, True)
-    facts = probe_python(python)
-    if not facts.has_kernel:
-        raise SparkEnvironmentError(
-            f"--python {python} cannot import pyspark_kernel, so it cannot run this kernel.",
-            f"{facts.executable} -m pip install pyspark-jupyter-kernel",
-        )
-    return facts
 
 
 def resolve(

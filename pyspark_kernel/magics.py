@@ -64,7 +64,16 @@ class SparkMagics(Magics):
         print(USAGE)
 
     def _status(self, args: list[str]) -> None:
-        print(self.controller.status())
+        session = self.controller.session
+        started = f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else ""
+        lines = [f"state: {session.state.value}{started}"]
+        if session.ready:
+            spark = session.get()
+            lines += [f"Spark {spark.version}", *session.backend.status_lines(spark)]
+        lines.append(f"progress: {'on' if self.controller.progress_enabled else 'off'}")
+        if session.settings.log_path:
+            lines.append(f"JVM log: {session.settings.log_path}")
+        print("\n".join(lines))
 
     def _restart(self, args: list[str]) -> None:
         self.controller.restart()

@@ -100,9 +100,10 @@ def test_check_accepts_a_preview_or_vendor_build_of_the_same_release_and_refuses
     import pyspark
 
     from pyspark_kernel import doctor
+    from pyspark_kernel.pythons import probe_python
 
     release = ".".join(str(part) for part in pyspark.__version__.split(".")[:3])
-    kernel = environment.probe_python(sys.executable, dict(os.environ))  # asked once, judged three times
+    kernel = probe_python(sys.executable, dict(os.environ))  # asked once, judged three times
     assert kernel.pyspark_version == pyspark.__version__ and kernel.has_kernel
     assert doctor.pyspark_result(kernel, f"{release}-preview1").status == doctor.OK
     vendor = doctor.pyspark_result(kernel, f"{release}-amzn-0")
