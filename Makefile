@@ -22,12 +22,13 @@ run: kernelspec  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark_Python3 (open t
 	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 
-test: setup  ## the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser
+test: setup  ## the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, then the Docker image built and run
 	bash scripts/ensure-system.sh --browser
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs --ignore=tests/image
+	bash scripts/image-test.sh
 
 test-quick: setup  ## the tests that start no JVM
-	$(PY) -m pytest -q -rs -m "not slow and not e2e and not reliability"
+	$(PY) -m pytest -q -rs -m "not slow and not e2e and not reliability and not image and not corpus"
 
 e2e: setup  ## JupyterLab driven in headless Chromium
 	bash scripts/ensure-system.sh --browser

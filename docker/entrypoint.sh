@@ -1,12 +1,18 @@
 #!/bin/sh
 # One image, four roles: docker run IMAGE [ROLE [ARGS...]]
-#   notebook (default)    JupyterLab on 0.0.0.0:8888; token from JUPYTER_TOKEN, else generated and printed.
-#                         With SPARK_MASTER_URL set, the PySpark_Python3 kernel drives that master.
+#   notebook (default)    JupyterLab on 0.0.0.0:${JUPYTER_PORT:-8888}; token from JUPYTER_TOKEN, else generated
+#                         and printed. With SPARK_MASTER_URL set, the PySpark_Python3 kernel drives that master.
+#   singleuser            JupyterHub's single-user server (jupyterhub-singleuser), as a spawner starts it;
+#                         chosen by itself when JUPYTERHUB_API_TOKEN is set. The Spark UI link in the
+#                         notebook goes through the hub's proxy (jupyter-server-proxy).
 #   master                Spark standalone master: RPC on 7077, web UI on 8080.
-#   worker [MASTER_URL]   Spark standalone worker of MASTER_URL (default $SPARK_MASTER_URL), web UI on 8081;
+#   worker [MASTER_URL]   Spark standalone worker of MASTER_URL (default $SPARK_MASTER_URL), web UI on
+#                         ${SPARK_WORKER_WEBUI_PORT:-8081};
 #                         SPARK_WORKER_CORES and SPARK_WORKER_MEMORY limit what it offers.
 #   connect-server        Spark Connect server on 0.0.0.0:15002 (on SPARK_MASTER_URL if set, else local[*]).
 # Anything else runs as given (docker run IMAGE bash). ARGS go to the role's program.
+# Any uid can run it (docker run --user 1234:100): a uid without a passwd entry gets one, and a HOME
+# it cannot write is replaced by the notebook user's group-writable home, or a fresh one in /tmp.
 #
 # ENTRYPOINT_EXEC=PROGRAM hands every command line to PROGRAM instead of running it, with the same
 # environment: the tests check each role's command so (tests/image/test_image_static.py).
@@ -30,6 +36,31 @@ usage_error() {
 
 # The JVM class-data archive that the image's `pyspark-kernel install` built (see the Dockerfile).
 KERNEL_CACHE="${PYSPARK_KERNEL_CACHE:-/opt/pyspark-kernel/cache}"
+NB_HOME="${NB_HOME:-/home/${NB_USER:-jovyan}}"
+
+# A uid with no name breaks Spark's login (Hadoop: "invalid null input: name"): give it one. The
+# image makes /etc/passwd writable by group users for this.
+name_this_uid() {
+  if ! id -un > /dev/null 2>&1 && [ -w /etc/passwd ]; then
+    echo "nb$(id -u):x:$(id -u):$(id -g):notebook user:${NB_HOME}:/bin/sh" >> /etc/passwd
+  fi
+}
+
+# A HOME the user can write: Jupyter keeps its runtime files and user kernelspecs there.
+writable_home() {
+  if [ -z "${HOME:-}" ] || [ "$HOME" = / ] || [ ! -w "$HOME" ]; then
+    if [ -w "$NB_HOME" ]; then HOME="$NB_HOME"; else HOME="/tmp/home-$(id -u)"; mkdir -p "$HOME"; fi
+    export HOME
+  fi
+}
+
+# The folder JupyterLab opens: the work folder (a mounted volume) if this user can write it, else HOME.
+notebook_dir() {
+  for folder in "${NOTEBOOK_DIR:-}" "$HOME/work" "$NB_HOME/work"; do
+    if [ -n "$folder" ] && [ -d "$folder" ] && [ -w "$folder" ]; then echo "$folder"; return; fi
+  done
+  echo "$HOME"
+}
 
 notebook() {
   if [ -n "${SPARK_MASTER_URL:-}" ]; then
@@ -50,7 +81,13 @@ notebook() {
   fi
   # jupyter_server reads the token from the environment: on the command line `docker top` would show it.
   export JUPYTER_TOKEN
-  become jupyter lab --no-browser --ip=0.0.0.0 --port=8888 --ServerApp.root_dir="$HOME/work" \
+  become jupyter lab --no-browser --ip=0.0.0.0 --port="${JUPYTER_PORT:-8888}" --ServerApp.root_dir="$(notebook_dir)" \
+    --MappingKernelManager.default_kernel_name=pyspark_python3 "$@"
+}
+
+singleuser() {
+  # The hub passes the port, base URL and token in JUPYTERHUB_* variables; the server reads them.
+  become jupyterhub-singleuser --ip=0.0.0.0 --ServerApp.root_dir="$(notebook_dir)" \
     --MappingKernelManager.default_kernel_name=pyspark_python3 "$@"
 }
 
@@ -74,7 +111,7 @@ worker() {
   if [ -n "${SPARK_WORKER_CORES:-}" ]; then set -- --cores "$SPARK_WORKER_CORES" "$@"; fi
   # Executors run in the work dir; $SPARK_HOME (inside /opt/conda) is not writable by the user.
   become "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker \
-    --webui-port 8081 --work-dir "${SPARK_WORKER_DIR:-/tmp/spark-worker}" "$@"
+    --webui-port "${SPARK_WORKER_WEBUI_PORT:-8081}" --work-dir "${SPARK_WORKER_DIR:-/tmp/spark-worker}" "$@"
 }
 
 connect_server() {
@@ -86,10 +123,15 @@ connect_server() {
     --conf spark.connect.grpc.binding.address=0.0.0.0 --conf spark.connect.grpc.binding.port=15002 "$@"
 }
 
-role="${1:-notebook}"
+if [ -n "${JUPYTERHUB_API_TOKEN:-}" ]; then default_role=singleuser; else default_role=notebook; fi
+role="${1:-$default_role}"
 [ "$#" -gt 0 ] && shift
+[ "$role" = notebook ] && [ "$default_role" = singleuser ] && role=singleuser
+name_this_uid
+writable_home
 case "$role" in
   notebook) notebook "$@" ;;
+  singleuser) singleuser "$@" ;;
   master) master "$@" ;;
   worker) worker "$@" ;;
   connect-server) connect_server "$@" ;;

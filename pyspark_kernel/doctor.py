@@ -221,7 +221,7 @@ def check_cds(python: str, env: dict[str, str]) -> list[CheckResult]:
         current = cds.archive_path(environment.resolve(env.get("SPARK_HOME"), python, environ=env))
     except SparkEnvironmentError:
         return [CheckResult("CDS", SKIP, "cannot tell: the Spark environment does not resolve (see above)")]
-    if current != archive:
+    if current.name != archive.name:  # the name carries the key (Java, Spark, jars); the folder is whoever's cache
         return [CheckResult("CDS", WARN, f"archive {archive.name} was made for another Java or Spark; the JVM ignores it", "pyspark-kernel install … --replace rebuilds it")]
     return [CheckResult("CDS", OK, f"in use: {archive}")]
 

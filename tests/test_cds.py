@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def test_install_builds_the_archive_and_the_kernel_jvm_maps_it(prefix: Path) -> 
         kernel.shutdown()
     checked = cli("check", "with-cds", "--prefix", str(prefix))
     assert f"OK    CDS         in use: {archive}" in checked.stdout
+    # As in the image: another user, whose own cache folder is elsewhere, checks the same kernelspec.
+    elsewhere = cli("check", "with-cds", "--prefix", str(prefix), env={**os.environ, "XDG_CACHE_HOME": str(prefix / "other-cache")})
+    assert f"OK    CDS         in use: {archive}" in elsewhere.stdout, elsewhere.stdout
 
 
 def test_no_cds_and_a_stale_archive(prefix: Path, tmp_path: Path) -> None:
@@ -39,6 +43,11 @@ def test_no_cds_and_a_stale_archive(prefix: Path, tmp_path: Path) -> None:
     stale = install(prefix, "--name", "stale-cds", "--conf", f"spark.driver.extraJavaOptions=-XX:SharedArchiveFile={tmp_path}/gone.jsa", "--no-cds", "--replace")
     checked = cli("check", stale.name, "--prefix", str(prefix))
     assert "WARN  CDS" in checked.stdout and "missing" in checked.stdout and checked.returncode == 0
+    other = tmp_path / "spark-4.3.0-java-17-0123456789abcdef.jsa"  # made for another Java, Spark or jars
+    other.write_bytes(b"archive")
+    made_elsewhere = install(prefix, "--name", "other-cds", "--conf", f"spark.driver.extraJavaOptions=-XX:SharedArchiveFile={other}", "--no-cds", "--replace")
+    checked = cli("check", made_elsewhere.name, "--prefix", str(prefix))
+    assert "WARN  CDS" in checked.stdout and "made for another Java or Spark" in checked.stdout, checked.stdout
 
 
 def test_a_missing_archive_does_not_stop_the_kernel(prefix: Path, tmp_path: Path) -> None:

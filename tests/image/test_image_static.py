@@ -60,6 +60,7 @@ class Entrypoint:
         self.fake.write_text(FAKE_EXEC.format(python=sys.executable))
         self.fake.chmod(0o755)
         self.home = tmp_path / "home"
+        (self.home / "work").mkdir(parents=True)
 
     def run(self, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
         self.log.unlink(missing_ok=True)
@@ -104,6 +105,37 @@ def test_notebook_generates_and_prints_a_token_when_none_is_given(entrypoint: En
     assert re.fullmatch(r"[0-9a-f]{48}", token)
     assert f"JupyterLab token: {token}" in result.stdout and f"/lab?token={token}" in result.stdout
     assert entrypoint.run("notebook")[1][-1]["env"]["JUPYTER_TOKEN"] != token, "a new token for every start"
+
+
+def test_any_uid_gets_a_home_it_can_write_and_the_work_folder(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    """docker run --user 1234:100: HOME is / (no passwd entry); the notebook user's group-writable home
+    stands in, and JupyterLab opens its work folder."""
+    shared_home = tmp_path / "jovyan"
+    (shared_home / "work").mkdir(parents=True)
+    result, calls = entrypoint.run("notebook", HOME="/", NB_HOME=str(shared_home), JUPYTER_TOKEN="t")
+    assert result.returncode == 0, result.stderr
+    assert calls[-1]["env"]["HOME"] == str(shared_home)
+    assert f"--ServerApp.root_dir={shared_home}/work" in calls[-1]["argv"]
+    unwritable = tmp_path / "locked"
+    unwritable.mkdir(mode=0o500)
+    if os.access(unwritable, os.W_OK):  # root writes anywhere: nothing to show here
+        return
+    _, calls = entrypoint.run("notebook", HOME=str(unwritable), NB_HOME=str(unwritable), JUPYTER_TOKEN="t")
+    assert calls[-1]["env"]["HOME"] == f"/tmp/home-{os.getuid()}"
+
+
+def test_a_jupyterhub_spawn_runs_the_single_user_server(entrypoint: Entrypoint) -> None:
+    """A spawner sets JUPYTERHUB_API_TOKEN and runs the image's command: the single-user server, with
+    the PySpark kernel as its default, in the work folder."""
+    for args in ((), ("notebook",), ("singleuser", "--debug")):
+        argv = entrypoint.command(*args, JUPYTERHUB_API_TOKEN="hub-token")
+        assert argv[:2] == ["jupyterhub-singleuser", "--ip=0.0.0.0"], argv
+        assert "--MappingKernelManager.default_kernel_name=pyspark_python3" in argv
+    assert entrypoint.command("singleuser", "--debug", JUPYTERHUB_API_TOKEN="t")[-1] == "--debug"
+
+
+def test_notebook_port_follows_jupyter_port(entrypoint: Entrypoint) -> None:
+    assert "--port=9999" in entrypoint.command("notebook", JUPYTER_PORT="9999", JUPYTER_TOKEN="t")
 
 
 def test_notebook_passes_extra_arguments_to_jupyter_lab(entrypoint: Entrypoint) -> None:
@@ -183,20 +215,29 @@ def test_entrypoint_is_posix_sh() -> None:
 # --- the healthcheck ------------------------------------------------------------------------------
 
 
-def healthcheck(tmp_path: Path, *pid1: str) -> subprocess.CompletedProcess[str]:
-    cmdline = tmp_path / "cmdline"
+def healthcheck(tmp_path: Path, *pid1: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmdline, pid1_environ = tmp_path / "cmdline", tmp_path / "environ"
     cmdline.write_bytes(b"".join(word.encode() + b"\0" for word in pid1))
-    env = {"PATH": os.environ["PATH"], "HEALTHCHECK_CMDLINE": str(cmdline)}
+    pid1_environ.write_bytes(b"".join(f"{name}={value}".encode() + b"\0" for name, value in (environ or {}).items()))
+    env = {"PATH": os.environ["PATH"], "HEALTHCHECK_CMDLINE": str(cmdline), "HEALTHCHECK_ENVIRON": str(pid1_environ)}
     return subprocess.run(["sh", str(DOCKER / "healthcheck.sh")], capture_output=True, text=True, env=env, timeout=30)
 
 
 def test_healthcheck_finds_the_role_in_pid_1s_command_line(tmp_path: Path) -> None:
-    tini = ("/opt/conda/bin/tini", "-g", "--", "/usr/local/bin/entrypoint.sh")
+    tini = ("/opt/env/bin/tini", "-g", "--", "/usr/local/bin/entrypoint.sh")
     assert healthcheck(tmp_path, *tini, "bash", "-l").returncode == 0, "a command of the user's is healthy"
-    # Nothing listens on these ports in the test: each role names the server it asked for.
-    for role, target in [((), ":8888/api"), (("notebook",), ":8888/api"), (("master",), ":8080/"),
-                         (("worker", "spark://master:7077"), ":8081/"), (("connect-server",), ":15002")]:
-        result = healthcheck(tmp_path, *tini, *role)
+    # Nothing listens on these ports in the test: each role names the server it asked for, where the
+    # role's arguments and PID 1's environment put it.
+    hub = {"JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8890/user/alice/"}
+    for role, environ, target in [
+        ((), {}, ":8888/api"), (("notebook",), {}, ":8888/api"), (("notebook",), {"JUPYTER_PORT": "8899"}, ":8899/api"),
+        (("notebook", "--port=9999", "--ServerApp.base_url=/spark/"), {}, ":9999/spark/api"),
+        (("singleuser",), hub, ":8890/user/alice/api"), (("notebook",), {**hub, "JUPYTERHUB_API_TOKEN": "t"}, ":8890/user/alice/api"),
+        (("master",), {}, ":8080/"), (("master", "--webui-port", "9090"), {}, ":9090/"),
+        (("worker", "spark://master:7077"), {}, ":8081/"), (("connect-server",), {}, ":15002"),
+        (("connect-server", "--conf", "spark.connect.grpc.binding.port=15010"), {}, ":15010"),
+    ]:
+        result = healthcheck(tmp_path, *tini, *role, environ=environ)
         if result.returncode == 0:  # something of this machine answers there
             assert target in result.stdout
         else:
@@ -314,8 +355,10 @@ def test_dockerfile_writes_the_kernelspec_with_the_cli_and_runs_as_a_user() -> N
     assert "--env SPARK_LOCAL_IP 0.0.0.0" in text and "on purpose" in text, "the lifted loopback default is said so"
     assert re.findall(r"^USER (.+)$", text, re.MULTILINE)[-1] == "${NB_UID}" and dockerfile_args()["NB_UID"] == "1000"
     assert re.search(r"^EXPOSE 8888 4040$", text, re.MULTILINE) and re.search(r"^HEALTHCHECK ", text, re.MULTILINE)
-    assert re.search(r'^ENTRYPOINT \["/opt/conda/bin/tini", "-g", "--", "/usr/local/bin/entrypoint.sh"\]$', text, re.MULTILINE)
-    assert "tini=" in (DOCKER / "environment.yml").read_text()
+    assert re.search(r'^ENTRYPOINT \["/opt/env/bin/tini", "-g", "--", "/usr/local/bin/entrypoint.sh"\]$', text, re.MULTILINE)
+    assert "tini=" in (DOCKER / "environment.yml").read_text() and "ln -s /usr/bin/tini /opt/env/bin/tini" in text, "both stages give /opt/env/bin/tini"
+    assert not re.search(r"^VOLUME", text, re.MULTILINE), "a VOLUME leaves an anonymous volume behind every docker run"
+    assert not re.search(r"^RUN chown", text, re.MULTILINE), "a chown layer of its own copies what it touches"
 
 
 def test_build_context_holds_only_what_the_dockerfile_copies() -> None:
@@ -347,7 +390,47 @@ def test_compose_runs_a_master_two_workers_and_a_notebook_on_the_master() -> Non
 
 
 def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
-    if not shutil.which("docker") or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
-        pytest.skip("the docker compose plugin is not installed here (docker compose version failed)")
-    result = subprocess.run(["docker", "compose", "-f", str(DOCKER / "compose.yaml"), "config", "--quiet"], capture_output=True, text=True, timeout=60)
+    """Validated by compose itself: the v2 plugin where it is installed, else Debian's docker-compose
+    (v1, which make image-test installs where neither is)."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        command = ["docker", "compose"]
+    elif shutil.which("docker-compose"):
+        command = ["docker-compose"]
+    else:
+        if os.environ.get("CI") == "true":
+            pytest.fail("neither docker compose nor docker-compose is installed (make image-test installs docker-compose)")
+        pytest.skip("neither the docker compose plugin nor docker-compose is installed here")
+    result = subprocess.run([*command, "-p", "pyspark-kernel", "-f", str(DOCKER / "compose.yaml"), "config", "--quiet"],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "IMAGE": "pyspark-kernel:latest"})
     assert result.returncode == 0, result.stderr
+
+
+# --- the build args, checked before any slow layer --------------------------------------------------
+
+
+def check_build_args(**args: str) -> subprocess.CompletedProcess[str]:
+    versions = {"PYTHON_VERSION": "3.11", "JAVA_VERSION": "17", "SPARK_VERSION": "4.3.0", "GRAPHFRAMES_VERSION": "0.12.1"}
+    env = {"PATH": os.environ["PATH"], **versions, **args}
+    return subprocess.run(["sh", str(DOCKER / "check-build-args.sh")], capture_output=True, text=True, env=env, timeout=30)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({}, "GRAPHFRAMES_SHA256 is empty. Fix: --build-arg GRAPHFRAMES_SHA256="),
+    ({"GRAPHFRAMES_SHA256": "a" * 64}, "GRAPHFRAMES_GRAPHX_SHA256 is empty"),
+    ({"GRAPHFRAMES_SHA256": "A" * 64, "GRAPHFRAMES_GRAPHX_SHA256": "b" * 64}, "is not a lower-case hex sha256"),
+    ({"GRAPHFRAMES_SHA256": "a" * 63, "GRAPHFRAMES_GRAPHX_SHA256": "b" * 64}, "has 63 characters"),
+    ({"GRAPHFRAMES_JARS": "maybe"}, "neither fetch nor none"),
+    ({"GRAPHFRAMES_JARS": "none", "SPARK_VERSION": "latest"}, "SPARK_VERSION='latest' is not a version"),
+])
+def test_unusable_build_args_stop_the_build_at_once(args: dict[str, str], message: str) -> None:
+    result = check_build_args(**args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_usable_build_args_pass() -> None:
+    assert check_build_args(GRAPHFRAMES_SHA256="a" * 64, GRAPHFRAMES_GRAPHX_SHA256="b" * 64).returncode == 0
+    assert check_build_args(GRAPHFRAMES_JARS="none").returncode == 0
+    text = DOCKERFILE.read_text()
+    for stage in ("AS environment-conda", "AS environment-debian"):
+        after = text[text.index(stage):]
+        assert after.index("RUN sh /tmp/env/check-build-args.sh") < after.index("RUN --mount"), f"{stage}: checked before the slow layer"
