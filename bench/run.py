@@ -1,6 +1,6 @@
 """`make bench`: this kernel against plain ipykernel and bare pyspark, measured in the same run.
 
-Seven rows, each the median (and min-max spread) of --reps repetitions, with the ratio to its baseline
+Eight rows, each the median (and min-max spread) of --reps repetitions, with the ratio to its baseline
 and the target from the benchmarks issue. Results go to stdout and bench/results.md. Benchmarks are
 never assertions in the test suite; tests/test_bench_smoke.py only checks that a --quick run prints.
 """
@@ -111,6 +111,50 @@ def four_at_once(name: str) -> tuple[float, list[float], int]:
             kernel.shutdown()
 
 
+def idle_then_first(name: str, code: str, idle: float = 10.0) -> float:
+    """Open a notebook, read for ``idle`` seconds, then run a first cell: its seconds (row 8)."""
+    kernel = KernelHarness(name)
+    try:
+        time.sleep(idle)
+        started = time.perf_counter()
+        kernel.value(code)
+        return time.perf_counter() - started
+    finally:
+        kernel.shutdown()
+
+
+FIRST_CELLS = (("count", COUNT), ("SQL collect", "spark.sql('SELECT 1 AS one').collect()"), ("pandas round trip", "spark.range(5).toPandas().shape"))
+
+
+def in_one_kernel(ours: str, plain: str, prefix: Path, quick: bool, reps: int) -> list[tuple[str, str, str, str, str]]:
+    """Rows 3-5, in one kernel of each kind kept up for all of them."""
+    rows = []
+    spark_kernel, plain_kernel = KernelHarness(ours), KernelHarness(plain)
+    try:
+        spark_kernel.value(COUNT)
+        trips = 100 if quick else 200
+        round_trips(spark_kernel, 20), round_trips(plain_kernel, 20)
+        mine = [round_trips(spark_kernel, trips) for _ in range(reps)]
+        base = [round_trips(plain_kernel, trips) for _ in range(reps)]
+        rows.append((f"3 {trips} × `1+1`", stats(mine), f"plain ipykernel {stats(base)}", f"{statistics.median(mine) / statistics.median(base):.2f}×", "≤ 1.05×"))
+        if not quick:
+            quiet = KernelHarness(install(prefix, "bench-quiet", "--env", "PYSPARK_KERNEL_PROGRESS", "off"))
+            try:
+                quiet.value(COUNT)
+                spark_kernel.value(JOB_200), quiet.value(JOB_200)
+                on = timed(lambda: spark_kernel.value(JOB_200), reps + 2)
+                off = timed(lambda: quiet.value(JOB_200), reps + 2)
+            finally:
+                quiet.shutdown()
+            rows.append(("4 200-task job, progress on", stats(on), f"progress off {stats(off)}", f"{(statistics.median(on) / statistics.median(off) - 1) * 100:+.1f}%", "≤ +2%"))
+            latency = [interrupt_latency(spark_kernel) for _ in range(reps)]
+            rows.append(("5 interrupt → reply", stats(latency), "job cancelled, no active jobs after", "", "≤ 1.0 s"))
+    finally:
+        spark_kernel.shutdown()
+        plain_kernel.shutdown()
+    return rows
+
+
 def stats(samples: list[float]) -> str:
     return f"{statistics.median(samples):.3f} s ({min(samples):.2f}-{max(samples):.2f})"
 
@@ -120,8 +164,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="rows 1 and 3 only, 2 reps: a smoke run")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results.md")
+    parser.add_argument("--only", type=int, nargs="*", help="only these rows (results.md is written by a full run only)")
     args = parser.parse_args()
     reps = 2 if args.quick else args.reps
+
+    def want(row: int) -> bool:
+        return not args.only or row in args.only
+
     rows: list[tuple[str, str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="pyspark-bench-") as root:
         for variable in ("JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR"):
@@ -134,10 +183,11 @@ def main() -> None:
         plain = "bench-plain"
 
         start_and_info(ours), start_and_info(plain)  # warm the disk cache for both
-        mine, base = [start_and_info(ours) for _ in range(reps)], [start_and_info(plain) for _ in range(reps)]
-        rows.append(("1 start → kernel_info", stats(mine), f"plain ipykernel {stats(base)}", f"{statistics.median(mine) / statistics.median(base):.2f}×", "≤ 1.15×"))
+        if want(1):
+            mine, base = [start_and_info(ours) for _ in range(reps)], [start_and_info(plain) for _ in range(reps)]
+            rows.append(("1 start → kernel_info", stats(mine), f"plain ipykernel {stats(base)}", f"{statistics.median(mine) / statistics.median(base):.2f}×", "≤ 1.15×"))
 
-        if not args.quick:
+        if not args.quick and want(2):
             without = timed(start_and_count(no_cds), reps)
             mine = timed(start_and_count(ours), reps)
             floor = timed(bare_floor, reps)
@@ -147,37 +197,24 @@ def main() -> None:
             rows.append(("2 start → first count (CDS, default)", stats(mine), f"bare python without CDS {stats(floor)}",
                          f"{statistics.median(mine) / statistics.median(floor):.2f}× floor", "≤ 0.6× floor"))
 
-        spark_kernel, plain_kernel = KernelHarness(ours), KernelHarness(plain)
-        try:
-            spark_kernel.value(COUNT)
-            trips = 100 if args.quick else 200
-            round_trips(spark_kernel, 20), round_trips(plain_kernel, 20)
-            mine = [round_trips(spark_kernel, trips) for _ in range(reps)]
-            base = [round_trips(plain_kernel, trips) for _ in range(reps)]
-            rows.append((f"3 {trips} × `1+1`", stats(mine), f"plain ipykernel {stats(base)}", f"{statistics.median(mine) / statistics.median(base):.2f}×", "≤ 1.05×"))
-            if not args.quick:
-                quiet = KernelHarness(install(prefix, "bench-quiet", "--env", "PYSPARK_KERNEL_PROGRESS", "off"))
-                try:
-                    quiet.value(COUNT)
-                    spark_kernel.value(JOB_200), quiet.value(JOB_200)
-                    on = timed(lambda: spark_kernel.value(JOB_200), reps + 2)
-                    off = timed(lambda: quiet.value(JOB_200), reps + 2)
-                finally:
-                    quiet.shutdown()
-                rows.append(("4 200-task job, progress on", stats(on), f"progress off {stats(off)}", f"{(statistics.median(on) / statistics.median(off) - 1) * 100:+.1f}%", "≤ +2%"))
-                latency = [interrupt_latency(spark_kernel) for _ in range(reps)]
-                rows.append(("5 interrupt → reply", stats(latency), "job cancelled, no active jobs after", "", "≤ 1.0 s"))
-        finally:
-            spark_kernel.shutdown()
-            plain_kernel.shutdown()
+        if want(3) or want(4) or want(5):
+            rows += in_one_kernel(ours, plain, prefix, args.quick, reps)
 
-        if not args.quick:
+        if not args.quick and want(6):
             ready, rss, ports = four_at_once(ours)
             rows.append(("6 4 kernels at once", f"{ready:.1f} s to all counted", f"RSS kernel+JVM {min(rss):.0f}-{max(rss):.0f} MB each", f"{ports} distinct UI ports", "4 ports"))
+        if not args.quick and want(7):
             with running_connect_server(Path(root) / "connect") as url:
                 connect = install(prefix, "bench-connect", "--remote", url)
                 mine, base = [start_and_info(connect) for _ in range(reps)], [start_and_info(plain) for _ in range(reps)]
             rows.append(("7 Connect kernel start → kernel_info", stats(mine), f"plain ipykernel {stats(base)}", f"{statistics.median(mine) / statistics.median(base):.2f}×", "no local JVM"))
+        if not args.quick and want(8):
+            cold = install(prefix, "bench-nowarmup", "--env", "PYSPARK_KERNEL_WARMUP", "off")
+            for label, code in FIRST_CELLS:
+                warm = [idle_then_first(ours, code) for _ in range(reps)]
+                base = [idle_then_first(cold, code) for _ in range(reps)]
+                target = "≤ 0.25 s" if label == "count" else ""
+                rows.append((f"8 open → idle 10 s → first {label}", stats(warm), f"warm-up off {stats(base)}", f"{statistics.median(warm) / statistics.median(base):.2f}×", target))
 
     import pyspark
 
@@ -191,7 +228,7 @@ def main() -> None:
         *[f"| {' | '.join(row)} |" for row in rows],
     ]
     print("\n".join(lines))
-    if not args.quick:
+    if not args.quick and not args.only:
         args.output.write_text("\n".join(lines) + "\n")
 
 

@@ -26,6 +26,7 @@ class Monitor(Protocol):
 class Backend(Protocol):
     names: tuple[str, ...]  # what the user namespace gets: spark (and sc)
     remote: str | None  # the Spark Connect URL, or None for a local JVM
+    warmable: bool  # whether idle time is worth spending on warming its first queries (warmup.py)
 
     def live_session(self) -> Any:
         """The session pyspark holds now, or None (read from its class state, never imported for it)."""

@@ -31,6 +31,7 @@ class ClassicBackend:
 
     names = ("spark", "sc")
     remote = None
+    warmable = True  # a fresh JVM's first query is the slowest thing a notebook waits for
 
     def __init__(self, settings: SessionSettings, jvm_alive: Callable[[], bool]) -> None:
         self.settings = settings
@@ -122,7 +123,6 @@ class ClassicBackend:
 
     def namespace(self, session: Any) -> dict[str, Any]:
         return {"spark": session, "sc": session.sparkContext}
-
 
 def cancel_as_jobs_appear(context: Any, group: str, jvm_thread: Any, jvm_alive: Callable[[], bool]) -> None:
     """Cancel ``group`` with its future jobs, then again every CANCEL_POLL_SECONDS: for

@@ -38,6 +38,7 @@ class ConnectBackend:
     """Operation tags per cell, interrupted on the server; progress from the client's handler."""
 
     names = ("spark",)  # a Connect session has no SparkContext
+    warmable = False  # the server's JVM is warm from its other clients
 
     def __init__(self, settings: SessionSettings) -> None:
         self.settings = settings

@@ -13,6 +13,7 @@ from . import shared
 from .backend import Monitor
 from .progress import Publisher
 from .session import ManagedSession, SessionState
+from .warmup import IdleWarmer
 
 # Outputs the kernel adds to a cell (the session line, progress, notices) carry this metadata key, so
 # that tools comparing notebooks, and people reading them, can tell them from the cell's own output.
@@ -83,7 +84,9 @@ class SparkController:
         self._monitor: Monitor | None = None
         self._monitor_source: Any = None  # what the monitor follows (the SparkContext or Connect session)
         self._announced: Any = None  # the session the one-line summary was shown for
+        self.warmer = IdleWarmer(session)
         session.notice = self.notice
+        session.on_ready = self.warmer.warm_if_idle
 
     def start(self) -> None:
         """Put the stand-ins in the namespace and start Spark as the kernelspec says (eager, lazy, none)."""
@@ -125,6 +128,7 @@ class SparkController:
     def before_cell(self) -> Monitor | None:
         """Bind the real objects, tag the cell's work and begin its progress display. Needs the
         session up; raises what Spark raises (the caller decides), KeyboardInterrupt included."""
+        self.warmer.cell_started()
         shared.wait_installed()
         if not (self.session.ready and self.session.jvm_alive()):
             return None
@@ -143,14 +147,14 @@ class SparkController:
 
     def after_cell(self) -> None:
         """The cell made a session (a builder in lazy or none mode, or after spark.stop()): say so there.
-        Costs a cell that made none one read of pyspark's class state."""
+        Costs a cell that made none one read of pyspark's class state. Then, idle, warm the session."""
         spark = self.session.session
-        if spark is None or spark is self._announced or not self.session.ready:
-            return
-        try:
-            self.announce(spark)
-        except Exception:  # the session line is a courtesy; a cell's result must not depend on it
-            pass
+        if spark is not None and spark is not self._announced and self.session.ready:
+            try:
+                self.announce(spark)
+            except Exception:  # the session line is a courtesy; a cell's result must not depend on it
+                pass
+        self.warmer.cell_ended()
 
     def _current_monitor(self) -> Monitor:
         """The progress monitor of the current session, made anew when the session is."""
@@ -169,6 +173,7 @@ class SparkController:
         """A new session (merged ``conf`` over earlier %spark conf); Python variables stay."""
         self.push_stand_ins()
         self._announced = None
+        self.warmer.cancel()
         self.session.stop()
         self.session.conf_overrides.update(conf or {})  # merged over earlier %spark conf, never replacing it
         self.session.start()
@@ -177,6 +182,7 @@ class SparkController:
         return spark
 
     def stop(self) -> None:
+        self.warmer.cancel()
         self.session.stop()
         if self.session.settings.start != "none":
             self.push_stand_ins()
@@ -185,6 +191,7 @@ class SparkController:
         """Stop Spark and its JVM; the JVM's log is kept only as the evidence of a start or JVM that failed."""
         if self._monitor is not None:
             self._monitor.close()
+        self.warmer.cancel()
         keep_log = self.session.state in (SessionState.FAILED, SessionState.JVM_GONE)
         self.session.stop()
         log_path = self.session.settings.log_path

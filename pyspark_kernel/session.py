@@ -71,6 +71,7 @@ class ManagedSession:
         self.remote = settings.remote  # read by shared.py's hooks
         self.conf_overrides: dict[str, str] = {}  # from %spark conf: merged over everything else
         self.notice: Callable[[str], None] = lambda text: warnings.warn(text, stacklevel=3)
+        self.on_ready: Callable[[], None] = lambda: None  # called on the start thread once a start made a session
         self._lock = threading.Lock()
         self._settled = threading.Event()  # set while no start is in flight
         self._settled.set()
@@ -134,6 +135,8 @@ class ManagedSession:
             if self.started_at is not None:
                 self.start_seconds = time.monotonic() - self.started_at
             self._settled.set()
+        if self._error is None:
+            self.on_ready()
 
     def wait_for_start(self) -> None:
         """Block until a start in flight has ended (any thread but the start thread itself)."""

@@ -1,0 +1,140 @@
+"""Warm the paths a notebook's first cells take, while the user reads.
+
+A fresh session answers its FIRST query in 1-2.5 s (planning, code generation, the JIT, the first Python
+worker) and later ones in about 0.2 s. Once the session is up and no cell is running, the kernel runs
+the shapes first cells take (a DataFrame count, a SQL collect, a pandas round trip, a Python UDF) on
+tiny data, in a job group of its own: invisible (the progress display follows only the cell's group,
+nothing is printed), and cancelled, with the jobs it would still submit, the moment a cell starts.
+PYSPARK_KERNEL_WARMUP=off turns it off. Classic sessions only: a Connect server warms itself.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+GROUP_PREFIX = "pyspark-kernel-warmup"
+
+
+def count(spark: Any) -> object:
+    return spark.range(10).count()
+
+
+def sql(spark: Any) -> object:
+    return spark.sql("SELECT 1 AS one").collect()
+
+
+def pandas(spark: Any) -> object:
+    return spark.range(5).toPandas()
+
+
+def python_udf(spark: Any) -> object:
+    from pyspark.sql.functions import udf
+
+    return spark.range(3).select(udf(lambda value: value + 1, "long")("id")).collect()
+
+
+QUERIES: tuple[tuple[str, Callable[[Any], object]], ...] = (("count", count), ("sql", sql), ("pandas", pandas), ("udf", python_udf))
+
+
+class WarmUp:
+    """One warm-up run for one session, in a thread of its own; cancel() never blocks."""
+
+    def __init__(self, spark: Any, queries: tuple[tuple[str, Callable[[Any], object]], ...] = QUERIES, done: list[str] | None = None) -> None:
+        self.spark = spark
+        self.queries = queries
+        self.group = f"{GROUP_PREFIX}-{uuid.uuid4().hex[:8]}"
+        self.done: list[str] = [] if done is None else done  # the queries that ran to the end, for this session
+        self.seconds: float | None = None
+        self.cancelled = threading.Event()
+        self.finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pyspark-kernel-warmup", daemon=True)
+
+    def start(self) -> WarmUp:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        try:
+            context = self.spark.sparkContext
+            context.setJobGroup(self.group, "pyspark-kernel warm-up (cancelled when a cell runs)", interruptOnCancel=True)
+            for name, query in self.queries:
+                if self.cancelled.is_set():
+                    break
+                query(self.spark)
+                self.done.append(name)
+        except Exception:  # cancelled under it, or a Spark that fails: the user's own cells will say why
+            pass
+        finally:
+            self.seconds = time.monotonic() - started
+            self.finished.set()
+
+    def cancel(self) -> None:
+        """Stop the warm-up and the jobs it runs or would still submit, from a thread of its own (a
+        JVM call must not delay the cell that asked)."""
+        if self.finished.is_set() or self.cancelled.is_set():
+            return
+        self.cancelled.set()
+
+        def cancel_jobs() -> None:
+            try:
+                scala_context = self.spark.sparkContext._jsc.sc()
+                try:
+                    scala_context.cancelJobGroupAndFutureJobs(self.group)
+                except Exception:
+                    scala_context.cancelJobGroup(self.group)  # Spark 3.x
+            except Exception:
+                pass  # a session that is gone has nothing to cancel
+
+        threading.Thread(target=cancel_jobs, name="pyspark-kernel-warmup-cancel", daemon=True).start()
+
+
+class IdleWarmer:
+    """Warms each new session once while no cell runs, and stops a warm-up the moment a cell starts.
+
+    ``session`` is the kernel's ManagedSession: its live session, whether it is ready, and its
+    backend, which says whether its kind of session is worth warming.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.enabled = os.environ.get("PYSPARK_KERNEL_WARMUP", "on").lower() not in ("off", "0", "false", "no")
+        self.current: WarmUp | None = None  # the last warm-up, for the session it warmed
+        self._cell_running = False
+        self._lock = threading.Lock()
+
+    def cell_started(self) -> None:
+        with self._lock:
+            self._cell_running = True
+        self.cancel()
+
+    def cell_ended(self) -> None:
+        with self._lock:
+            self._cell_running = False
+        self.warm_if_idle()
+
+    def warm_if_idle(self) -> None:
+        """Called when a cell ends and when a start made a session (on the start thread): warms a new
+        session, or goes on with what a cell's start cut short."""
+        with self._lock:
+            spark = self.session.session
+            if not self.enabled or self._cell_running or spark is None or not self.session.ready or not self.session.backend.warmable:
+                return
+            current = self.current
+            if current is not None and current.spark is spark:
+                if not current.finished.is_set() or not current.cancelled.is_set():
+                    return  # still warming, or warmed to the end
+                remaining = tuple((name, query) for name, query in QUERIES if name not in current.done)
+                if not remaining:
+                    return
+                self.current = WarmUp(spark, remaining, current.done).start()
+            else:
+                self.current = WarmUp(spark).start()
+
+    def cancel(self) -> None:
+        if self.current is not None:
+            self.current.cancel()
