@@ -10,7 +10,7 @@ fail() {
 
 case "${GRAPHFRAMES_JARS:-fetch}" in
   fetch)
-    for name in GRAPHFRAMES_SHA256 GRAPHFRAMES_GRAPHX_SHA256; do
+    for name in GRAPHFRAMES_SHA256 GRAPHFRAMES_GRAPHX_SHA256 GRAPHFRAMES_CONNECT_SHA256; do
       eval "value=\${$name:-}"
       case "$value" in
         '') fail "$name is empty. Fix: --build-arg $name=<sha256 of the jar> (the README, The Docker image, says where it comes from), or --build-arg GRAPHFRAMES_JARS=none for an image without GraphFrames' jars." ;;

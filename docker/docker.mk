@@ -16,6 +16,7 @@ GRAPHFRAMES_VERSION ?= 0.12.1
 GRAPHFRAMES_JARS ?= fetch
 GRAPHFRAMES_SHA256 ?=
 GRAPHFRAMES_GRAPHX_SHA256 ?=
+GRAPHFRAMES_CONNECT_SHA256 ?=
 # Networks that intercept TLS: CA_BUNDLE=/path/to/ca.crt (used during the build only, never kept in
 # the image). Mirrors: PIP_INDEX_URL, CONDA_CHANNEL, MAVEN_REPOSITORY.
 CA_BUNDLE ?=
@@ -26,7 +27,7 @@ COMPOSE := docker compose -p pyspark-kernel -f docker/compose.yaml
 
 .PHONY: image image-run image-test compose-up compose-down lint-docker
 
-image:  ## the JupyterLab + Spark + GraphFrames image (needs GRAPHFRAMES_SHA256 and GRAPHFRAMES_GRAPHX_SHA256, or GRAPHFRAMES_JARS=none)
+image:  ## the JupyterLab + Spark + GraphFrames image (needs the three GRAPHFRAMES_*SHA256, or GRAPHFRAMES_JARS=none)
 	DOCKER_BUILDKIT=1 $(DOCKER) build -f docker/Dockerfile \
 		--build-arg ENVIRONMENT=$(ENVIRONMENT) \
 		--build-arg DEBIAN_BASE=$(DEBIAN_BASE) \
@@ -37,6 +38,7 @@ image:  ## the JupyterLab + Spark + GraphFrames image (needs GRAPHFRAMES_SHA256 
 		--build-arg GRAPHFRAMES_JARS=$(GRAPHFRAMES_JARS) \
 		--build-arg GRAPHFRAMES_SHA256=$(GRAPHFRAMES_SHA256) \
 		--build-arg GRAPHFRAMES_GRAPHX_SHA256=$(GRAPHFRAMES_GRAPHX_SHA256) \
+		--build-arg GRAPHFRAMES_CONNECT_SHA256=$(GRAPHFRAMES_CONNECT_SHA256) \
 		--build-arg PIP_INDEX_URL=$(PIP_INDEX_URL) \
 		--build-arg CONDA_CHANNEL=$(CONDA_CHANNEL) \
 		--build-arg MAVEN_REPOSITORY=$(MAVEN_REPOSITORY) \

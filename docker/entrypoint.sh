@@ -116,6 +116,13 @@ worker() {
 
 connect_server() {
   if [ -n "${SPARK_MASTER_URL:-}" ]; then set -- --master "$SPARK_MASTER_URL" "$@"; fi
+  # GraphFrames' Connect plugin, where the image has its jar: Connect clients get GraphFrame too.
+  for jar in "$SPARK_HOME"/jars/graphframes-connect-*.jar; do
+    if [ -f "$jar" ]; then
+      set -- --conf spark.connect.extensions.relation.classes=org.apache.spark.sql.graphframes.GraphFramesConnect "$@"
+      break
+    fi
+  done
   # In the foreground (not sbin/start-connect-server.sh, which daemonizes); spark-submit knows this
   # class and needs no application jar.
   become "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.connect.service.SparkConnectServer \

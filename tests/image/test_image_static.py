@@ -201,6 +201,15 @@ def test_connect_server(entrypoint: Entrypoint) -> None:
     assert on_cluster == [*expected, "--master", "spark://master:7077", "--conf", "spark.executor.memory=2g"]
 
 
+def test_connect_server_loads_the_graphframes_plugin_where_its_jar_is(entrypoint: Entrypoint, tmp_path: Path) -> None:
+    spark_home = tmp_path / "spark"
+    (spark_home / "jars").mkdir(parents=True)
+    assert "spark.connect.extensions.relation.classes" not in " ".join(entrypoint.command("connect-server", SPARK_HOME=str(spark_home)))
+    (spark_home / "jars" / "graphframes-connect-spark4_2.13-0.12.1.jar").touch()
+    argv = entrypoint.command("connect-server", SPARK_HOME=str(spark_home))
+    assert argv[argv.index("spark.connect.extensions.relation.classes=org.apache.spark.sql.graphframes.GraphFramesConnect") - 1] == "--conf"
+
+
 def test_other_commands_run_as_given(entrypoint: Entrypoint) -> None:
     assert entrypoint.command("bash", "-lc", "id -u") == ["bash", "-lc", "id -u"]
 
@@ -333,8 +342,9 @@ def test_build_args_environment_yml_and_makefile_agree() -> None:
         assert args[arg] == version, f"docker/Dockerfile ARG {arg}={args[arg]}, environment.yml pins {version}"
         assert make[arg] == version, f"docker/docker.mk {arg} ?= {make[arg]}, environment.yml pins {version}"
         assert f"--build-arg {arg}=$({arg})" in (DOCKER / "docker.mk").read_text()
-    for arg in ("GRAPHFRAMES_SHA256", "GRAPHFRAMES_GRAPHX_SHA256"):
+    for arg in ("GRAPHFRAMES_SHA256", "GRAPHFRAMES_GRAPHX_SHA256", "GRAPHFRAMES_CONNECT_SHA256"):
         assert args[arg] == "" and make[arg] == "", f"{arg} has no default: the builder gives the checksum"
+        assert f"--build-arg {arg}=$({arg})" in (DOCKER / "docker.mk").read_text()
     assert make["IMAGE"] == "pyspark-kernel:latest"
 
 
@@ -428,7 +438,8 @@ def test_unusable_build_args_stop_the_build_at_once(args: dict[str, str], messag
 
 
 def test_usable_build_args_pass() -> None:
-    assert check_build_args(GRAPHFRAMES_SHA256="a" * 64, GRAPHFRAMES_GRAPHX_SHA256="b" * 64).returncode == 0
+    assert check_build_args(GRAPHFRAMES_SHA256="a" * 64, GRAPHFRAMES_GRAPHX_SHA256="b" * 64, GRAPHFRAMES_CONNECT_SHA256="c" * 64).returncode == 0
+    assert "GRAPHFRAMES_CONNECT_SHA256 is empty" in check_build_args(GRAPHFRAMES_SHA256="a" * 64, GRAPHFRAMES_GRAPHX_SHA256="b" * 64).stderr
     assert check_build_args(GRAPHFRAMES_JARS="none").returncode == 0
     text = DOCKERFILE.read_text()
     for stage in ("AS environment-conda", "AS environment-debian"):
