@@ -37,8 +37,13 @@ def peek(kernel: KernelHarness, expression: str) -> str:
             return reply["content"]["user_expressions"]["value"]["data"]["text/plain"]
 
 
-def test_an_idle_session_is_warmed_in_a_group_of_its_own(default_spec: Path) -> None:
-    kernel = KernelHarness(default_spec.name)
+@pytest.fixture(scope="module")
+def warm_spec(prefix: Path) -> Path:
+    return install(prefix, "--name", "warm-up", "--env", "PYSPARK_KERNEL_WARMUP", "on", "--replace")
+
+
+def test_an_idle_session_is_warmed_in_a_group_of_its_own(warm_spec: Path) -> None:
+    kernel = KernelHarness(warm_spec.name)
     try:
         first = kernel.run("print(sc.uiWebUrl, sc.applicationId)")  # waits for the start; the warm-up begins after it
         ui, app_id = next(out["text"] for out in first["outputs"] if out["type"] == "stream").split()
@@ -57,8 +62,8 @@ def test_an_idle_session_is_warmed_in_a_group_of_its_own(default_spec: Path) -> 
         kernel.shutdown()
 
 
-def test_a_cell_that_starts_cancels_the_warm_up_and_its_jobs(default_spec: Path) -> None:
-    kernel = KernelHarness(default_spec.name)
+def test_a_cell_that_starts_cancels_the_warm_up_and_its_jobs(warm_spec: Path) -> None:
+    kernel = KernelHarness(warm_spec.name)
     try:
         kernel.run("n = spark.range(10).count()")  # the start; the warm-up begins when this cell ends
         # Sent at once: the warm-up's first query alone takes longer than this cell takes to arrive.
@@ -79,9 +84,8 @@ def test_a_cell_that_starts_cancels_the_warm_up_and_its_jobs(default_spec: Path)
         kernel.shutdown()
 
 
-def test_warm_up_can_be_turned_off(prefix: Path) -> None:
-    folder = install(prefix, "--name", "no-warmup", "--env", "PYSPARK_KERNEL_WARMUP", "off", "--replace")
-    kernel = KernelHarness(folder.name)
+def test_warm_up_is_off_by_default(default_spec: Path) -> None:
+    kernel = KernelHarness(default_spec.name)
     try:
         kernel.run("n = spark.range(10).count()")  # a warm-up, were it on, starts as this cell ends
         assert kernel.value(f"{WARMER}.current is None") == "True"
