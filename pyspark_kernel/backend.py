@@ -58,6 +58,10 @@ class Backend(Protocol):
     def namespace(self, session: Any) -> dict[str, Any]:
         """The objects behind ``names``."""
 
+    def adopt_notebook(self, session: Any, name: str | None, cwd: str) -> None:
+        """A warm pool handed this running kernel to a notebook (pool.py): show the notebook's name where
+        the session can still show it, and resolve relative paths against the notebook's folder."""
+
 
 def backend_for(settings: SessionSettings, jvm_alive: Callable[[], bool]) -> Backend:
     """Spark Connect when the kernelspec names a server (SPARK_REMOTE), else a local JVM."""

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable
 
 from . import jvm, shared
@@ -35,6 +36,7 @@ class ClassicBackend:
 
     def __init__(self, settings: SessionSettings, jvm_alive: Callable[[], bool]) -> None:
         self.settings = settings
+        self.job_description = "notebook cell"  # the cells' job group description in the Spark UI
         self._jvm_alive = jvm_alive
         self._group: str | None = None
         self._context: Any = None  # the SparkContext the group was set on
@@ -69,7 +71,7 @@ class ClassicBackend:
         context = session.sparkContext
         if self._group is None or self._context is not context:
             group = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
-            context.setJobGroup(group, "notebook cell", interruptOnCancel=True)
+            context.setJobGroup(group, self.job_description, interruptOnCancel=True)
             self._group, self._context = group, context
             self._jvm_thread = context._jvm.java.lang.Thread.currentThread()
         return self._group
@@ -123,6 +125,24 @@ class ClassicBackend:
 
     def namespace(self, session: Any) -> dict[str, Any]:
         return {"spark": session, "sc": session.sparkContext}
+
+    def adopt_notebook(self, session: Any, name: str | None, cwd: str) -> None:
+        """spark.app.name is fixed once the SparkContext runs, so the notebook's name goes where Spark can
+        still take it: the UI's title, the cells' job descriptions, a local property. Hadoop's local
+        filesystem resolves relative paths against the JVM's working folder unless told otherwise."""
+        if name:
+            self.job_description = name
+            self._group = None  # the next cell's group carries the new description
+        if session is None:
+            return
+        context, jvm = session.sparkContext, session._jvm
+        ui = context._jsc.sc().ui()
+        if name and ui.isDefined():
+            getattr(ui.get(), "appName_$eq")(name)
+        if name:
+            context.setLocalProperty("pyspark.kernel.notebook", name)
+        local_fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(context._jsc.hadoopConfiguration())
+        local_fs.setWorkingDirectory(jvm.org.apache.hadoop.fs.Path(str(Path(cwd).resolve())))  # a plain path: a URI would keep %20
 
 def cancel_as_jobs_appear(context: Any, group: str, jvm_thread: Any, jvm_alive: Callable[[], bool]) -> None:
     """Cancel ``group`` with its future jobs, then again every CANCEL_POLL_SECONDS: for

@@ -8,6 +8,7 @@ kernelspec.py and doctor.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--env", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="an extra environment variable for the kernel; repeatable")
     install.add_argument("--start", default="eager", help="when to start Spark: eager (at kernel start, default), lazy (on first use of spark/sc) or none")
     install.add_argument("--provisioner", action="store_true", help="launch through pyspark-kernel's kernel provisioner, which re-resolves Spark at every launch; the Jupyter server's Python must have this package")
+    install.add_argument("--pool", type=int, default=0, metavar="N", help="keep N kernels started and warmed in the Jupyter server, handed out at launch (implies --provisioner)")
+    install.add_argument("--pool-idle-timeout", type=float, metavar="SECONDS", help="shut a pooled kernel down after SECONDS unused (default 1800)")
     install.add_argument("--no-cds", dest="cds", action="store_false", help="do not use a JVM class-data archive (by default one is built once per Java and Spark, and cuts the session's start by about 40%%)")
     install.add_argument("--replace", action="store_true", help="overwrite an existing kernelspec of the same name")
 
@@ -84,6 +87,8 @@ def options_from(args: argparse.Namespace) -> SparkOptions:
         env=dict(args.env),
         start=args.start,
         provisioner=args.provisioner,
+        pool=args.pool,
+        pool_idle_timeout=args.pool_idle_timeout,
         k8s_image=args.k8s_image,
         k8s_namespace=args.k8s_namespace,
         graphframes=args.graphframes,
@@ -126,7 +131,9 @@ def with_class_data_sharing(spark: environment.SparkEnvironment, options: SparkO
     if archive is None:
         print("  the class-data archive could not be built; the kernel starts without it", file=sys.stderr)
         return options
-    return with_driver_java_options(options, cds.java_options(archive))
+    options = with_driver_java_options(options, cds.java_options(archive))
+    # spark-submit's launcher JVM runs before the driver's, with its own archive; a user's --env wins
+    return dataclasses.replace(options, env={**cds.launcher_env(spark), **options.env})
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -112,5 +112,8 @@ class ConnectBackend:
     def progress_monitor(self, source: Any, publish: Publisher) -> ConnectProgressMonitor:
         return ConnectProgressMonitor(source, publish)
 
+    def adopt_notebook(self, session: Any, name: str | None, cwd: str) -> None:
+        """Nothing to carry over: the server names its application and resolves its own paths."""
+
     def namespace(self, session: Any) -> dict[str, Any]:
         return {"spark": session}

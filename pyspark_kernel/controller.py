@@ -168,6 +168,22 @@ class SparkController:
             self._monitor.publish = self.publisher()
         return self._monitor
 
+    # -- what the warm pool asks (pool.py) -----------------------------------------------------------
+    def pool_state(self) -> str:
+        """starting, warming, warm (ready to hand over) or failed: what a pool waits on."""
+        state = self.session.state
+        if state is SessionState.READY:
+            return "warm" if self.warmer.warmed() else "warming"
+        if state is SessionState.STARTING:
+            return "starting"
+        if state is SessionState.NOT_STARTED and self.session.settings.start != "eager":
+            return "warm"  # a lazy or none kernel has nothing to start before a notebook asks
+        return "failed" if state is not SessionState.NOT_STARTED else "starting"
+
+    def adopt_notebook(self, name: str | None, cwd: str) -> None:
+        """The pool handed this kernel to a notebook: its name and folder, where Spark can still take them."""
+        self.session.backend.adopt_notebook(self.session.session, name, cwd)
+
     # -- what %spark and shutdown ask for ---------------------------------------------------------
     def restart(self, conf: dict[str, str] | None = None) -> Any:
         """A new session (merged ``conf`` over earlier %spark conf); Python variables stay."""

@@ -10,6 +10,7 @@ real objects, so ``isinstance`` and libraries that check types work.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -177,6 +178,22 @@ class PySparkKernel(IPythonKernel):
         stb = [f"\x1b[0;31m{type(error).__name__}\x1b[0m: {error}"]
         shell._showtraceback(type(error), error, stb)
         return stb
+
+    def pool_state(self) -> str:
+        """For the provisioner's warm pool (pool.py), asked by a silent execute while no notebook has this kernel."""
+        return self.controller.pool_state()
+
+    def hand_over(self, notebook_json: str) -> None:
+        """The warm pool gives this running kernel to a notebook: the folder and the per-notebook variables
+        it would have started with, and its name for Spark (pool.py sends this as a silent execute)."""
+        notebook = json.loads(notebook_json)
+        os.chdir(notebook["cwd"])
+        for name, value in notebook["env"].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self.controller.adopt_notebook(os.environ.get("JPY_SESSION_NAME"), notebook["cwd"])
 
     def do_shutdown(self, restart: bool) -> dict[str, Any]:
         """Stop Spark and its JVM before the process exits: no java process outlives its kernel."""

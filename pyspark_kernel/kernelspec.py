@@ -98,9 +98,19 @@ def kernel_json(spark: SparkEnvironment, options: SparkOptions, environ: Mapping
     }
     if options.graphframes is not None:
         spec["metadata"][METADATA_KEY]["graphframes"] = graphframes_setup(spark, options)
-    if options.provisioner:
-        spec["metadata"]["kernel_provisioner"] = {"provisioner_name": PROVISIONER_NAME, "config": {}}
+    if options.provisioner or options.pool:
+        spec["metadata"]["kernel_provisioner"] = {"provisioner_name": PROVISIONER_NAME, "config": provisioner_config(options)}
     return spec
+
+
+def provisioner_config(options: SparkOptions) -> dict[str, int | float]:
+    """What jupyter_client passes to the provisioner as its traits: the warm pool's size and idle timeout."""
+    if not options.pool:
+        return {}
+    config: dict[str, int | float] = {"pool_size": options.pool}
+    if options.pool_idle_timeout is not None:
+        config["pool_idle_timeout"] = options.pool_idle_timeout
+    return config
 
 
 def spec_manager(prefix: str | None = None) -> KernelSpecManager:

@@ -21,6 +21,7 @@ from .errors import KernelSpecError
 DEFAULT_NAME = "PySpark_Python3"
 DEFAULT_DISPLAY_NAME = "PySpark_Python3"
 START_MODES = ("eager", "lazy", "none")
+MAX_POOL = 16
 
 # spark-submit's master URLs; anything else is refused at install, before a kernel fails on it.
 MASTER_PATTERN = re.compile(
@@ -54,6 +55,8 @@ class SparkOptions:
     env: dict[str, str] = field(default_factory=dict)
     start: str = "eager"
     provisioner: bool = False
+    pool: int = 0  # warm kernels the provisioner keeps ready (implies the provisioner)
+    pool_idle_timeout: float | None = None  # seconds an unused pooled kernel is kept
     k8s_image: str | None = None  # spark.kubernetes.container.image: what executor pods run
     k8s_namespace: str | None = None  # spark.kubernetes.namespace
     graphframes: str | None = None  # a GraphFrames version: its Maven coordinate, or the jar in --jars
@@ -74,6 +77,11 @@ def check_options(options: SparkOptions) -> None:
         raise KernelSpecError(f"--remote {options.remote!r} is not a Spark Connect URL.", "use sc://HOST:PORT, e.g. sc://127.0.0.1:15002.")
     if (options.k8s_image or options.k8s_namespace) and not is_k8s_master(options.master):
         raise KernelSpecError(f"--k8s-image and --k8s-namespace apply to Kubernetes only, but --master is {options.master!r}.", "add --master k8s://https://HOST:PORT, or drop them.")
+    if options.pool < 0 or options.pool > MAX_POOL:
+        raise KernelSpecError(f"--pool {options.pool} is out of range.", f"use 1 to {MAX_POOL} (each pooled kernel holds a JVM of about 500 MB), or leave --pool out.")
+    if options.pool_idle_timeout is not None and (options.pool_idle_timeout <= 0 or not options.pool):
+        problem = "--pool-idle-timeout needs --pool N" if not options.pool else f"--pool-idle-timeout {options.pool_idle_timeout:g} is not a positive number of seconds"
+        raise KernelSpecError(f"{problem}.", "add --pool 2 --pool-idle-timeout 1800, for example.")
     if options.graphframes is not None and options.remote:
         raise KernelSpecError(
             "--graphframes adds a jar to the kernel's own JVM, but a Spark Connect kernel (--remote) has none.",

@@ -6,27 +6,35 @@ SPARK_HOME moves, concurrent notebooks race for port 4040. Chosen by ``install -
 environment.py at every launch, fails a launch at once with the cause and the fix, hands each kernel
 its own Spark UI port, and at shutdown makes sure neither the kernel nor its JVM survives. It runs in
 the Jupyter server's process and never imports Spark or the kernel.
+
+With ``pool_size`` (``install --pool N``) it also keeps a warm pool of this kernelspec's kernels
+(pool.py) and hands one out at launch instead of starting a process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.connect import LocalPortCache
 from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Float, Integer
 
 from . import environment, submitargs
 from .errors import Problem, SparkLaunchError
 from .options import is_local_master
+from .pool import DEFAULT_IDLE_TIMEOUT_SECONDS, KernelPool, PooledKernel, Template, pool_for
 from .ports import PortReservation, hold, reserve_port
+from .reaper import KILL_WAIT_SECONDS, end_processes, java_children
 
-KILL_WAIT_SECONDS = 5.0
 # From 4050, above the 4040, 4041, … that kernels without the provisioner take.
 UI_PORT_START = 4050
+FILL_DELAY_SECONDS = 5.0  # a pool fills this long after a launch: that notebook's first cells get the CPU first
 
 
 def refreshed_python_path(old: str, spark: environment.SparkEnvironment) -> str:
@@ -36,6 +44,18 @@ def refreshed_python_path(old: str, spark: environment.SparkEnvironment) -> str:
     return os.pathsep.join(spark.python_path + kept)
 
 
+def with_own_ui_port(env: dict[str, str]) -> PortReservation | None:
+    """Give a local-mode kernel its own Spark UI port in PYSPARK_SUBMIT_ARGS, held until released
+    (no other kernel picks it meanwhile); None when the kernelspec sets one or the master is a cluster's."""
+    submit_args = env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
+    submitted = submitargs.parse(submit_args)
+    if env.get("SPARK_REMOTE") or "spark.ui.port" in submitted.conf or not is_local_master(submitted.master):
+        return None
+    reservation = reserve_port(UI_PORT_START)
+    env["PYSPARK_SUBMIT_ARGS"] = submitargs.with_conf(submit_args, {"spark.ui.port": str(reservation.port)})
+    return reservation
+
+
 class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
     """LocalProvisioner that re-resolves Spark at launch and reaps the kernel's JVM at shutdown.
 
@@ -43,8 +63,13 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
     Python's probe, process scans, waiting for processes to exit) runs in a worker thread.
     """
 
+    pool_size = Integer(0, config=True, help="idle kernels of this kernelspec kept started and warmed (0: no pool)")
+    pool_idle_timeout = Float(DEFAULT_IDLE_TIMEOUT_SECONDS, config=True, help="seconds an idle pooled kernel is kept")
+
     ui_port: PortReservation | None = None
     _jvms: dict[int, float]
+    _pool: KernelPool | None = None
+    _pooled: PooledKernel | None = None  # taken from the pool in pre_launch, handed over in launch_kernel
 
     def _finalize_env(self, env: dict[str, str]) -> None:
         """Called by pre_launch with the kernelspec's env applied: the cheap part, on the loop."""
@@ -57,24 +82,72 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         kwargs = await super().pre_launch(**kwargs)
-        if not kwargs["env"].get("SPARK_REMOTE"):  # a Spark Connect kernel has no local Spark to resolve
-            await asyncio.to_thread(self._resolve_spark, kwargs["env"])
+        env = kwargs["env"]
+        if not env.get("SPARK_REMOTE"):  # a Spark Connect kernel has no local Spark to resolve
+            await asyncio.to_thread(self._resolve_spark, env)
+        if self.pool_size > 0:
+            self._pool = pool_for(self._template(kwargs), self.pool_size, self.pool_idle_timeout, with_own_ui_port)
+            self._pooled = self._pool.take()
+        if self._pooled is not None:
+            self.release_ui_port()
+            self.ui_port = self._pooled.ui_port
+        elif self.ui_port is None:  # a restarted kernel keeps its port
+            self.ui_port = await asyncio.to_thread(with_own_ui_port, env)
+        elif not env.get("SPARK_REMOTE"):
+            env["PYSPARK_SUBMIT_ARGS"] = submitargs.with_conf(env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING), {"spark.ui.port": str(self.ui_port.port)})
         return kwargs
 
+    def _template(self, kwargs: dict[str, Any]) -> Template:
+        """This launch as the pool sees it: the command with its connection file left open, the env."""
+        own_file = os.path.realpath(self.parent.connection_file) if self.parent is not None else None
+        argv = [arg.replace(own_file, "{connection_file}") if own_file else arg for arg in kwargs["cmd"]]
+        return Template.of(self.kernel_spec.display_name, argv, kwargs["env"], kwargs.get("cwd"))
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+        """Hand over a pooled kernel when pre_launch took one; else launch as usual, and fill the pool."""
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None and self._pool is not None:
+            try:
+                # In an empty context: a blocking client's run_sync would find this loop in a copied one.
+                await asyncio.to_thread(contextvars.Context().run, self._pool.hand_over, pooled, kwargs.get("cwd"), kwargs["env"])
+            except Exception as error:
+                self.log.warning("pyspark-kernel: the pooled kernel %d could not be handed over (%s); starting one", pooled.pid, error)
+                await asyncio.to_thread(pooled.end)
+                self.ui_port = await asyncio.to_thread(with_own_ui_port, kwargs["env"])
+            else:
+                return self._adopt(pooled, kwargs.get("cwd"))
+        info = await super().launch_kernel(cmd, **kwargs)
+        if self._pool is not None:
+            self._pool.refill(delay=FILL_DELAY_SECONDS)
+        return info
+
+    def _adopt(self, pooled: PooledKernel, cwd: str | None) -> dict[str, Any]:
+        """Make the pooled kernel this provisioner's own, as launch_kernel would have left it."""
+        if self.ports_cached:  # the ports pre_launch cached for a process that will not start
+            for name in ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port"):
+                LocalPortCache.instance().return_port(self.connection_info[name])
+            self.ports_cached = False
+        self.process, self.pid, self.pgid = pooled.process, pooled.pid, pooled.pid  # launch_kernel starts a new session
+        self.cwd = cwd or os.getcwd()
+        self.__dict__.setdefault("_jvms", {}).update(pooled.jvms)
+        self.connection_info = pooled.connection_info
+        assert self._pool is not None
+        self._pool.refill(delay=FILL_DELAY_SECONDS)
+        return self.connection_info
+
+    def release_ui_port(self) -> None:
+        if self.ui_port is not None:
+            self.ui_port.release()
+            self.ui_port = None
+
     def _resolve_spark(self, env: dict[str, str]) -> None:
-        """Resolve Spark again and fix the kernel's env up: paths as they are now, its own UI port."""
+        """Resolve Spark again and fix the kernel's env up: paths as they are now."""
         try:
             spark = environment.resolve(env.get("SPARK_HOME"), self.kernel_spec.argv[0], environ=env)
         except Problem as error:
             raise SparkLaunchError(f"Cannot launch {self.kernel_spec.display_name!r}: {error.problem}", error.fix) from None
         env["SPARK_HOME"] = str(spark.spark_home)
         env["PYTHONPATH"] = refreshed_python_path(env.get("PYTHONPATH", ""), spark)
-        submit_args = env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
-        submitted = submitargs.parse(submit_args)
-        if "spark.ui.port" not in submitted.conf and is_local_master(submitted.master):
-            if self.ui_port is None:  # a restarted kernel keeps its port
-                self.ui_port = reserve_port(UI_PORT_START)  # held until cleanup: no other kernel picks it
-            env["PYSPARK_SUBMIT_ARGS"] = submitargs.with_conf(submit_args, {"spark.ui.port": str(self.ui_port.port)})
 
     def _server_base_url(self) -> str | None:
         """The Jupyter server's base URL (KernelManager -> MultiKernelManager -> ServerApp), if any."""
@@ -126,10 +199,11 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
                 if await self._group_gone(KILL_WAIT_SECONDS):
                     break
         await asyncio.to_thread(self._reap_jvms)
-        if self.ui_port is not None and not restart:
-            self.ui_port.release()
-            self.ui_port = None
+        if not restart or self._pool is not None:  # a pooled restart takes a kernel that has its own port
+            self.release_ui_port()
         await super().cleanup(restart)
+        if self._pool is not None and not restart:
+            self._pool.refill(delay=FILL_DELAY_SECONDS)
 
     async def _group_gone(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -144,40 +218,3 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
     def _reap_jvms(self) -> None:
         end_processes(getattr(self, "_jvms", {}))
         self._jvms = {}
-
-
-def java_children(pid: int) -> dict[int, float]:
-    """pid -> start time of the java processes under ``pid`` (the start time tells a reused PID apart)."""
-    import psutil
-
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return {}
-    found = {}
-    for child in children:
-        try:
-            if "java" in child.name():
-                found[child.pid] = child.create_time()
-        except psutil.Error:
-            continue
-    return found
-
-
-def end_processes(processes: dict[int, float]) -> None:
-    """Terminate, then kill, the processes that are still the ones noted (pid and start time)."""
-    import psutil
-
-    alive = []
-    for pid, created in processes.items():
-        try:
-            process = psutil.Process(pid)
-            if process.create_time() == created:  # the same process, not a reused PID
-                alive.append(process)
-        except psutil.Error:
-            continue
-    for process in alive:
-        process.terminate()
-    _, lingering = psutil.wait_procs(alive, timeout=KILL_WAIT_SECONDS)
-    for process in lingering:
-        process.kill()

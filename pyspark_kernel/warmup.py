@@ -148,3 +148,10 @@ class IdleWarmer:
     def cancel(self) -> None:
         if self.current is not None:
             self.current.cancel()
+
+    def warmed(self) -> bool:
+        """Whether the live session has been warmed to the end (or is not to be warmed at all)."""
+        if not self.enabled or not self.session.backend.warmable:
+            return True
+        current = self.current
+        return current is not None and current.spark is self.session.session and current.finished.is_set() and not current.cancelled.is_set()
