@@ -123,7 +123,9 @@ def check_provisioner(metadata: dict[str, Any]) -> CheckResult | None:
         return None
     names = {point.name for point in entry_points(group="jupyter_client.kernel_provisioners")}
     if wanted in names:
-        return CheckResult("provisioner", OK, f"{wanted} is available to this Python ({sys.executable})")
+        config = metadata.get("kernel_provisioner", {}).get("config", {})
+        pool = f"; warm pool of {config['pool_size']} (idle timeout {config.get('pool_idle_timeout', 1800):g} s), each idle kernel holds a JVM" if config.get("pool_size") else ""
+        return CheckResult("provisioner", OK, f"{wanted} is available to this Python ({sys.executable}){pool}")
     return CheckResult("provisioner", FAIL, f"{wanted} is not installed in {sys.executable}", "pip install pyspark-jupyter-kernel into the Jupyter server's Python")
 
 

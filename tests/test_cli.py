@@ -132,6 +132,11 @@ def test_install_start_mode_and_py_files(tmp_path: Path) -> None:
         (["--remote", "http://host:15002"], ["is not a Spark Connect URL"]),
         (["--spark-home", "/nonexistent/spark"], ["/nonexistent/spark does not exist", "Fix:"]),
         (["--python", "/nonexistent/python3"], ["is not an executable file", "Fix:"]),
+        (["--pool", "17"], ["--pool 17 is out of range", "use 1 to 16"]),
+        (["--pool", "-1"], ["--pool -1 is out of range"]),
+        (["--pool", "two"], ["argument --pool: invalid int value"]),
+        (["--pool-idle-timeout", "60"], ["--pool-idle-timeout needs --pool N", "Fix:"]),
+        (["--pool", "2", "--pool-idle-timeout", "0"], ["--pool-idle-timeout 0 is not a positive number", "Fix:"]),
     ],
 )
 def test_bad_input_is_refused_and_nothing_written(tmp_path: Path, args: list[str], needles: list[str]) -> None:
@@ -225,3 +230,11 @@ def test_default_location_follows_jupyter_cores_rule_and_remove_finds_it(prefer_
         removed = cli("remove", name, env=env)
     assert removed.returncode == 0, removed.stderr
     assert not installed.exists()
+
+
+def test_pool_goes_to_the_provisioners_config_and_check_reports_it(tmp_path: Path) -> None:
+    folder = install(tmp_path, "--name", "pooled", "--pool", "2", "--pool-idle-timeout", "600", "--no-cds")
+    spec = json.loads((folder / "kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"] == {"provisioner_name": "pyspark-provisioner", "config": {"pool_size": 2, "pool_idle_timeout": 600.0}}
+    report = cli("check", "pooled", "--prefix", str(tmp_path))
+    assert "warm pool of 2 (idle timeout 600 s)" in report.stdout, report.stdout
