@@ -40,8 +40,8 @@ corpus: setup  ## the notebook corpus in pyspark-kernel vs plain ipykernel's rec
 corpus-reference: setup  ## re-record tests/notebooks/reference/ from plain ipykernel (~11 min)
 	$(PY) tests/notebooks/record.py
 
-bench: setup  ## benchmarks with ratios against plain ipykernel and bare pyspark
-	$(PY) bench/run.py
+bench: setup  ## every row of bench/run.py against same-run baselines, medians of 5, a verdict per row -> bench/results.md (BENCH_ARGS="--only 2 --reps 3")
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 soak: setup  ## full-size restart cycles and 4-kernel run -> bench/soak.md
 	$(PY) bench/soak.py

@@ -1,7 +1,10 @@
 """`make bench`: this kernel against plain ipykernel and bare pyspark, measured in the same run.
 
-Eight rows, each the median (and min-max spread) of --reps repetitions, with the ratio to its baseline
-and the target from the benchmarks issue. Results go to stdout and bench/results.md. Benchmarks are
+Each row is one function (what it measures, in paired repetitions against its same-run baseline) and
+one entry in ROWS (its name, its target from the benchmarks issue, and a verdict function that says
+"met" or why not). Every timing is the median of --reps repetitions with its min-max spread. Kernels
+and JVMs write to a log under the run's temp dir, the terminal gets one progress line per row and the
+table; a full run also writes the table to bench/results.md with the machine it ran on. Benchmarks are
 never assertions in the test suite; tests/test_bench_smoke.py only checks that a --quick run prints.
 """
 
@@ -9,228 +12,266 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
-import psutil  # noqa: E402
+from actions import COUNT, bare_floor, four_at_once, idle_then_first, interrupt_latency, round_trips, start_and_count, start_and_info, timed_cell  # noqa: E402
+from conftest import KernelHarness, running_connect_server  # noqa: E402
+from machine import machine_line  # noqa: E402
+from measure import Line, Progress, Quiet, paired, ratio_line, relative_spread, spread  # noqa: E402
+from pool_row import ROW_9_LIMIT, row_9, row_9_verdict  # noqa: E402
 
-from conftest import KernelHarness, start_together, java_processes_under, running_connect_server  # noqa: E402
-
-COUNT = "spark.range(10).count()"
 JOB_200 = "spark.range(0, 20_000_000, numPartitions=200).selectExpr('sum(id)').first()[0]"
-LONG_JOB = "spark.range(0, 4_000_000_000, numPartitions=200).selectExpr('sum(sqrt(id))').collect()"
-BARE = (
-    "from pyspark.sql import SparkSession\n"
-    "spark = SparkSession.builder.master('local[*]').getOrCreate()\n"
-    "assert spark.range(10).count() == 10\n"
-    "spark.stop()\n"
-)
 FIRST_CELL = "from pyspark.sql import SparkSession\nspark = SparkSession.builder.master('local[*]').getOrCreate()\nspark.range(10).count()"
-
-
-def install(prefix: Path, name: str, *args: str) -> str:
-    subprocess.run([sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(prefix), "--name", name, "--replace", *args], check=True, capture_output=True)
-    return name
-
-
-def timed(action: Callable[[], object], reps: int) -> list[float]:
-    samples = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def start_and_info(name: str) -> float:
-    """Seconds from start to the kernel_info reply (KernelHarness returns once it came); shutdown untimed."""
-    started = time.perf_counter()
-    kernel = KernelHarness(name)
-    elapsed = time.perf_counter() - started
-    kernel.shutdown()
-    return elapsed
-
-
-def start_and_count(name: str, code: str = COUNT) -> Callable[[], None]:
-    def run() -> None:
-        kernel = KernelHarness(name)
-        assert kernel.value(code) == "10"
-        kernel.shutdown()
-
-    return run
-
-
-def bare_floor() -> None:
-    subprocess.run([sys.executable, "-c", BARE], check=True, capture_output=True, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
-
-
-def round_trips(kernel: KernelHarness, count: int) -> float:
-    started = time.perf_counter()
-    for _ in range(count):
-        kernel.value("1+1")
-    return time.perf_counter() - started
-
-
-def interrupt_latency(kernel: KernelHarness) -> float:
-    msg_id = kernel.client.execute(LONG_JOB, stop_on_error=False)
-    time.sleep(3)
-    started = time.perf_counter()
-    kernel.manager.interrupt_kernel()
-    while True:
-        reply = kernel.client.get_shell_msg(timeout=120)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            break
-    latency = time.perf_counter() - started
-    deadline = time.monotonic() + 15
-    while kernel.value("sc.statusTracker().getActiveJobsIds()") != "[]" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return latency
-
-
-def four_at_once(name: str) -> tuple[float, list[float], int]:
-    started = time.perf_counter()
-    kernels = start_together(name, 4)
-    try:
-        for kernel in kernels:
-            kernel.value(COUNT)
-        ready = time.perf_counter() - started
-        rss = [(psutil.Process(k.pid).memory_info().rss + sum(j.memory_info().rss for j in java_processes_under(k.pid))) / 2**20 for k in kernels]
-        ports = {kernel.value("sc.uiWebUrl").rsplit(":", 1)[1] for kernel in kernels}
-        return ready, rss, len(ports)
-    finally:
-        for kernel in kernels:
-            kernel.shutdown()
-
-
-def idle_then_first(name: str, code: str, idle: float = 10.0) -> float:
-    """Open a notebook, read for ``idle`` seconds, then run a first cell: its seconds (row 8)."""
-    kernel = KernelHarness(name)
-    try:
-        time.sleep(idle)
-        started = time.perf_counter()
-        kernel.value(code)
-        return time.perf_counter() - started
-    finally:
-        kernel.shutdown()
-
-
 FIRST_CELLS = (("count", COUNT), ("SQL collect", "spark.sql('SELECT 1 AS one').collect()"), ("pandas round trip", "spark.range(5).toPandas().shape"))
+ROW_2_LIMITS = {"no-cds": 1.05, "cds": 0.6}  # × the bare-python floor
+ROW_8_LIMIT = 0.25  # s, the first count after 10 s idle
 
 
-def in_one_kernel(ours: str, plain: str, prefix: Path, quick: bool, reps: int) -> list[tuple[str, str, str, str, str]]:
-    """Rows 3-5, in one kernel of each kind kept up for all of them."""
-    rows = []
-    spark_kernel, plain_kernel = KernelHarness(ours), KernelHarness(plain)
-    try:
-        spark_kernel.value(COUNT)
-        trips = 100 if quick else 200
-        round_trips(spark_kernel, 20), round_trips(plain_kernel, 20)
-        mine = [round_trips(spark_kernel, trips) for _ in range(reps)]
-        base = [round_trips(plain_kernel, trips) for _ in range(reps)]
-        rows.append((f"3 {trips} × `1+1`", stats(mine), f"plain ipykernel {stats(base)}", f"{statistics.median(mine) / statistics.median(base):.2f}×", "≤ 1.05×"))
-        if not quick:
-            quiet = KernelHarness(install(prefix, "bench-quiet", "--env", "PYSPARK_KERNEL_PROGRESS", "off"))
-            try:
-                quiet.value(COUNT)
-                spark_kernel.value(JOB_200), quiet.value(JOB_200)
-                on = timed(lambda: spark_kernel.value(JOB_200), reps + 2)
-                off = timed(lambda: quiet.value(JOB_200), reps + 2)
-            finally:
-                quiet.shutdown()
-            rows.append(("4 200-task job, progress on", stats(on), f"progress off {stats(off)}", f"{(statistics.median(on) / statistics.median(off) - 1) * 100:+.1f}%", "≤ +2%"))
-            latency = [interrupt_latency(spark_kernel) for _ in range(reps)]
-            rows.append(("5 interrupt → reply", stats(latency), "job cancelled, no active jobs after", "", "≤ 1.0 s"))
-    finally:
-        spark_kernel.shutdown()
-        plain_kernel.shutdown()
-    return rows
+class Bench:
+    """What the rows share: the reps, the kernelspecs (installed once, on first use, into the run's
+    prefix) and the kernels that rows 3-5 keep up between them."""
+
+    def __init__(self, root: Path, reps: int, quick: bool, progress: Progress) -> None:
+        self.root, self.reps, self.quick, self.progress = root, reps, quick, progress
+        self.prefix = root / "prefix"
+        self._specs: dict[str, str] = {}
+        self._kept: dict[str, KernelHarness] = {}
+
+    def spec(self, name: str, *install_args: str) -> str:
+        """Kernelspec ``bench-<name>``: ``plain`` is ipykernel's own, the rest are ours with ``install_args``."""
+        if name not in self._specs:
+            command = ["ipykernel", "install"] if name == "plain" else ["pyspark_kernel", "install", "--replace", *install_args]
+            subprocess.run([sys.executable, "-m", *command, "--prefix", str(self.prefix), "--name", f"bench-{name}"], check=True, capture_output=True)
+            self._specs[name] = f"bench-{name}"
+        return self._specs[name]
+
+    def kept(self, name: str, *install_args: str) -> KernelHarness:
+        """One kernel of ``name`` kept up for every row that asks, already past its first count. Rows 3-5
+        measure the steady state, so their kernels say PYSPARK_KERNEL_WARMUP=off: an idle warm-up,
+        cancelled and resumed around every cell, would land in one side only."""
+        if name not in self._kept:
+            steady = () if name == "plain" else ("--env", "PYSPARK_KERNEL_WARMUP", "off")
+            kernel = self._kept[name] = KernelHarness(self.spec(name, *install_args, *steady))
+            if name != "plain":
+                kernel.value(COUNT)
+        return self._kept[name]
+
+    def close(self) -> None:
+        for kernel in self._kept.values():
+            kernel.shutdown()
+        self._kept.clear()
 
 
-def stats(samples: list[float]) -> str:
-    return f"{statistics.median(samples):.3f} s ({min(samples):.2f}-{max(samples):.2f})"
+def row_1(bench: Bench) -> list[Line]:
+    ours, plain = bench.spec("spark"), bench.spec("plain")
+    start_and_info(ours), start_and_info(plain)  # warm the disk cache for both
+    samples = paired({"ours": lambda: start_and_info(ours), "plain": lambda: start_and_info(plain)}, bench.reps, bench.progress)
+    return [ratio_line("1 start → kernel_info", samples["ours"], samples["plain"], "plain ipykernel")]
 
 
-def main() -> None:
+def row_2(bench: Bench) -> list[Line]:
+    ours, no_cds, plain = bench.spec("spark"), bench.spec("nocds", "--no-cds"), bench.spec("plain")
+    samples = paired({"no-cds": lambda: start_and_count(no_cds), "cds": lambda: start_and_count(ours), "floor": bare_floor,
+                      "first cell": lambda: start_and_count(plain, FIRST_CELL, {"SPARK_LOCAL_IP": "127.0.0.1"})}, bench.reps, bench.progress)
+    floor, first_cell = samples["floor"], samples["first cell"]
+    without = ratio_line("2 start → first count (--no-cds)", samples["no-cds"], floor, "bare python, no CDS", "no-cds")
+    without.baseline += f"; ipykernel + first cell {spread(first_cell)}"
+    without.ratio_text += f" floor, {without.median / statistics.median(first_cell):.2f}× first cell"
+    with_cds = ratio_line("2 start → first count (CDS, default)", samples["cds"], floor, "bare python, no CDS", "cds")
+    with_cds.ratio_text += " floor"
+    return [without, with_cds]
+
+
+def row_2_verdict(line: Line) -> str:
+    limit = ROW_2_LIMITS[line.variant]
+    return "met" if line.ratio <= limit else f"MISSED ({line.ratio:.2f}× > {limit}× the floor)"
+
+
+def row_3(bench: Bench) -> list[Line]:
+    ours, plain = bench.kept("steady"), bench.kept("plain")
+    trips = 100 if bench.quick else 200
+    round_trips(ours, 20), round_trips(plain, 20)
+    samples = paired({"ours": lambda: round_trips(ours, trips), "plain": lambda: round_trips(plain, trips)}, bench.reps, bench.progress)
+    return [ratio_line(f"3 {trips} × `1+1`", samples["ours"], samples["plain"], "plain ipykernel")]
+
+
+def row_4(bench: Bench) -> list[Line]:
+    ours, quiet = bench.kept("steady"), bench.kept("progress-off", "--env", "PYSPARK_KERNEL_PROGRESS", "off")
+    ours.value(JOB_200), quiet.value(JOB_200)
+    samples = paired({"on": lambda: timed_cell(ours, JOB_200), "off": lambda: timed_cell(quiet, JOB_200)}, bench.reps, bench.progress)
+    line = ratio_line("4 200-task job, progress on", samples["on"], samples["off"], "progress off")
+    line.ratio_text = f"{(line.ratio - 1) * 100:+.1f}%"
+    return [line]
+
+
+def row_4_verdict(line: Line) -> str:
+    change = (line.ratio - 1) * 100
+    if change <= 2:
+        return "met"
+    noise = max(relative_spread(line.samples), relative_spread(line.base)) * 100
+    return f"MISSED ({change:+.1f}% > +2%; the sides' spread is up to {noise:.0f}%)"
+
+
+def row_5(bench: Bench) -> list[Line]:
+    kernel, runs = bench.kept("steady"), []
+    for rep in range(bench.reps):
+        runs.append(interrupt_latency(kernel))
+        bench.progress.step(f"{rep + 1}/{bench.reps}")
+    cancelled = sum(gone for _, gone in runs)
+    return [Line("5 interrupt → reply", [latency for latency, _ in runs], f"job gone 15 s later in {cancelled}/{len(runs)}", facts={"cancelled": cancelled, "runs": len(runs)})]
+
+
+def row_5_verdict(line: Line) -> str:
+    if line.facts["cancelled"] != line.facts["runs"]:
+        return f"MISSED (the job outlived its interrupt in {line.facts['runs'] - line.facts['cancelled']} runs)"
+    return median_at_most(1.0)(line)
+
+
+def row_6(bench: Bench) -> list[Line]:
+    ours, runs = bench.spec("spark"), []
+    for rep in range(bench.reps):
+        runs.append(four_at_once(ours))
+        bench.progress.step(f"{rep + 1}/{bench.reps}")
+    rss = [value for _, each, _ in runs for value in each]
+    ports = [count for _, _, count in runs]
+    return [Line("6 4 kernels at once → all counted", [ready for ready, _, _ in runs], f"RSS kernel+JVM {statistics.median(rss):.0f} MB each ({min(rss):.0f}-{max(rss):.0f})",
+                 ratio_text=f"{min(ports)}-{max(ports)} distinct UI ports", facts={"ports": ports})]
+
+
+def row_6_verdict(line: Line) -> str:
+    short = [count for count in line.facts["ports"] if count != 4]
+    return "met" if not short else f"MISSED ({len(short)} runs had fewer than 4 distinct UI ports)"
+
+
+def row_7(bench: Bench) -> list[Line]:
+    with running_connect_server(bench.root / "connect") as url:
+        connect, plain = bench.spec("connect", "--remote", url), bench.spec("plain")
+        start_and_info(connect)
+        samples = paired({"ours": lambda: start_and_info(connect), "plain": lambda: start_and_info(plain)}, bench.reps, bench.progress)
+    return [ratio_line("7 Connect kernel start → kernel_info", samples["ours"], samples["plain"], "plain ipykernel")]
+
+
+def row_8(bench: Bench) -> list[Line]:
+    # Both sides say PYSPARK_KERNEL_WARMUP, whatever the default is when this runs.
+    warm, cold = bench.spec("warmup-on", "--env", "PYSPARK_KERNEL_WARMUP", "on"), bench.spec("warmup-off", "--env", "PYSPARK_KERNEL_WARMUP", "off")
+    lines = []
+    for label, code in FIRST_CELLS:
+        floors: list[float] = []
+        samples = paired({"on": lambda: idle_then_first(warm, code, floors), "off": lambda: idle_then_first(cold, code, [])}, bench.reps, bench.progress)
+        line = ratio_line(f"8 open → idle 10 s → first {label}", samples["on"], samples["off"], "warm-up off", label)
+        line.baseline += f"; second run {spread(floors)}"
+        line.facts["floor"] = statistics.median(floors)
+        lines.append(line)
+    return lines
+
+
+def row_8_verdict(line: Line) -> str:
+    if line.variant != "count":
+        return "no target"
+    if line.median <= ROW_8_LIMIT:
+        return "met"
+    floor = line.facts["floor"]
+    if floor > ROW_8_LIMIT:
+        return f"MISSED ({line.median:.2f} s; even a second run of the same query takes {floor:.2f} s)"
+    return f"MISSED ({line.median:.2f} s > {ROW_8_LIMIT} s; a second run takes {floor:.2f} s)"
+
+
+def ratio_at_most(limit: float) -> Callable[[Line], str]:
+    def verdict(line: Line) -> str:
+        return "met" if line.ratio <= limit else f"MISSED ({line.ratio:.2f}× > {limit}×)"
+
+    return verdict
+
+
+def median_at_most(limit: float) -> Callable[[Line], str]:
+    def verdict(line: Line) -> str:
+        return "met" if line.median <= limit else f"MISSED ({line.median:.2f} s > {limit} s)"
+
+    return verdict
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int
+    name: str
+    target: str
+    run: Callable[[Bench], list[Line]]
+    verdict: Callable[[Line], str]
+
+
+# A new row is a function of the Bench returning its Lines (paired() against a same-run baseline)
+# and one entry here; e.g. row 9, the warm pool: bench.spec("pool", "--pool", "1"), open -> first count.
+ROWS = (
+    Row(1, "start → kernel_info", "≤ 1.15×", row_1, ratio_at_most(1.15)),
+    Row(2, "start → first count", "≤ 1.05× floor (--no-cds), ≤ 0.6× (CDS)", row_2, row_2_verdict),
+    Row(3, "cell round trips", "≤ 1.05×", row_3, ratio_at_most(1.05)),
+    Row(4, "progress display cost", "≤ +2%", row_4, row_4_verdict),
+    Row(5, "interrupt", "≤ 1.0 s, job gone", row_5, row_5_verdict),
+    Row(6, "4 kernels at once", "4 distinct UI ports", row_6, row_6_verdict),
+    Row(7, "Connect kernel start", "≤ 1.15×", row_7, ratio_at_most(1.15)),
+    Row(8, "first cells after idle, warm-up", f"count ≤ {ROW_8_LIMIT} s", row_8, row_8_verdict),
+    Row(9, "warm kernel pool (--pool 2)", f"≤ {ROW_9_LIMIT} s warm; empty pool no slower than none", row_9, row_9_verdict),
+)
+QUICK_ROWS = (1, 3)
+
+
+def run_rows(rows: tuple[Row, ...], bench: Bench, quiet: Quiet) -> tuple[list[str], bool]:
+    """The table's lines, row by row; a row that fails gets a FAILED line and the others still run."""
+    table, failed = ["| row | this kernel | baseline (same run) | ratio | target | verdict |", "| --- | --- | --- | --- | --- | --- |"], False
+    for row in rows:
+        bench.progress.begin(f"row {row.number} ({bench.reps} reps)")
+        try:
+            lines = row.run(bench)
+        except Exception as error:
+            failed = True
+            traceback.print_exc()  # into the log
+            bench.progress.end(f"FAILED: {type(error).__name__}: {error}".splitlines()[0])
+            quiet.stderr.write(f"last lines of the log:\n{quiet.tail()}\n")
+            table.append(f"| {row.number} {row.name} | | | | {row.target} | FAILED ({type(error).__name__}) |")
+            continue
+        verdicts = [row.verdict(line) for line in lines]
+        bench.progress.end(", ".join(verdicts))
+        table += [f"| {line.label} | {line.mine()} | {line.baseline} | {line.ratio_text} | {row.target} | {verdict} |" for line, verdict in zip(lines, verdicts)]
+    return table, failed
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="rows 1 and 3 only, 2 reps: a smoke run")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per side and row (default 5)")
+    parser.add_argument("--quick", action="store_true", help=f"rows {' and '.join(map(str, QUICK_ROWS))} only, 2 reps: a smoke run")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results.md")
     parser.add_argument("--only", type=int, nargs="*", help="only these rows (results.md is written by a full run only)")
     args = parser.parse_args()
     reps = 2 if args.quick else args.reps
-
-    def want(row: int) -> bool:
-        return not args.only or row in args.only
-
-    rows: list[tuple[str, str, str, str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="pyspark-bench-") as root:
+    chosen = tuple(row for row in ROWS if (row.number in QUICK_ROWS if args.quick else not args.only or row.number in args.only))
+    with tempfile.TemporaryDirectory(prefix="pyspark-bench-") as root_name:
+        root = Path(root_name)
         for variable in ("JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR"):
-            os.environ[variable] = str(Path(root) / variable.lower())
-        prefix = Path(root) / "prefix"
-        os.environ["JUPYTER_PATH"] = str(prefix / "share" / "jupyter")
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix), "--name", "bench-plain"], check=True, capture_output=True)
-        ours = install(prefix, "bench-spark")  # with the class-data archive, as install makes it by default
-        no_cds = install(prefix, "bench-nocds", "--no-cds")
-        plain = "bench-plain"
-
-        start_and_info(ours), start_and_info(plain)  # warm the disk cache for both
-        if want(1):
-            mine, base = [start_and_info(ours) for _ in range(reps)], [start_and_info(plain) for _ in range(reps)]
-            rows.append(("1 start → kernel_info", stats(mine), f"plain ipykernel {stats(base)}", f"{statistics.median(mine) / statistics.median(base):.2f}×", "≤ 1.15×"))
-
-        if not args.quick and want(2):
-            without = timed(start_and_count(no_cds), reps)
-            mine = timed(start_and_count(ours), reps)
-            floor = timed(bare_floor, reps)
-            first_cell = timed(start_and_count(plain, FIRST_CELL), reps)
-            rows.append(("2 start → first count (--no-cds)", stats(without), f"bare python {stats(floor)}; ipykernel+first cell {stats(first_cell)}",
-                         f"{statistics.median(without) / statistics.median(floor):.2f}× floor, {statistics.median(without) / statistics.median(first_cell):.2f}× first-cell", "≤ 1.05× floor"))
-            rows.append(("2 start → first count (CDS, default)", stats(mine), f"bare python without CDS {stats(floor)}",
-                         f"{statistics.median(mine) / statistics.median(floor):.2f}× floor", "≤ 0.6× floor"))
-
-        if want(3) or want(4) or want(5):
-            rows += in_one_kernel(ours, plain, prefix, args.quick, reps)
-
-        if not args.quick and want(6):
-            ready, rss, ports = four_at_once(ours)
-            rows.append(("6 4 kernels at once", f"{ready:.1f} s to all counted", f"RSS kernel+JVM {min(rss):.0f}-{max(rss):.0f} MB each", f"{ports} distinct UI ports", "4 ports"))
-        if not args.quick and want(7):
-            with running_connect_server(Path(root) / "connect") as url:
-                connect = install(prefix, "bench-connect", "--remote", url)
-                mine, base = [start_and_info(connect) for _ in range(reps)], [start_and_info(plain) for _ in range(reps)]
-            rows.append(("7 Connect kernel start → kernel_info", stats(mine), f"plain ipykernel {stats(base)}", f"{statistics.median(mine) / statistics.median(base):.2f}×", "no local JVM"))
-        if not args.quick and want(8):
-            warmed = install(prefix, "bench-warmup", "--env", "PYSPARK_KERNEL_WARMUP", "on")
-            for label, code in FIRST_CELLS:
-                warm = [idle_then_first(warmed, code) for _ in range(reps)]
-                base = [idle_then_first(ours, code) for _ in range(reps)]
-                target = "≤ 0.25 s" if label == "count" else ""
-                rows.append((f"8 open → idle 10 s → first {label}", stats(warm), f"warm-up off {stats(base)}", f"{statistics.median(warm) / statistics.median(base):.2f}×", target))
-
-    import pyspark
-
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    lines = [
-        "# Benchmarks", "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {os.cpu_count()} cores ({cpu}) · {psutil.virtual_memory().total / 2**30:.0f} GiB · "
-        f"Python {platform.python_version()} · pyspark {pyspark.__version__} · {java} · medians of {reps} (min-max)", "",
-        "| row | this kernel | baseline (same run) | ratio | target |", "| --- | --- | --- | --- | --- |",
-        *[f"| {' | '.join(row)} |" for row in rows],
-    ]
-    print("\n".join(lines))
-    if not args.quick and not args.only:
-        args.output.write_text("\n".join(lines) + "\n")
+            os.environ[variable] = str(root / variable.lower())
+        os.environ["JUPYTER_PATH"] = str(root / "prefix" / "share" / "jupyter")
+        with Quiet(root / "bench.log") as quiet:
+            bench = Bench(root, reps, args.quick, Progress(quiet.stderr))
+            try:
+                table, failed = run_rows(chosen, bench, quiet)
+            finally:
+                bench.close()
+    heading = ["# Benchmarks", "", f"{machine_line()} · medians of {reps} (min-max), paired runs", ""]
+    print("\n".join(heading + table))
+    if not args.quick and not args.only and not failed:
+        args.output.write_text("\n".join(heading + table) + "\n")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -223,9 +223,13 @@ def check_cds(python: str, env: dict[str, str]) -> list[CheckResult]:
         current = cds.archive_path(environment.resolve(env.get("SPARK_HOME"), python, environ=env))
     except SparkEnvironmentError:
         return [CheckResult("CDS", SKIP, "cannot tell: the Spark environment does not resolve (see above)")]
-    if current.name != archive.name:  # the name carries the key (Java, Spark, jars); the folder is whoever's cache
-        return [CheckResult("CDS", WARN, f"archive {archive.name} was made for another Java or Spark; the JVM ignores it", "pyspark-kernel install … --replace rebuilds it")]
-    return [CheckResult("CDS", OK, f"in use: {archive}")]
+    if current.name != archive.name:  # the name carries the key (Java, Spark, jars, training); the folder is whoever's cache
+        return [CheckResult("CDS", WARN, f"archive {archive.name} was made for another Java or Spark (or an older training): the JVM ignores it or maps less of it", "pyspark-kernel install … --replace rebuilds it")]
+    launcher = cds.archive_in_launcher(env.get(cds.LAUNCHER_VARIABLE, ""))
+    if launcher is not None and not launcher.is_file():
+        return [CheckResult("CDS", WARN, f"launcher archive {launcher} is missing: spark-submit's launcher JVM starts without it", "pyspark-kernel install … --replace rebuilds it")]
+    launched = f"launcher JVM: {launcher}" if launcher else f"not for spark-submit's launcher JVM ({cds.LAUNCHER_VARIABLE} has no archive; install … --replace adds it)"
+    return [CheckResult("CDS", OK, f"in use: {archive}; {launched}")]
 
 
 def check(name: str | None = None, prefix: str | None = None) -> list[CheckResult]:

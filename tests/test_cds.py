@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import KernelHarness, cli, install
-from pyspark_kernel import cds, environment
+from pyspark_kernel import cds, environment, submitargs
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +28,46 @@ def test_install_builds_the_archive_and_the_kernel_jvm_maps_it(prefix: Path) -> 
         assert kernel.value("'-Dmine=1' in spark.sparkContext.getConf().get('spark.driver.extraJavaOptions').split()") == "True"
         mapped = "".join(Path(f"/proc/{jvm.pid}/maps").read_text() for jvm in kernel.java_children())
         assert str(archive) in mapped, "the driver JVM did not map the class-data archive"
+        # The archive was trained on the session a kernel makes: the same master and session conf.
+        training = submitargs.parse(cds.training_submit_args())
+        assert kernel.value("sc.master") == repr(training.master)
+        for key, value in training.conf.items():
+            if key != "spark.app.name":  # the kernel names its app after the notebook
+                assert kernel.value(f"sc.getConf().get({key!r})") == repr(value), key
     finally:
         kernel.shutdown()
     checked = cli("check", "with-cds", "--prefix", str(prefix))
     assert f"OK    CDS         in use: {archive}" in checked.stdout
+    assert f"launcher JVM: {cds.launcher_archive_path(environment.resolve())}" in checked.stdout, checked.stdout
     # As in the image: another user, whose own cache folder is elsewhere, checks the same kernelspec.
     elsewhere = cli("check", "with-cds", "--prefix", str(prefix), env={**os.environ, "XDG_CACHE_HOME": str(prefix / "other-cache")})
     assert f"OK    CDS         in use: {archive}" in elsewhere.stdout, elsewhere.stdout
+
+
+def test_spark_submits_launcher_jvm_maps_its_own_archive(prefix: Path, tmp_path: Path) -> None:
+    """bin/spark-class runs a launcher JVM (org.apache.spark.launcher.Main) before the driver's: the
+    kernelspec gives it an archive through SPARK_LAUNCHER_OPTS, which only that JVM reads."""
+    folder = install(prefix, "--name", "launcher-cds", "--replace")
+    env = json.loads((folder / "kernel.json").read_text())["env"]
+    launcher = cds.archive_in_launcher(env["SPARK_LAUNCHER_OPTS"])
+    assert launcher == cds.launcher_archive_path(environment.resolve()) and launcher.is_file()
+    assert "-XX:TieredStopAtLevel=1" in env["SPARK_LAUNCHER_OPTS"].split()
+    log = tmp_path / "launcher-classes.log"
+    # -Xshare:on turns an archive that does not fit into an error instead of a quiet start without it
+    run_env = {**os.environ, **env, "SPARK_LAUNCHER_OPTS": f"{env['SPARK_LAUNCHER_OPTS']} -Xshare:on -Xlog:class+load=info:file={log}"}
+    run_env.pop("PYSPARK_SUBMIT_ARGS")
+    result = subprocess.run([f"{env['SPARK_HOME']}/bin/spark-class", "org.apache.spark.deploy.SparkSubmit", "--version"], env=run_env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    main = [line for line in log.read_text().splitlines() if " org.apache.spark.launcher.Main " in line]
+    assert main and "source: shared objects file (top)" in main[0], main
+
+
+def test_a_missing_launcher_archive_is_reported(prefix: Path, tmp_path: Path) -> None:
+    driver = cds.build_archive(environment.resolve())
+    folder = install(prefix, "--name", "gone-launcher", "--no-cds", "--replace", "--conf", f"spark.driver.extraJavaOptions={cds.java_options(driver)}",
+                     "--env", "SPARK_LAUNCHER_OPTS", f"-XX:SharedArchiveFile={tmp_path}/gone.jsa -Xshare:auto")
+    checked = cli("check", folder.name, "--prefix", str(prefix))
+    assert f"WARN  CDS         launcher archive {tmp_path}/gone.jsa is missing" in checked.stdout, checked.stdout
 
 
 def test_no_cds_and_a_stale_archive(prefix: Path, tmp_path: Path) -> None:
