@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from . import jvm, shared
+from . import jvm, shared, uiauth
 from .errors import SparkStartError
 from .progress import ProgressMonitor, Publisher
 from .settings import SessionSettings
@@ -102,7 +102,8 @@ class ClassicBackend:
     def describe(self, session: Any) -> dict[str, str | None]:
         """The facts the first-cell line and %spark show: version, master, app id, UI URL."""
         context = session.sparkContext
-        return {"version": session.version, "master": context.master, "app_id": context.applicationId, "ui": self.settings.ui_link(context.uiWebUrl)}
+        ui_note = uiauth.ui_note(uiauth.session_facts(context), routed=bool(self.settings.ui_proxy)) if context.uiWebUrl else None
+        return {"version": session.version, "master": context.master, "app_id": context.applicationId, "ui": self.settings.ui_link(context.uiWebUrl), "ui_note": ui_note}
 
     def status_lines(self, session: Any) -> list[str]:
         context = session.sparkContext
@@ -111,6 +112,7 @@ class ClassicBackend:
             f"master: {context.master}",
             f"app id: {context.applicationId}   app name: {context.appName}",
             f"Spark UI: {self.settings.ui_link(context.uiWebUrl)}",
+            "from other local users: " + "; ".join(f"{part} {state}" for part, state in uiauth.session_facts(context).items()),
             f"executors: {max(len(executors) - 1, 0)} (plus the driver)   default parallelism: {context.defaultParallelism}",
         ]
 

@@ -23,8 +23,10 @@ OWN_OUTPUT = "pyspark_kernel"
 def banner(facts: dict[str, str | None]) -> dict[str, str]:
     text = html = f"Spark {facts['version']} · master {facts['master']} · app {facts['app_id']}"
     if facts["ui"]:
-        text += f" · Spark UI {facts['ui']}"
-        html += f' · <a href="{facts["ui"]}" target="_blank">Spark UI</a>'
+        note = facts.get("ui_note") or ""
+        text += f" · Spark UI {facts['ui']}" + (f" ({note})" if note.startswith("open") else "")
+        title = f' title="{note}"' if note else ""
+        html += f' · <a href="{facts["ui"]}" target="_blank"{title}>Spark UI</a>' + (f" ({note})" if note.startswith("open") else "")
     return {"text/plain": text, "text/html": f"<small>{html}</small>"}
 
 

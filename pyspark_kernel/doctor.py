@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import cds, environment, kernelspec, options, submitargs
+from . import cds, environment, kernelspec, localdirs, options, submitargs, uiauth
 from .pythons import PythonFacts, probe_python, python_imports
 from .errors import Problem, SparkEnvironmentError
 
@@ -232,6 +232,57 @@ def check_cds(python: str, env: dict[str, str]) -> list[CheckResult]:
     return [CheckResult("CDS", OK, f"in use: {archive}; {launched}")]
 
 
+def check_temp_dirs(python: str, env: dict[str, str]) -> CheckResult:
+    """The temp folders of this user's dead JVMs (a SIGKILL, e.g. the OOM killer, leaves them full)."""
+    if env.get("SPARK_REMOTE"):
+        return CheckResult("temp dirs", SKIP, "Spark Connect kernel: no local JVM")
+    root = localdirs.user_root(env)
+    untracked = ""
+    if localdirs.user_chose_local_dirs(submitargs.parse(env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)).conf, env):
+        untracked = "; this kernelspec sets spark.local.dir or SPARK_LOCAL_DIRS, so its JVMs write there, untracked"
+    dead = localdirs.leftovers(root)
+    if not dead:
+        return CheckResult("temp dirs", OK, f"no temp folders of dead JVMs in {root}{untracked}")
+    megabytes = sum(localdirs.size_of(folder) for folder in dead) / 1e6
+    return CheckResult(
+        "temp dirs", WARN, f"{len(dead)} temp folder(s) of dead JVMs hold {megabytes:.1f} MB in {root}{untracked}",
+        f"start any pyspark kernel (it removes them in the background), or run: {python} -m pyspark_kernel.localdirs",
+    )
+
+
+def check_isolation(env: dict[str, str], spark_version: str | None) -> CheckResult:
+    """Offline: what of a local-mode kernel other accounts of this machine cannot reach (uiauth.py)."""
+    if env.get("SPARK_REMOTE"):
+        return CheckResult("isolation", SKIP, "Spark Connect kernel: the server's own settings decide")
+    submitted = submitargs.parse(env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING))
+    if not uiauth.makes_own_secret(submitted.master):
+        return CheckResult("isolation", SKIP, f"master {submitted.master}: spark.authenticate needs the cluster's shared secret, set by its admins")
+    conf, open_parts = submitted.conf, []
+    rpc = "RPC and block transfers authenticated"
+    if conf.get("spark.authenticate", "true").lower() != "true":
+        rpc, open_parts = "RPC and block transfers OPEN (spark.authenticate=false)", ["--conf spark.authenticate=false"]
+    elif conf.get("spark.network.crypto.enabled", "true").lower() == "true":
+        rpc += " and encrypted"
+    jars = environment.find_spark_home(None, env) / "jars" if spark_version else None
+    if uiauth.UI_FILTERS_KEY in conf:
+        ui = "UI behind the kernelspec's spark.ui.filters" if conf[uiauth.UI_FILTERS_KEY] else "UI OPEN (spark.ui.filters= in the kernelspec)"
+    elif uiauth.exposed_on_purpose(env):
+        ui = f"UI not protected: SPARK_LOCAL_IP={uiauth.exposed_on_purpose(env)} exposes this kernel's ports on purpose"
+    elif spark_version and int(spark_version.split(".")[0]) < 4:
+        ui = f"UI OPEN: Spark {spark_version} has no JWSFilter (Spark 4.0 has)"
+    elif jars is not None and not any(jars.glob("jjwt-impl-*.jar")):
+        ui = f"UI OPEN: no jjwt jars in {jars} for JWSFilter"
+    else:
+        ui = "UI behind JWSFilter (a key per JVM)"
+    if "OPEN" in ui and "spark.ui.filters" in ui:
+        open_parts.append("--conf spark.ui.filters=")
+    detail = f"{rpc}; {ui}; py4j secret per launch"
+    if "OPEN" not in detail:
+        return CheckResult("isolation", SKIP if "on purpose" in ui else OK, detail)
+    fix = f"remove {' and '.join(open_parts)} from the kernelspec (pyspark-kernel install … --replace)" if open_parts else "use Spark >= 4.0 for a UI only its owner opens, or --conf spark.ui.enabled=false"
+    return CheckResult("isolation", WARN, detail, fix)
+
+
 def check(name: str | None = None, prefix: str | None = None) -> list[CheckResult]:
     """All checks for kernelspec ``name`` (or the default environment), in the order a fix is needed."""
     python, env, metadata = target(name, prefix)
@@ -239,6 +290,8 @@ def check(name: str | None = None, prefix: str | None = None) -> list[CheckResul
     results = [home_result, check_python_path(env), check_java(env, spark_version), *check_python(python, env, spark_version)]
     results += check_mode(python, env, metadata)
     results += check_cds(python, env)
+    results.append(check_temp_dirs(python, env))
+    results.append(check_isolation(env, spark_version))
     provisioner = check_provisioner(metadata)
     return results + ([provisioner] if provisioner else [])
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import environment
+from . import environment, localdirs, uiauth
 from .errors import SparkEnvironmentError, SparkStartError
 from .settings import SessionSettings
 
@@ -77,9 +77,17 @@ def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = Non
 
     log_path = settings.log_path
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the JVM keeps it)
+    folder = temp_folder(settings, overrides, conf)
+    temp_env = {"SPARK_SUBMIT_OPTS": f"{localdirs.java_options(folder)} {os.environ.get('SPARK_SUBMIT_OPTS', '')}".strip()} if folder else {}
     try:
-        with patched_environ(PYSPARK_SUBMIT_ARGS=settings.launch_submit_args(overrides)):
-            return launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+        with patched_environ(PYSPARK_SUBMIT_ARGS=settings.launch_submit_args(overrides, str(folder) if folder else None), **temp_env):
+            gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+        # Before any SparkConf of this JVM: the UI's key as a system property, never on a command line.
+        uiauth.protect_ui(gateway.jvm, settings.submit_args, {**settings.defaults, **settings.user_conf(), **overrides}.get("spark.ui.port"))
+        if folder and getattr(gateway, "proc", None) is not None:
+            localdirs.record_jvm(folder, gateway.proc.pid)
+            gateway.pyspark_kernel_temp = folder  # removed by stop_gateway once the JVM has exited
+        return gateway
     except Exception as error:
         tail = read_tail(log_path)
         cause, fix = diagnose(tail)
@@ -87,6 +95,15 @@ def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = Non
     finally:
         if log_path:
             log.close()  # type: ignore[union-attr]
+
+
+def temp_folder(settings: SessionSettings, overrides: dict[str, str], conf: Any) -> Path | None:
+    """This launch's own temp folder (localdirs.py), or None when the user chose Spark's local dirs
+    (kernelspec, %spark conf, the builder's conf or SPARK_LOCAL_DIRS)."""
+    chosen = {**settings.user_conf(), **overrides}
+    if conf is not None and conf.get("spark.local.dir") is not None:
+        chosen["spark.local.dir"] = conf.get("spark.local.dir")
+    return None if localdirs.user_chose_local_dirs(chosen, os.environ) else localdirs.new_folder()
 
 
 @contextlib.contextmanager
@@ -153,6 +170,9 @@ def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
             pass
     finally:
         forget_spark_state()
+        folder, process = getattr(gateway, "pyspark_kernel_temp", None), getattr(gateway, "proc", None)
+        if folder is not None and process is not None and process.poll() is not None:
+            localdirs.remove(folder)  # a killed JVM's blocks go now; a stopped one's hooks emptied it
 
 
 def end_child_jvms(grace: float = 0.5) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 
-from . import __version__, shared
+from . import __version__, localdirs, shared
 from .controller import OWN_OUTPUT, SparkController, SparkStandIn
 from .errors import SparkStartError
 from .magics import SparkMagics
@@ -74,6 +74,7 @@ class PySparkKernel(IPythonKernel):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        localdirs.sweep_in_background()  # temp folders of this user's dead JVMs (SIGKILL leaves them)
         session = ManagedSession(SessionSettings.from_environ(log_path=self._log_path()))
         progress = os.environ.get("PYSPARK_KERNEL_PROGRESS", "on").lower() not in ("off", "0", "false", "no")
         self.controller = SparkController(session, self.shell.user_ns, show_in_cell, self._publisher, progress)

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import submitargs
+from . import submitargs, uiauth
 from .ports import PortReservation, reserve_port
 
 # Notebook defaults, each applied unless the kernelspec's --conf sets it.
@@ -22,6 +22,7 @@ NOTEBOOK_DEFAULTS = {
     "spark.sql.repl.eagerEval.maxNumRows": "20",
 }
 UI_PORT_START = 4040
+UI_ROUTE_VAR = "PYSPARK_KERNEL_UI_ROUTE"  # set by serverext.py in the Jupyter server, inherited by its kernels
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class SessionSettings:
         """The ``--conf KEY=VALUE`` pairs in PYSPARK_SUBMIT_ARGS, which outrank every default here."""
         return submitargs.parse(self.submit_args).conf
 
-    def launch_submit_args(self, overrides: dict[str, str]) -> str:
+    def launch_submit_args(self, overrides: dict[str, str], local_dir: str | None = None) -> str:
         """PYSPARK_SUBMIT_ARGS for a JVM launch: the kernelspec's, the notebook defaults it does not set,
         then ``overrides`` (%spark conf) last, so they win and reach the JVM's own start.
 
@@ -79,7 +80,11 @@ class SessionSettings:
         turns the console progress bar on and names the app "pyspark-shell").
         """
         user_conf = self.user_conf()
-        kernel_conf = {**NOTEBOOK_DEFAULTS, "spark.app.name": self.app_name, **self.defaults}
+        # Local mode: the driver's RPC and block transfers authenticated (Spark makes the secret in the JVM) and encrypted.
+        isolation = uiauth.rpc_defaults(submitargs.parse(self.submit_args).master)
+        kernel_conf = {**NOTEBOOK_DEFAULTS, **isolation, "spark.app.name": self.app_name, **self.defaults}
+        if local_dir:  # this launch's own temp folder (localdirs.py), unless the user chose Spark's local dirs
+            kernel_conf["spark.local.dir"] = local_dir
         defaults = {key: value for key, value in kernel_conf.items() if key not in user_conf}
         return submitargs.with_conf(submitargs.with_conf(self.submit_args, defaults), overrides)
 
@@ -93,10 +98,16 @@ class SessionSettings:
 def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
     """Where the browser reaches this machine's ports through the notebook server, if it must.
 
-    PYSPARK_KERNEL_UI_PROXY says so explicitly; under JupyterHub (JUPYTERHUB_SERVICE_PREFIX) or a
-    server that passed its base URL (PYSPARK_KERNEL_BASE_URL) it is ``<base>proxy/`` when
-    jupyter-server-proxy is installed, since only then does that route exist.
+    A Jupyter server with pyspark-kernel's extension (serverext.py) says so in PYSPARK_KERNEL_UI_ROUTE,
+    which its kernels inherit: that route adds the token of a UI behind JWSFilter, which no generic
+    proxy can, so for such a UI it comes first. PYSPARK_KERNEL_UI_PROXY says so explicitly; under
+    JupyterHub (JUPYTERHUB_SERVICE_PREFIX) or a server that passed its base URL
+    (PYSPARK_KERNEL_BASE_URL) it is ``<base>proxy/`` when jupyter-server-proxy is installed, since only
+    then does that route exist. An open UI is linked as before.
     """
+    route = environ.get(UI_ROUTE_VAR)
+    if route and uiauth.ui_filter_wanted(environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING), environ):
+        return route.rstrip("/") + "/"  # pyspark-kernel's own route in the server that started this kernel
     explicit = environ.get("PYSPARK_KERNEL_UI_PROXY")
     if explicit:
         return explicit.rstrip("/") + "/"

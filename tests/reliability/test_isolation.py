@@ -1,0 +1,259 @@
+"""Another account of the same machine against a kernel: refused by default, let in by an opted-out one.
+
+The intruder is real: a second local account (``useradd``), running intruder.py under the system's
+Python with ``runuser`` (the venv's Python lives under /root, which that account cannot enter). It
+speaks Spark's own wire format and py4j's protocol to 127.0.0.1 only. The same probes against a kernel
+whose kernelspec turns the protection off show that each probe gets in when nothing stops it: a UI
+page, a message dispatched by the driver, the bytes of a cached block, so a refusal means something.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+import pytest
+
+from jupyter_client.blocking import BlockingKernelClient
+
+from conftest import KernelHarness, cli, free_port, install
+
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+
+INTRUDER = "pyspark-probe"
+SYSTEM_PYTHON = "/usr/bin/python3"
+MARKER = "cached-by-the-owner-7f3a"
+OPT_OUT = ("--conf", "spark.authenticate=false", "--conf", "spark.network.crypto.enabled=false", "--conf", "spark.ui.filters=")
+# What the kernel's session tells about its ports, and a cached block holding MARKER.
+EXPOSURE = f"""
+import json
+_rdd = sc.parallelize([{MARKER!r}], 1).cache(); _rdd.count()
+json.dumps({{
+    "ui": int(sc.uiWebUrl.rsplit(":", 1)[1]),
+    "rpc": int(sc.getConf().get("spark.driver.port")),
+    "blocks": sc._jsc.sc().statusTracker().getExecutorInfos()[0].port(),
+    "block_id": f"rdd_{{_rdd.id()}}_0",
+    "py4j": sc._gateway.gateway_parameters.port,
+    "py4j_secret": sc._gateway.gateway_parameters.auth_token,
+    "ui_key": sc.getConf().get("spark.org.apache.spark.ui.JWSFilter.param.secretKey", ""),
+}})
+"""
+
+
+@pytest.fixture(scope="module")
+def intruder() -> Iterator[Path]:
+    """A second local account and a copy of intruder.py it can read; yields the script's path."""
+    if os.geteuid() != 0 or not shutil.which("runuser") or not shutil.which("useradd"):
+        pytest.skip("needs root, useradd and runuser to act as a second local account")
+    if not Path(SYSTEM_PYTHON).is_file():
+        pytest.skip(f"needs {SYSTEM_PYTHON} for the second account")
+    if subprocess.run(["id", INTRUDER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", INTRUDER], check=True, capture_output=True)
+    folder = Path(tempfile.mkdtemp(prefix="pyspark-intruder-"))
+    folder.chmod(0o755)
+    script = folder / "intruder.py"
+    shutil.copy(Path(__file__).with_name("intruder.py"), script)
+    script.chmod(0o644)
+    yield script
+    shutil.rmtree(folder)
+
+
+def probe(script: Path, *args: object, as_intruder: bool = True) -> dict[str, str]:
+    """intruder.py's verdict, run as the second account (or as the owner, ``as_intruder=False``)."""
+    command = [SYSTEM_PYTHON, str(script), *map(str, args)]
+    if as_intruder:
+        command = ["runuser", "-u", INTRUDER, "--", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def exposure(kernel: KernelHarness) -> dict:
+    return json.loads(kernel.value(EXPOSURE).strip("'"))
+
+
+@pytest.fixture(scope="module")
+def opted_out(prefix: Path) -> Iterator[KernelHarness]:
+    """A kernel whose kernelspec turns the protection off: the user's --conf outranks the defaults."""
+    folder = install(prefix, "--name", "isolation-off", *OPT_OUT, "--replace")
+    kernel = KernelHarness(folder.name)
+    yield kernel
+    kernel.shutdown()
+
+
+def test_another_account_gets_into_a_kernel_that_opted_out(intruder: Path, opted_out: KernelHarness) -> None:
+    ports = exposure(opted_out)
+    assert probe(intruder, "ui", ports["ui"]) == {"outcome": "reached", "detail": "HTTP 200"}
+    assert probe(intruder, "rpc", ports["rpc"])["outcome"] == "reached"
+    stolen = probe(intruder, "blocks", ports["blocks"], ports["block_id"])
+    assert stolen["outcome"] == "reached" and MARKER in stolen["detail"], stolen
+    assert probe(intruder, "py4j", ports["py4j"])["outcome"] == "refused", "py4j keeps its secret even so"
+
+
+def test_another_account_is_refused_by_a_default_kernel(intruder: Path, spark_kernel: KernelHarness) -> None:
+    ports = exposure(spark_kernel)
+    assert probe(intruder, "ui", ports["ui"]) == {"outcome": "refused", "detail": "HTTP 403"}
+    assert probe(intruder, "rpc", ports["rpc"])["outcome"] == "refused"
+    blocks = probe(intruder, "blocks", ports["blocks"], ports["block_id"])
+    assert blocks["outcome"] == "refused" and MARKER not in blocks["detail"], blocks
+    assert probe(intruder, "py4j", ports["py4j"])["outcome"] == "refused"
+
+
+def test_the_owner_gets_in_with_the_kernels_secrets(intruder: Path, spark_kernel: KernelHarness) -> None:
+    """The refusals above are the secrets at work, not broken probes: with them, the same probes pass."""
+    from pyspark_kernel import uiauth
+
+    ports = exposure(spark_kernel)
+    assert ports["ui_key"], "the UI's key is a system property of the JVM"
+    assert probe(intruder, "ui", ports["ui"], uiauth.sign(ports["ui_key"]), as_intruder=False) == {"outcome": "reached", "detail": "HTTP 200"}
+    assert probe(intruder, "ui", ports["ui"], uiauth.sign(uiauth.new_key()))["detail"] == "HTTP 403", "a token of another key"
+    assert probe(intruder, "py4j", ports["py4j"], ports["py4j_secret"], as_intruder=False) == {"outcome": "reached", "detail": "!ysroot"}
+
+
+def test_no_secret_on_a_command_line_or_in_an_environment(spark_kernel: KernelHarness) -> None:
+    """ps shows every account the command lines (and root the environments) of the kernel's processes."""
+    key = exposure(spark_kernel)["ui_key"]
+    kernel = psutil.Process(spark_kernel.pid)
+    for process in [kernel, *kernel.children(recursive=True)]:
+        try:
+            seen = " ".join(process.cmdline()) + json.dumps(process.environ())
+        except psutil.Error:  # a helper that has exited since (spark-submit's launcher leaves a zombie)
+            continue
+        assert key not in seen, f"the UI's key is visible in process {process.pid} ({process.name()})"
+        assert "spark.authenticate.secret" not in seen and "_SPARK_AUTH_SECRET" not in seen
+
+
+def test_status_says_what_is_protected(spark_kernel: KernelHarness) -> None:
+    result = spark_kernel.run("%spark")
+    text = "".join(output.get("text", "") for output in result["outputs"] if output["type"] == "stream")
+    assert "from other local users: rpc authenticated and encrypted; ui protected (JWSFilter" in text, text
+    assert "py4j secret per launch" in text
+
+
+def test_check_reports_what_is_protected(prefix: Path, default_spec: Path, opted_out: KernelHarness) -> None:
+    default = cli("check", default_spec.name, "--prefix", str(prefix))
+    row = next(line for line in default.stdout.splitlines() if "isolation" in line)
+    assert row.startswith("OK") and "RPC and block transfers authenticated and encrypted" in row and "UI behind JWSFilter" in row, row
+    off = cli("check", "isolation-off", "--prefix", str(prefix))
+    row = next(line for line in off.stdout.splitlines() if "isolation" in line)
+    assert row.startswith("WARN") and "OPEN" in row, row
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # a redirect to Jupyter's login page is an answer of its own here
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=60) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+@pytest.fixture(scope="module")
+def jupyter_server(isolated_jupyter: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real Jupyter server of the owner with pyspark-kernel's extension enabled, as pip's install of
+    jupyter-config/ enables it; yields its URL and the headers of its authenticated user."""
+    root = isolated_jupyter / "isolation-root"
+    root.mkdir(exist_ok=True)
+    config = isolated_jupyter / "isolation_server_config.json"
+    config.write_text((Path(__file__).parents[2] / "pyspark_kernel" / "etc" / "pyspark_kernel.json").read_text())
+    port, token = free_port(), "owner-token"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--allow-root", f"--config={config}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if http_get(f"{base}/api/status", headers)[0] == 200:
+                    break
+            except OSError:  # not listening yet
+                time.sleep(0.3)
+        yield base, headers
+    finally:
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/shutdown", headers=headers, method="POST"), timeout=10)
+            server.wait(30)
+        except Exception:
+            server.kill()
+            server.wait(10)
+
+
+def notebook_kernel(base: str, headers: dict[str, str], kernel_name: str, runtime: Path) -> tuple[str, BlockingKernelClient]:
+    """A notebook's kernel started by the server (POST /api/sessions), and a client on its connection file."""
+    body = json.dumps({"path": "ui.ipynb", "type": "notebook", "name": "ui.ipynb", "kernel": {"name": kernel_name}}).encode()
+    session = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", data=body, headers=headers, method="POST"), timeout=120))
+    deadline = time.monotonic() + 120  # the server's word that the kernel is up: a loaded machine starts it slowly
+    while time.monotonic() < deadline:
+        status, text = http_get(f"{base}/api/kernels/{session['kernel']['id']}", headers)
+        if status == 200 and json.loads(text)["execution_state"] not in ("starting", "unknown"):
+            break
+        time.sleep(0.5)
+    client = BlockingKernelClient(connection_file=str(runtime / f"kernel-{session['kernel']['id']}.json"))
+    client.load_connection_file()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    return session["id"], client
+
+
+def run_text(client: BlockingKernelClient, code: str) -> str:
+    outputs: list[str] = []
+    reply = client.execute_interactive(code, timeout=300, output_hook=lambda message: outputs.append(message["content"].get("text", "")))
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(outputs)
+
+
+def test_the_owners_jupyter_opens_the_ui_link_and_only_it(intruder: Path, default_spec: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
+    base, headers = jupyter_server
+    session_id, client = notebook_kernel(base, headers, default_spec.name, isolated_jupyter / "runtime")
+    try:
+        ui_port = int(run_text(client, "print(sc.uiWebUrl.rsplit(':', 1)[1])").strip())
+        link = next(line for line in run_text(client, "%spark").splitlines() if line.startswith("Spark UI:")).split(": ", 1)[1]
+        assert link == f"/pyspark-ui/{ui_port}/jobs/", "the notebook links the UI through the server's route"
+        status, page = http_get(base + link, headers)
+        assert status == 200 and "Spark Jobs" in page, (status, page[:300])
+        assert f'href="/pyspark-ui/{ui_port}/' in page, "the UI's own links go through the route too (proxyBase)"
+        assert http_get(base + link)[0] in (302, 403), "the route is behind the Jupyter server's login"
+        assert probe(intruder, "ui", ui_port)["detail"] == "HTTP 403", "the port itself still refuses other accounts"
+        token_file = isolated_jupyter / "runtime" / f"pyspark-ui-{ui_port}.json"
+        assert token_file.stat().st_mode & 0o077 == 0, "the token file is the owner's alone"
+        assert http_get(f"{base}/pyspark-ui/{free_port()}/jobs/", headers)[0] == 404, "a port without a kernel's token file is not proxied"
+    finally:
+        client.stop_channels()
+        urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session_id}", headers=headers, method="DELETE"), timeout=60)
+
+
+def test_a_spark_35_kernel_says_its_ui_is_open_and_still_guards_rpc(intruder: Path, prefix: Path, spark_359_home: Path) -> None:
+    """Spark 3.5 has no JWSFilter: its UI is open to other accounts, and the kernel says so plainly."""
+    folder = install(prefix, "--name", "isolation359", "--spark-home", str(spark_359_home), "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        first = kernel.run("spark.version")
+        banner = next(output["data"]["text/plain"] for output in first["outputs"] if output["type"] == "display_data")
+        assert "(open to other local users: Spark 3.5.9 has no UI auth filter" in banner, banner
+        ports = exposure(kernel)
+        assert probe(intruder, "ui", ports["ui"])["detail"] == "HTTP 200", "what the kernel says is so"
+        assert probe(intruder, "rpc", ports["rpc"])["outcome"] == "refused"
+        blocks = probe(intruder, "blocks", ports["blocks"], ports["block_id"])
+        assert blocks["outcome"] == "refused" and MARKER not in blocks["detail"], blocks
+    finally:
+        kernel.shutdown()
+    row = next(line for line in cli("check", folder.name, "--prefix", str(prefix)).stdout.splitlines() if "isolation" in line)
+    assert row.startswith("WARN") and "UI OPEN: Spark 3.5.9 has no JWSFilter" in row, row
