@@ -89,8 +89,13 @@ def test_pyspark_kernel_in_jupyterlab(lab: str) -> None:
             expect(page.locator(".jp-OutputArea-output", has_text="1000").first).to_be_visible(timeout=120_000)
             link = page.locator('.jp-OutputArea-output a:has-text("Spark UI")').first
             expect(link).to_be_visible(timeout=30_000)
-            assert ":404" in (link.get_attribute("href") or "")
+            href = link.get_attribute("href") or ""
+            assert "/pyspark-ui/404" in href, f"the UI opens through the server's route, not its port: {href}"
             page.screenshot(path=str(ARTIFACTS / "2-count.png"))
+            # One click away for its owner: the route adds the UI's token, behind JupyterLab's own login.
+            # (page.request carries the page's login cookie, as the click's new tab would.)
+            ui = page.request.get(href if href.startswith("http") else f"{lab}{href}")
+            assert ui.status == 200 and "Spark Jobs" in ui.text(), (ui.status, ui.text()[:300])
 
             run_cell(
                 "from pyspark.sql import functions as F\n"
