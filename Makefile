@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8888
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup run kernelspec test test-quick e2e corpus corpus-reference bench soak clean
+.PHONY: setup run kernelspec test test-quick e2e corpus corpus-reference bench soak burst matrix clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-system.sh
@@ -47,6 +47,9 @@ bench: setup  ## every row of bench/run.py against same-run baselines, medians o
 
 soak: setup  ## full-size restart cycles and 4-kernel run -> bench/soak.md
 	$(PY) bench/soak.py
+
+burst: setup  ## 16 notebooks opened at once on one Jupyter server, with and without the provisioner -> bench/burst.md (BURST_ARGS="--count 4")
+	$(PY) bench/burst.py $(BURST_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info test-artifacts

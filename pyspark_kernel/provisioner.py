@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ from .reaper import KILL_WAIT_SECONDS, end_processes, java_children
 # From 4050, above the 4040, 4041, … that kernels without the provisioner take.
 UI_PORT_START = 4050
 FILL_DELAY_SECONDS = 5.0  # a pool fills this long after a launch: that notebook's first cells get the CPU first
+# A scan for a kernel's JVMs reads every process's /proc entry in Python (psutil's children()); the
+# server's restarter polls each kernel every 3 s, so with many kernels unthrottled scans starve its loop.
+JVM_NOTE_SECONDS = 10.0
+_SCANNING = threading.Lock()  # one poll-time scan at a time in the server process
 
 
 def refreshed_python_path(old: str, spark: environment.SparkEnvironment) -> str:
@@ -68,6 +73,7 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     ui_port: PortReservation | None = None
     _jvms: dict[int, float]
+    _jvms_noted_at = float("-inf")  # when poll last noted the JVMs (monotonic)
     _pool: KernelPool | None = None
     _pooled: PooledKernel | None = None  # taken from the pool in pre_launch, handed over in launch_kernel
 
@@ -171,14 +177,26 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
         self._jvms = {int(pid): created for pid, created in provisioner_info.get("jvms", {}).items()}
 
     async def poll(self) -> int | None:
-        """Jupyter polls a running kernel every few seconds: note its JVMs while they are its children."""
+        """Jupyter polls a running kernel every few seconds (and every 0.1 s while it waits for one to
+        exit): note its JVMs while they are its children, at most every JVM_NOTE_SECONDS."""
         result = await super().poll()
-        if result is None and self.pid:
-            await asyncio.to_thread(self._note_jvms)
+        if result is None and self.pid and time.monotonic() - self._jvms_noted_at >= JVM_NOTE_SECONDS:
+            await asyncio.to_thread(self._note_jvms_unless_scanning)
         return result
 
     def _note_jvms(self) -> None:
         self.__dict__.setdefault("_jvms", {}).update(java_children(self.pid))
+
+    def _note_jvms_unless_scanning(self) -> None:
+        """A poll's note, skipped (due again at the next poll) while another kernel's scan runs. Unthrottled,
+        16 kernels' scans held the GIL so often that /api/status p99 was 274-433 ms (bench/burst.py)."""
+        if not _SCANNING.acquire(blocking=False):
+            return
+        try:
+            self._note_jvms()
+            self._jvms_noted_at = time.monotonic()
+        finally:
+            _SCANNING.release()
 
     async def kill(self, restart: bool = False) -> None:
         await asyncio.to_thread(self._note_jvms)
