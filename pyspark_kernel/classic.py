@@ -33,6 +33,7 @@ class ClassicBackend:
     names = ("spark", "sc")
     remote = None
     warmable = True  # a fresh JVM's first query is the slowest thing a notebook waits for
+    defer_start = False  # the JVM's launch mostly waits on another process: begin it at once
 
     def __init__(self, settings: SessionSettings, jvm_alive: Callable[[], bool]) -> None:
         self.settings = settings
@@ -94,8 +95,10 @@ class ClassicBackend:
         if group is None or context is None:
             return None
         self._group = None  # the next cell gets a fresh group
-        watched = jvm_thread if in_jvm_call else None
-        thread = threading.Thread(target=cancel_as_jobs_appear, args=(context, group, watched, self._jvm_alive), name="pyspark-kernel-cancel", daemon=True)
+        running = jvm_thread.isAlive if in_jvm_call and jvm_thread is not None else None
+        thread = threading.Thread(
+            target=cancel_as_jobs_appear, args=(context, group, running, CANCEL_MIN_SECONDS, CANCEL_POLL_SECONDS, self._jvm_alive), name="pyspark-kernel-cancel", daemon=True
+        )
         thread.start()
         return thread
 
@@ -146,10 +149,14 @@ class ClassicBackend:
         local_fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(context._jsc.hadoopConfiguration())
         local_fs.setWorkingDirectory(jvm.org.apache.hadoop.fs.Path(str(Path(cwd).resolve())))  # a plain path: a URI would keep %20
 
-def cancel_as_jobs_appear(context: Any, group: str, jvm_thread: Any, jvm_alive: Callable[[], bool]) -> None:
-    """Cancel ``group`` with its future jobs, then again every CANCEL_POLL_SECONDS: for
-    CANCEL_MIN_SECONDS, and on while ``jvm_thread`` (the JVM thread of an interrupted call) is
-    alive, up to CANCEL_WATCH_SECONDS in all.
+def cancel_as_jobs_appear(
+    context: Any, group: str, running: Callable[[], bool] | None, min_seconds: float, poll_seconds: float, jvm_alive: Callable[[], bool]
+) -> None:
+    """Cancel ``group`` with its future jobs, then again every ``poll_seconds``: for ``min_seconds``,
+    and on while ``running()`` says that what submits the group's jobs still runs (the JVM thread of
+    an interrupted call, a warm-up's thread), up to CANCEL_WATCH_SECONDS in all. Used for an
+    interrupted cell's group and for a warm-up's (warmup.py), whose adaptive-execution map-stage jobs
+    escape the "future jobs" part alike.
 
     A failed call is tried again at the next poll, never the end of the watch: the interrupt makes
     py4j close the connections it pools, this thread's among them, at this very moment.
@@ -167,13 +174,13 @@ def cancel_as_jobs_appear(context: Any, group: str, jvm_thread: Any, jvm_alive: 
                 first = False
             else:
                 scala_context.cancelJobGroup(group)
-            call_running = jvm_thread is not None and jvm_thread.isAlive()
+            still_running = running is not None and running()
         except Exception as error:
             if not jvm_alive():
                 return  # a JVM that is gone has no jobs left to cancel
             logger.debug("cancelling job group %s: %s", group, error)
-            call_running = jvm_thread is not None
+            still_running = running is not None
         elapsed = time.monotonic() - started
-        if elapsed >= CANCEL_WATCH_SECONDS or (elapsed >= CANCEL_MIN_SECONDS and not call_running):
+        if elapsed >= CANCEL_WATCH_SECONDS or (elapsed >= min_seconds and not still_running):
             return
-        time.sleep(CANCEL_POLL_SECONDS)
+        time.sleep(poll_seconds)

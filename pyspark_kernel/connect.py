@@ -39,6 +39,7 @@ class ConnectBackend:
 
     names = ("spark",)  # a Connect session has no SparkContext
     warmable = False  # the server's JVM is warm from its other clients
+    defer_start = True  # the client's imports (grpc, pyarrow, pandas) would hold up the kernel's first reply
 
     def __init__(self, settings: SessionSettings) -> None:
         self.settings = settings

@@ -99,7 +99,13 @@ class RunningCell:
 
 
 class ProgressMonitor:
-    """Polls a SparkContext's status tracker for the job group of the running cell."""
+    """Polls a SparkContext's status tracker for the job group of the running cell.
+
+    A cell that ends within POLL_SECONDS costs no JVM call and no wake of the thread: ``begin`` wakes
+    it only when it is idle, ``end`` only when a display must be finished, and the thread, once awake,
+    sleeps until the running cell is POLL_SECONDS old. So Run All over quick cells wakes it at most
+    once per POLL_SECONDS, where each wake-up took the GIL from the cell's own thread.
+    """
 
     def __init__(self, context: Any, publish: Publisher) -> None:
         self.context = context
@@ -110,31 +116,35 @@ class ProgressMonitor:
         self._flushed = threading.Event()
         self._shown = False  # whether the running cell has a progress display to finish
         self._stopped = False
+        self._armed = False  # whether the thread is timing a cell (then a cell's begin need not wake it)
+        self._tracker: Any = None  # pyspark's StatusTracker, asked for once: asking is a JVM call
         self._earlier_group: str | None = None
         self._earlier_jobs: set[int] = set()  # jobs of the group that earlier cells ran
         self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
         self._thread.start()
 
     def begin(self, job_group: str) -> None:
-        """A cell starts running in ``job_group``. Costs the cell nothing but a notify: no JVM call is
-        made unless the cell is still running at the first poll."""
+        """A cell starts running in ``job_group``. Costs the cell no JVM call and, unless the thread is
+        idle, no wake-up: the thread looks at the cell only if it still runs at the first poll."""
         if not self.enabled:
             return
         with self._lock:
             self._cell = RunningCell(job_group, time.monotonic(), time.time() * 1000, self.publish)
             self._shown = False
             self._flushed.clear()
-            self._lock.notify()
+            if not self._armed:
+                self._lock.notify()
 
     def end(self) -> None:
-        """The cell finished: the thread sends the summary; wait for it only if a display was shown,
-        so that cells that ran no (long) job pay nothing and the summary lands before the cell's reply."""
+        """The cell finished. Only a cell with a display wakes the thread, and waits for it to send the
+        summary, so that the summary lands before the cell's reply; others pay nothing."""
         with self._lock:
             if self._cell is None:
                 return
             self._cell = None
-            self._lock.notify()
             shown = self._shown
+            if shown:
+                self._lock.notify()
         if shown:
             self._flushed.wait(FINAL_FLUSH_SECONDS)
 
@@ -147,24 +157,43 @@ class ProgressMonitor:
     def _loop(self) -> None:
         while True:
             with self._lock:
+                self._armed = False
                 while self._cell is None and not self._stopped:
                     self._lock.wait()
+                self._armed = True
+            cell = self._first_poll_due()
+            if cell is None:
                 if self._stopped:
                     return
-                cell = self._cell
+                continue
             try:
-                self._watch(cell)  # type: ignore[arg-type]
+                self._watch(cell)
             except Exception:  # a dying JVM must not kill the thread; the cell reports that itself
                 pass
             finally:
                 self._flushed.set()
+
+    def _first_poll_due(self) -> RunningCell | None:
+        """Sleep until the running cell is POLL_SECONDS old and return it; None once no cell runs.
+        Cells that begin and end meanwhile do not wake this thread, nor are they ever looked at."""
+        with self._lock:
+            while not self._stopped and self._cell is not None:
+                cell = self._cell
+                remaining = cell.started + POLL_SECONDS - time.monotonic()
+                if remaining <= 0:
+                    return cell
+                self._lock.wait(remaining)
+            return None
 
     def _running(self, cell: RunningCell) -> bool:
         with self._lock:
             return self._cell is cell and not self._stopped
 
     def _watch(self, cell: RunningCell) -> None:
-        tracker = self.context.statusTracker()
+        """Poll the cell's jobs every POLL_SECONDS from its first poll (now) until it ends."""
+        if self._tracker is None:
+            self._tracker = self.context.statusTracker()
+        tracker = self._tracker
         job_group, cell_epoch_ms = cell.job_group, cell.epoch_ms
         if job_group != self._earlier_group:
             self._earlier_group, self._earlier_jobs = job_group, set()
@@ -174,12 +203,9 @@ class ProgressMonitor:
         last_sent = 0.0
         last_text = ""
         while True:
-            with self._lock:
-                if self._running(cell):
-                    self._lock.wait(POLL_SECONDS)
             running = self._running(cell)
             if not running and not shown:
-                return  # a cell done before the first poll shows nothing and costs no JVM call
+                return  # a cell that ended before its first poll, or before it ran a job, shows nothing
             self._poll(tracker, job_group, cell_epoch_ms, progress)
             now = time.monotonic()
             # A display starts only while the cell runs; once started, it always ends in the summary.
@@ -193,6 +219,9 @@ class ProgressMonitor:
                     shown, last_sent, last_text = True, now, data["text/plain"]
             if not running:
                 return
+            with self._lock:
+                if self._running(cell):
+                    self._lock.wait(POLL_SECONDS)
 
     def _poll(self, tracker: Any, job_group: str, cell_epoch_ms: float, progress: CellProgress) -> None:
         """Update ``progress`` with the group's jobs that this cell submitted: the group spans cells,

@@ -23,6 +23,8 @@ from .errors import Problem, SparkStartError
 from .settings import SessionSettings
 
 STOP_WAITS_FOR_START_SECONDS = 1.0
+DEFERRED_START_SECONDS = 5.0  # the longest a deferred start waits for its moment (no client ever asked)
+ANSWERED_QUIET_SECONDS = 0.5  # after the last kernel_info answer: a client asks again until its IOPub hears
 
 
 class SessionState(str, Enum):
@@ -75,6 +77,15 @@ class ManagedSession:
         self._lock = threading.Lock()
         self._settled = threading.Event()  # set while no start is in flight
         self._settled.set()
+        # A deferred start (backend.defer_start) begins once the kernel's client has its answers: the
+        # Spark Connect client's imports take a second of CPU that the client's handshake would wait for.
+        self._may_begin = threading.Event()  # set once a start may begin at once
+        self._answered = threading.Event()  # set by the first kernel_info answer (or by _may_begin's setters)
+        if not self.backend.defer_start:
+            self._may_begin.set()
+            self._answered.set()
+        self._answered_at: float | None = None  # when the kernel last answered a kernel_info request
+        self._abandoned = False  # stopped before a deferred start began: it never will
         self._start_thread: threading.Thread | None = None
         self._gateway: Any = None  # the JVM launched in this process, whoever asked for it
         self._error: Problem | None = None
@@ -119,12 +130,40 @@ class ManagedSession:
                 return
             self._error = None
             self._stopped = False
+            self._abandoned = False
             self.started_at = time.monotonic()
             self._settled.clear()
             self._start_thread = threading.Thread(target=self._run, name="pyspark-kernel-start", daemon=True)
             self._start_thread.start()
 
+    def release_start(self) -> None:
+        """Let a deferred start begin now: a cell is about to run, or someone waits for Spark."""
+        self._may_begin.set()
+        self._answered.set()
+
+    def client_answered(self) -> None:
+        """The kernel answered a kernel_info request: a deferred start begins once none came for
+        ANSWERED_QUIET_SECONDS (jupyter_client asks again until its IOPub channel hears the kernel)."""
+        self._answered_at = time.monotonic()
+        self._answered.set()
+
+    def _begin_when_due(self) -> bool:
+        """Wait for a deferred start's moment; False when the session was stopped before it came."""
+        self._answered.wait(DEFERRED_START_SECONDS)
+        while not self._may_begin.is_set() and self._answered_at is not None:
+            quiet_until = self._answered_at + ANSWERED_QUIET_SECONDS  # each answer moves it later
+            if quiet_until <= time.monotonic():
+                break
+            self._may_begin.wait(quiet_until - time.monotonic())
+        with self._lock:
+            self._may_begin.set()
+            return not self._abandoned
+
     def _run(self) -> None:
+        if not self._begin_when_due():
+            self._settled.set()
+            return
+        self.started_at = time.monotonic()  # the start's own seconds, not those it waited for its moment
         try:
             shared.install(self)  # before user code can race this start (lazy/none kernels did it earlier)
             gateway_before = self._gateway
@@ -141,6 +180,7 @@ class ManagedSession:
     def wait_for_start(self) -> None:
         """Block until a start in flight has ended (any thread but the start thread itself)."""
         if not self.is_start_thread():
+            self._may_begin.set()
             self._settled.wait()
 
     def is_start_thread(self) -> bool:
@@ -150,6 +190,7 @@ class ManagedSession:
         """The shared session, waiting for a start in flight; starts one when none was ever made."""
         if self.state is SessionState.NOT_STARTED:
             self.start()
+        self._may_begin.set()
         if not self._settled.wait(timeout):
             raise TimeoutError(f"Spark did not start within {timeout} s")
         session = self.session
@@ -164,8 +205,12 @@ class ManagedSession:
         A start still in flight after a moment is stuck in the JVM (a driver waiting for a debugger, a
         YARN queue, --packages resolving): the JVMs this process launched are ended, so the start fails
         at once and leaves nothing behind. The moment is short: Jupyter sends SIGTERM 2.5 s after its
-        shutdown request, and a JVM that never started its gateway would outlive the kernel.
+        shutdown request, and a JVM that never started its gateway would outlive the kernel. A deferred
+        start that has not begun is abandoned.
         """
+        with self._lock:
+            self._abandoned = not self._may_begin.is_set()
+        self.release_start()
         if not self._settled.wait(STOP_WAITS_FOR_START_SECONDS):
             jvm.end_child_jvms()
             self._settled.wait(60)

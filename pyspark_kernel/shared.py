@@ -198,14 +198,15 @@ def _launch_through_owner(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def live_session(remote: str | None) -> Any:
     """The session user code and the kernel share now, or None: read from pyspark's class state, never
-    imported for it (a kernel that has not used Spark has none)."""
+    imported for it (a kernel that has not used Spark has none). A module the start thread is still
+    importing has no SparkSession class yet, and no session either."""
     if remote:
-        module = sys.modules.get("pyspark.sql.connect.session")
-        return module.SparkSession._get_default_session() if module else None
-    module = sys.modules.get("pyspark.sql.session")
-    if module is None:
+        session_class = getattr(sys.modules.get("pyspark.sql.connect.session"), "SparkSession", None)
+        return session_class._get_default_session() if session_class else None
+    session_class = getattr(sys.modules.get("pyspark.sql.session"), "SparkSession", None)
+    if session_class is None:
         return None
-    session = module.SparkSession._instantiatedSession
+    session = session_class._instantiatedSession
     if session is None or session._sc._jsc is None:
         return None
     return session
@@ -216,7 +217,10 @@ def make_active(session: Any) -> None:
     from pyspark.sql import SparkSession
 
     if hasattr(session, "_jsparkSession"):
-        SparkSession._get_j_spark_session_class(session._jvm).setActiveSession(session._jsparkSession)
+        # Spark 4 keeps the classic session in org.apache.spark.sql.classic; 3.5 has no such helper
+        # and uses the py4j-imported org.apache.spark.sql.SparkSession (a pandas UDF there needs this)
+        java_class = getattr(SparkSession, "_get_j_spark_session_class", None)
+        (java_class(session._jvm) if java_class else session._jvm.SparkSession).setActiveSession(session._jsparkSession)
         SparkSession._activeSession = session
     else:
         type(session)._active_session.session = session

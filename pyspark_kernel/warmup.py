@@ -5,10 +5,14 @@ worker) and later ones in about 0.2 s. Once the session is up and no cell is run
 the shapes first cells take (a DataFrame count, a SQL collect, a pandas round trip, a Python UDF) on
 tiny data, in a job group of its own: invisible (the progress display follows only the cell's group,
 nothing is printed), and cancelled, with the jobs it would still submit, the moment a cell starts.
-Opt-in for now (PYSPARK_KERNEL_WARMUP=on): under load, a warm-up job can still be active a few seconds
-after an early interrupt of the cell that cancelled it, which the interrupt tests refuse (some of
-adaptive execution's jobs carry no job group, so a group cancel misses them). Classic sessions only:
-a Connect server warms itself.
+Classic sessions only: a Connect server warms itself.
+
+Each query sets the warm-up's job group again before it runs. An interrupt of a cell makes py4j drop
+the connections it pools, the warm-up thread's among them; that thread's next call then runs on a new
+connection, in a JVM thread with no job group, and its jobs were out of the reach of a group cancel.
+Still opt-in (PYSPARK_KERNEL_WARMUP=on): under load, a cancelled warm-up's Python-UDF job, in its group
+and cancelled again as jobs appear, was still listed active 3 s after an early interrupt's reply (gone
+5 s later), which the interrupt tests refuse.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import uuid
 from typing import Any, Callable
 
 GROUP_PREFIX = "pyspark-kernel-warmup"
+DESCRIPTION = "pyspark-kernel warm-up (cancelled when a cell runs)"
 CANCEL_POLL_SECONDS = 0.05
-CANCEL_WATCH_SECONDS = 60.0  # the longest a cancelled warm-up is followed for jobs it still submits
+# How long a cancelled warm-up's group is cancelled again as jobs appear, even once its Python thread
+# has ended: a call py4j dropped goes on in the JVM, and may still submit adaptive execution's jobs.
+CANCEL_MIN_SECONDS = 5.0
 
 
 def count(spark: Any) -> object:
@@ -48,9 +55,12 @@ QUERIES: tuple[tuple[str, Callable[[Any], object]], ...] = (("count", count), ("
 class WarmUp:
     """One warm-up run for one session, in a thread of its own; cancel() never blocks."""
 
-    def __init__(self, spark: Any, queries: tuple[tuple[str, Callable[[Any], object]], ...] = QUERIES, done: list[str] | None = None) -> None:
+    def __init__(
+        self, spark: Any, queries: tuple[tuple[str, Callable[[Any], object]], ...] = QUERIES, done: list[str] | None = None, jvm_alive: Callable[[], bool] = lambda: True
+    ) -> None:
         self.spark = spark
         self.queries = queries
+        self.jvm_alive = jvm_alive
         self.group = f"{GROUP_PREFIX}-{uuid.uuid4().hex[:8]}"
         self.done: list[str] = [] if done is None else done  # the queries that ran to the end, for this session
         self.seconds: float | None = None
@@ -66,8 +76,10 @@ class WarmUp:
         started = time.monotonic()
         try:
             context = self.spark.sparkContext
-            context.setJobGroup(self.group, "pyspark-kernel warm-up (cancelled when a cell runs)", interruptOnCancel=True)
             for name, query in self.queries:
+                if self.cancelled.is_set():
+                    break
+                context.setJobGroup(self.group, DESCRIPTION, interruptOnCancel=True)  # again: see the module's docstring
                 if self.cancelled.is_set():
                     break
                 query(self.spark)
@@ -80,27 +92,17 @@ class WarmUp:
 
     def cancel(self) -> None:
         """Stop the warm-up and its jobs, from a thread of its own (a JVM call must not delay the cell
-        that asked). The query in flight may still submit a job after a cancel (adaptive execution's
-        map-stage jobs escape Spark's "cancel future jobs"), so the group is cancelled again as jobs
-        appear, until the warm-up's thread has ended."""
+        that asked): no query starts after this, and the group is cancelled with its future jobs, then
+        again as jobs appear (adaptive execution's map-stage jobs escape "future jobs"), while the
+        warm-up's thread runs and CANCEL_MIN_SECONDS at least: classic.cancel_as_jobs_appear, as for
+        an interrupted cell."""
         if self.finished.is_set() or self.cancelled.is_set():
             return
         self.cancelled.set()
+        from .classic import cancel_as_jobs_appear
 
-        def cancel_jobs() -> None:
-            deadline = time.monotonic() + CANCEL_WATCH_SECONDS
-            while time.monotonic() < deadline:
-                ended = self.finished.is_set()
-                try:
-                    self.spark.sparkContext._jsc.sc().cancelJobGroup(self.group)
-                except Exception:
-                    if not self._thread.is_alive():
-                        return  # a session that is gone has nothing to cancel
-                if ended:
-                    return  # one last cancel after the thread ended: nothing of it is left
-                self.finished.wait(CANCEL_POLL_SECONDS)
-
-        threading.Thread(target=cancel_jobs, name="pyspark-kernel-warmup-cancel", daemon=True).start()
+        args = (self.spark.sparkContext, self.group, self._thread.is_alive, CANCEL_MIN_SECONDS, CANCEL_POLL_SECONDS, self.jvm_alive)
+        threading.Thread(target=cancel_as_jobs_appear, args=args, name="pyspark-kernel-warmup-cancel", daemon=True).start()
 
 
 class IdleWarmer:
@@ -141,9 +143,9 @@ class IdleWarmer:
                 remaining = tuple((name, query) for name, query in QUERIES if name not in current.done)
                 if not remaining:
                     return
-                self.current = WarmUp(spark, remaining, current.done).start()
+                self.current = WarmUp(spark, remaining, current.done, self.session.jvm_alive).start()
             else:
-                self.current = WarmUp(spark).start()
+                self.current = WarmUp(spark, jvm_alive=self.session.jvm_alive).start()
 
     def cancel(self) -> None:
         if self.current is not None:

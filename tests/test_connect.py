@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -55,6 +56,33 @@ def test_connect_session_runs_jobs_without_a_local_jvm(connect_kernel: KernelHar
     assert connect_kernel.value("spark.createDataFrame([(1, 'a'), (2, 'b')], ['n', 's']).filter('n > 1').toPandas().s.tolist()") == "['b']"
     assert connect_kernel.java_children() == [], "a Connect kernel must not start a JVM"
     assert connect_kernel.value("'sc' in dir()") == "False"
+
+
+def grpc_loaded(pid: int) -> bool:
+    """Whether the process has loaded gRPC's C extension, which the Spark Connect client imports."""
+    return "cygrpc" in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads a process's loaded libraries from Linux's /proc")
+def test_the_connect_client_loads_after_the_handshake_and_the_session_starts_by_itself(prefix: Path, connect_server: str) -> None:
+    """Bench row 7: the client's imports (grpc, pyarrow, pandas) take a second of CPU, which the kernel's
+    handshake must not wait for; yet the session still starts while the user types, with no cell.
+    (time.monotonic is one clock for all processes on Linux: the kernel's start time compares with ours.)"""
+    folder = install(prefix, "--name", "connect-deferred", "--remote", connect_server, "--replace")
+    kernel = KernelHarness(folder.name)  # returns once kernel_info is answered and IOPub heard from
+    try:
+        handshake_done = time.monotonic()
+        deadline = handshake_done + 120
+        while not grpc_loaded(kernel.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        loaded_alone = grpc_loaded(kernel.pid)  # before any cell: a cell would start the session itself
+        session = "get_ipython().kernel.controller.session"
+        state, started_at = eval(kernel.value(f"{session}.get() is not None, {session}.started_at"))
+    finally:
+        kernel.shutdown()
+    assert loaded_alone and state, "the Connect session did not start by itself"
+    assert started_at > handshake_done, f"the Connect start began {handshake_done - started_at:.2f} s before the handshake ended"
 
 
 @pytest.mark.slow

@@ -9,8 +9,11 @@ to do on demand. test_notebook.py covers the display with a real JVM.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from pyspark_kernel.progress import ProgressMonitor
 
@@ -75,3 +78,33 @@ def test_a_cells_own_job_is_shown_and_ends_in_its_summary() -> None:
     finally:
         monitor.close()
     assert shown and shown[-1].startswith("Spark: 1 job, 1 stage, 1/4 tasks"), shown
+
+
+def context_switches(thread_id: int | None) -> int:
+    """How often the OS switched the thread out because it waited: each wake-up of a sleeping thread is one."""
+    status = Path(f"/proc/self/task/{thread_id}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("voluntary_ctxt_switches")))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a thread's context switches from Linux's /proc")
+def test_quick_cells_cost_no_jvm_call_and_do_not_wake_the_monitors_thread() -> None:
+    """Row 3 of the bench: a cell that runs no Spark job must cost what a plain kernel's does. Each
+    wake-up of the monitor's thread took the GIL from the cell's thread, and each call into the JVM
+    (the status tracker) a round trip to it."""
+    context = StandInContext(submitted_ms=time.time() * 1000)
+    calls: list[str] = []
+    counting = SimpleNamespace(getJobIdsForGroup=lambda group: calls.append("getJobIdsForGroup") or [])
+    context.statusTracker = lambda: calls.append("statusTracker") or counting  # type: ignore[method-assign]
+    monitor = ProgressMonitor(context, lambda data, *_: None)
+    try:
+        time.sleep(0.1)  # the thread is up and idle
+        before = context_switches(monitor._thread.native_id)
+        for _ in range(100):  # Run All over 100 cells like `1+1`
+            monitor.begin("g")
+            time.sleep(0.001)
+            monitor.end()
+        woken = context_switches(monitor._thread.native_id) - before
+    finally:
+        monitor.close()
+    assert calls == [], f"quick cells called into the JVM: {calls[:5]}…"
+    assert woken < 20, f"100 quick cells woke the progress thread {woken} times"

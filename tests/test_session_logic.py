@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from pyspark_kernel.kernel import in_py4j_call
 from pyspark_kernel import submitargs
 from pyspark_kernel.session import ManagedSession, SessionState, derive_state
 from pyspark_kernel.settings import SessionSettings
+
+from conftest import free_port
 
 
 def conf_of(submit_args: str) -> dict[str, str]:
@@ -40,6 +43,24 @@ def test_a_new_session_is_not_started_and_has_nothing_to_cancel() -> None:
     session = ManagedSession(SessionSettings(start="none"))
     assert session.state is SessionState.NOT_STARTED and not session.ready
     assert session.backend.cancel_cell(in_jvm_call=True) is None
+
+
+@pytest.mark.parametrize("answered", [False, True], ids=["before-any-answer", "during-the-handshake"])
+def test_a_connect_start_waits_for_the_kernels_client_and_a_stop_before_it_abandons_it(answered: bool) -> None:
+    """The Spark Connect client's imports take a second of CPU, which the client's handshake would wait
+    for (bench row 7): the start waits for the kernel's answers and a quiet moment after them. Nothing
+    listens at the remote here, so a start that had begun would end FAILED at once, not STOPPED."""
+    import pyspark.sql  # noqa: F401 (a start that began would then fail in a moment, not import for one)
+
+    session = ManagedSession(SessionSettings(remote=f"sc://127.0.0.1:{free_port()}"))
+    session.start()
+    if answered:
+        session.client_answered()  # the first kernel_info answer; the client is still making sure of IOPub
+    else:
+        time.sleep(0.5)  # no client has asked yet
+    assert session.state is SessionState.STARTING
+    session.stop()
+    assert session.state is SessionState.STOPPED, session.state
 
 
 def test_an_interrupt_is_inside_py4j_only_when_a_py4j_frame_is_on_the_stack() -> None:

@@ -1,12 +1,10 @@
 """Warm-up: once the session is up and no cell runs, the first cells' paths are warmed, invisibly, in a
-job group of their own, and a cell that starts cancels it. Real kernels and JVMs; no timing asserted
-(the gain is bench/run.py's row 8)."""
+job group of their own, and a cell that starts cancels it. Opt-in (PYSPARK_KERNEL_WARMUP=on). Real
+kernels and JVMs; no timing asserted (the gain is bench/run.py's row 8)."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,13 +16,9 @@ pytestmark = pytest.mark.slow
 WARMER = "get_ipython().kernel.controller.warmer"
 
 
-def warm_up_jobs(ui: str, app_id: str) -> list[dict]:
-    """The warm-up's jobs, read from the Spark UI's REST API: no cell runs (a cell would cancel it)."""
-    try:
-        jobs = json.load(urllib.request.urlopen(f"{ui}/api/v1/applications/{app_id}/jobs", timeout=5))
-    except OSError:
-        return []
-    return [job for job in jobs if str(job.get("jobGroup", "")).startswith("pyspark-kernel-warmup")]
+# Every job of the application as (group, status), from the JVM's status store (what the UI's job list
+# shows; the UI itself now wants a token, uiauth.py).
+ALL_JOBS = "[(j.jobGroup().get() if j.jobGroup().isDefined() else '', str(j.status())) for jobs in [sc._jsc.sc().statusStore().jobsList(None)] for j in map(jobs.apply, range(jobs.size()))]"
 
 
 def peek(kernel: KernelHarness, expression: str) -> str:
@@ -45,16 +39,15 @@ def warm_spec(prefix: Path) -> Path:
 def test_an_idle_session_is_warmed_in_a_group_of_its_own(warm_spec: Path) -> None:
     kernel = KernelHarness(warm_spec.name)
     try:
-        first = kernel.run("print(sc.uiWebUrl, sc.applicationId)")  # waits for the start; the warm-up begins after it
-        ui, app_id = next(out["text"] for out in first["outputs"] if out["type"] == "stream").split()
+        first = kernel.run("print(sc.applicationId)")  # waits for the start; the warm-up begins after it
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and peek(kernel, f"{WARMER}.current is not None and {WARMER}.current.finished.is_set()") != "True":
             time.sleep(0.5)  # watched without a cell: a cell would cancel the warm-up
-        jobs = warm_up_jobs(ui, app_id)
+        jobs = [(group, status) for group, status in eval(peek(kernel, ALL_JOBS)) if group.startswith("pyspark-kernel-warmup")]
         state = kernel.value(f"w = {WARMER}.current; w.finished.wait(60), w.done, w.cancelled.is_set()")
         assert state == "(True, ['count', 'sql', 'pandas', 'udf'], False)", state
-        assert {job["jobGroup"] for job in jobs} == {kernel.value("w.group").strip("'")}, jobs
-        assert all(job["status"] == "SUCCEEDED" for job in jobs), jobs
+        assert {group for group, _ in jobs} == {kernel.value("w.group").strip("'")}, jobs
+        assert all(status == "SUCCEEDED" for _, status in jobs), jobs
         # Invisible: the cell showed the session line and its own output, nothing of the warm-up's jobs.
         shown = [out["metadata"].get("pyspark_kernel") for out in first["outputs"] if out["type"] == "display_data"]
         assert shown == ["banner"], first
@@ -84,10 +77,49 @@ def test_a_cell_that_starts_cancels_the_warm_up_and_its_jobs(warm_spec: Path) ->
         kernel.shutdown()
 
 
-def test_warm_up_is_off_by_default(default_spec: Path) -> None:
-    kernel = KernelHarness(default_spec.name)
+# A query that closes its thread's py4j connection, as an interrupt of a cell does to every connection
+# py4j pools (the warm-up thread's among them), then a job of 50 tasks that runs for a while.
+DROPPED_THEN_LONG = """
+from pyspark_kernel.warmup import WarmUp
+def dropped(spark):
+    spark.sparkContext._gateway._gateway_client.get_thread_connection().close()
+def long(spark):
+    return spark.range(0, 10**11, numPartitions=50).selectExpr('sum(id % 7)').collect()
+probe = WarmUp(spark, (('dropped', dropped), ('long', long))).start()
+tracker, long_job, deadline = sc.statusTracker(), None, time.monotonic() + 120
+while long_job is None and not probe.finished.is_set() and time.monotonic() < deadline:
+    time.sleep(0.2)
+    for job_id in tracker.getActiveJobsIds():
+        info = tracker.getJobInfo(job_id)
+        if info and any((tracker.getStageInfo(s) or stage_none).numTasks == 50 for s in info.stageIds):
+            long_job = job_id
+in_group = long_job is not None and long_job in tracker.getJobIdsForGroup(probe.group)
+probe.cancel(); probe.finished.wait(60)
+"""
+
+
+def test_a_warm_up_query_after_py4j_dropped_its_connection_runs_in_its_group(warm_spec: Path) -> None:
+    """The next call of a thread whose py4j connection was dropped runs on a new one, in a JVM thread
+    with no job group: a warm-up that set its group only once had such jobs after an early interrupt,
+    out of the reach of the cancel, still running seconds after the interrupt's reply."""
+    kernel = KernelHarness(warm_spec.name)
     try:
-        kernel.run("n = spark.range(10).count()")  # a warm-up, were it on, starts as this cell ends
-        assert kernel.value(f"{WARMER}.current is None") == "True"
+        kernel.run("n = spark.range(10).count()")
+        kernel.run("import time, types\nstage_none = types.SimpleNamespace(numTasks=0)")
+        result = kernel.run(DROPPED_THEN_LONG, timeout=300)
+        assert result["reply"]["status"] == "ok", result
+        assert kernel.value("long_job is not None, probe.done") == "(True, ['dropped'])"
+        assert kernel.value("in_group") == "True", "the warm-up's query after a dropped connection ran outside its job group"
+        assert kernel.value("sc.statusTracker().getActiveJobsIds()") == "[]"
     finally:
         kernel.shutdown()
+
+
+def test_warm_up_is_off_by_default(default_spec: Path, warm_spec: Path) -> None:
+    for spec, warmed in ((default_spec, False), (warm_spec, True)):
+        kernel = KernelHarness(spec.name)
+        try:
+            kernel.run("n = spark.range(10).count()")  # a warm-up starts as this cell ends
+            assert kernel.value(f"{WARMER}.current is not None") == str(warmed), spec.name
+        finally:
+            kernel.shutdown()
