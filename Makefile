@@ -51,6 +51,9 @@ soak: setup  ## full-size restart cycles and 4-kernel run -> bench/soak.md
 burst: setup  ## 16 notebooks opened at once on one Jupyter server, with and without the provisioner -> bench/burst.md (BURST_ARGS="--count 4")
 	$(PY) bench/burst.py $(BURST_ARGS)
 
+matrix: setup  ## Spark 3.5-4.3 x Java 17/21/25 x this Python: install, check, a notebook per cell -> docs/compatibility.md (MATRIX_ARGS="--cells 3.5/17,4.3/25")
+	$(PY) scripts/matrix.py $(MATRIX_ARGS)
+
 clean:
 	rm -rf $(VENV) .cache build *.egg-info test-artifacts
 

@@ -109,6 +109,8 @@ def train(spark: SparkEnvironment, archive: Path, timeout: float = 600) -> bool:
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_SUBMIT_ARGS": training_submit_args(f"-XX:ArchiveClassesAtExit={archive}"),
     }
+    if spark.java is not None:  # the Java the archive is named after (install --env JAVA_HOME), not the installer's
+        env["JAVA_HOME"] = str(spark.java.executable.parent.parent)
     with tempfile.TemporaryDirectory(prefix="pyspark-cds-") as work:
         # warmup.py is plain Python: a copy in the run's folder gives the kernel's own queries to any
         # Python, even one that has not this package (or has another version of it)

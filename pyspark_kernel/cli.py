@@ -106,7 +106,8 @@ def run_install(args: argparse.Namespace) -> int:
     if prefix is None and not user:
         prefix = sys.prefix
     target = kernelspec.free_destination(options.name, user, prefix, args.replace)  # before the slow resolve
-    spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None)
+    # Java as the kernel will find it: a JAVA_HOME given with --env is the one to check, not the installer's
+    spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None, environ={**os.environ, **options.env})
     if args.cds and options.remote is None:
         options = with_class_data_sharing(spark, options)
     spec = kernelspec.kernel_json(spark, options)

@@ -8,6 +8,7 @@ filesystem and runs ``java -version`` and the kernel's Python; it writes nothing
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -19,16 +20,24 @@ from pathlib import Path
 from .errors import SparkEnvironmentError
 from .pythons import kernel_python, pip_pyspark_home
 
-# Java feature releases each Spark line is built and tested for (Spark's "Downloading" docs).
+# Java feature releases each Spark line supports, from the "Downloading" section of its docs
+# (spark.apache.org/docs/<version>/): 3.3-3.5 "Java 8/11/17" (3.5 on 21 is only preliminary and
+# untested upstream), 4.0-4.1 "Java 17/21", 4.2 "Java 17/21/25" (SPARK-56815 documented 25 on
+# branch-4.2, not branch-4.1; tried here, 4.1.4 on 25.0.3 counts but a pandas UDF fails in Arrow's
+# Netty allocator, UnsupportedOperationException). Any other Java, older or newer, is refused.
 SUPPORTED_JAVA: dict[tuple[int, int], tuple[int, ...]] = {
     (3, 3): (8, 11, 17),
     (3, 4): (8, 11, 17),
-    (3, 5): (8, 11, 17, 21),
+    (3, 5): (8, 11, 17),
     (4, 0): (17, 21),
     (4, 1): (17, 21),
     (4, 2): (17, 21, 25),
     (4, 3): (17, 21, 25),
 }
+# The first update of a Java feature release that Spark's docs accept: "Java 25 prior to version
+# 25.0.3 support is deprecated as of Spark 4.2.0" (G1 may evacuate pinned objects and corrupt data,
+# JDK-8377811 / SPARK-55852; Spark's own build refuses 25.0.0-25.0.2, SPARK-56843).
+FIRST_SAFE_UPDATE: dict[int, tuple[int, int, int]] = {25: (25, 0, 3)}
 
 # Common install locations, looked at last: after the explicit argument, SPARK_HOME and pip's pyspark.
 COMMON_SPARK_HOMES = ("/opt/spark", "/usr/local/spark", "/usr/lib/spark", "/opt/homebrew/opt/apache-spark/libexec")
@@ -195,22 +204,94 @@ def find_java(environ: dict[str, str] | None = None) -> JavaRuntime:
     return JavaRuntime(executable=executable, version=feature, version_text=text)
 
 
-def require_java(spark_version: str, java: JavaRuntime) -> None:
-    """Spark's Java rule, the one place it is kept: raise with the fix when ``java`` cannot run
-    ``spark_version``. Javas newer than the table pass (Spark warns itself if it must)."""
-    major_minor = spark_release(spark_version)[:2]
-    supported = SUPPORTED_JAVA.get(major_minor)
+def supported_javas(spark_version: str) -> tuple[int, ...] | None:
+    """The Java feature releases ``spark_version`` runs on, or None when this table cannot judge it.
+
+    A line newer than the table (say 4.9) is held to the newest known line of its major version, and
+    may also run a Java newer than that line's newest (the table may be older than the release).
+    A line older than the table, or of an unknown major version, is not judged.
+    """
+    line = spark_release(spark_version)[:2]
+    if line in SUPPORTED_JAVA:
+        return SUPPORTED_JAVA[line]
+    same_major = sorted(known for known in SUPPORTED_JAVA if known[0] == line[0] and known < line)
+    return SUPPORTED_JAVA[same_major[-1]] if same_major else None
+
+
+def java_update(java: JavaRuntime) -> tuple[int, int, int]:
+    """(feature, interim, update) of a Java: "25.0.3" -> (25, 0, 3), "25" and "25-ea" -> (25, 0, 0)."""
+    numbers = [int(part) for part in re.findall(r"\d+", java.version_text.split("-")[0].split("+")[0])]
+    if numbers[:1] == [1]:  # 1.8.0_392: feature 8, update 392
+        return java.version, 0, numbers[3] if len(numbers) > 3 else 0
+    numbers = (numbers + [0, 0, 0])[:3]
+    return java.version, numbers[1], numbers[2]
+
+
+def spoken_list(versions: tuple[int, ...] | list[int], conjunction: str = "or") -> str:
+    """"17, 21 or 25": the versions as a user reads them in a sentence."""
+    words = [str(version) for version in versions]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+# Where Debian, Ubuntu and the Temurin packages put JDKs and JREs (one folder per Java, plus symlinks).
+JVM_FOLDERS = ("/usr/lib/jvm",)
+
+
+@functools.lru_cache(maxsize=8)
+def installed_javas(folders: tuple[str, ...] = JVM_FOLDERS) -> tuple[JavaRuntime, ...]:
+    """The Javas installed under ``folders`` (each a JAVA_HOME candidate), asked their version, each
+    once however many symlinked names it has, and once per process. Used to say which JAVA_HOME
+    fits, never to pick one silently."""
+    found: dict[Path, JavaRuntime] = {}
+    for folder in folders:
+        for home in sorted(Path(folder).glob("*")) if Path(folder).is_dir() else []:
+            executable = home / "bin" / "java"
+            if home.is_symlink() or not executable.is_file() or executable.resolve() in found:
+                continue
+            try:
+                found[executable.resolve()] = find_java({"JAVA_HOME": str(home)})
+            except SparkEnvironmentError:
+                continue
+    return tuple(sorted(found.values(), key=java_update))
+
+
+def java_refusal(spark_version: str, java: JavaRuntime) -> tuple[str, str] | None:
+    """Spark's Java rule, the one place it is kept: (problem, fix) when ``java`` is not a Java that
+    ``spark_version`` supports (too old, too new, a non-LTS in between, a deprecated update), else None."""
+    supported = supported_javas(spark_version)
     if supported is None:
-        # A Spark newer than this table: hold it to the floor of its major line.
-        same_major = [versions for (major, _), versions in SUPPORTED_JAVA.items() if major == major_minor[0]]
-        supported = same_major[-1] if same_major else None
-    if supported is None or java.version >= min(supported):
+        return None
+    line = ".".join(str(part) for part in spark_release(spark_version)[:2])
+    newer_than_table = spark_release(spark_version)[:2] not in SUPPORTED_JAVA
+    recommended = [version for version in supported if version >= 17] or list(supported)
+    how = "set JAVA_HOME to it, or give it to the kernelspec: pyspark-kernel install --env JAVA_HOME /path/to/that/jdk (--replace for an existing one)"
+    if not (java.version in supported or (newer_than_table and java.version > max(supported))):
+        return (
+            f"Spark {spark_version} does not run on Java {java.version} ({java.executable} is {java.version_text}); "
+            f"Spark {line} supports Java {spoken_list(supported, 'and')}.",
+            f"use Java {spoken_list(recommended)}: {how}",
+        )
+    first_safe = FIRST_SAFE_UPDATE.get(java.version)
+    if first_safe and java_update(java) < first_safe:
+        safe = ".".join(str(part) for part in first_safe)
+        others = [version for version in recommended if version != java.version]
+        instead = f", or Java {spoken_list(others)}" if others else ""
+        return (
+            f"{java.executable} is Java {java.version_text}: Spark {line} does not support Java {java.version} before {safe} "
+            f"(its G1 collector can corrupt data, JDK-8377811).",
+            f"update to Java {safe} or newer{instead}: {how}",
+        )
+    return None
+
+
+def require_java(spark_version: str, java: JavaRuntime) -> None:
+    """Raise ``java_refusal``'s problem and fix, naming the installed Javas that would fit."""
+    refusal = java_refusal(spark_version, java)
+    if refusal is None:
         return
-    wanted = " or ".join(str(version) for version in supported if version >= 17) or str(min(supported))
-    raise SparkEnvironmentError(
-        f"Spark {spark_version} needs Java {min(supported)} or newer, but {java.executable} is Java {java.version_text}.",
-        f"install Java {wanted} (sudo apt-get install default-jre-headless) and set JAVA_HOME to it.",
-    )
+    problem, fix = refusal
+    fitting = [f"{other.executable.parent.parent} (Java {other.version_text})" for other in installed_javas() if java_refusal(spark_version, other) is None]
+    raise SparkEnvironmentError(problem, f"{fix}; this machine has {', '.join(fitting)}." if fitting else f"{fix}.")
 
 
 def resolve(

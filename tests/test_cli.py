@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -238,3 +239,46 @@ def test_pool_goes_to_the_provisioners_config_and_check_reports_it(tmp_path: Pat
     assert spec["metadata"]["kernel_provisioner"] == {"provisioner_name": "pyspark-provisioner", "config": {"pool_size": 2, "pool_idle_timeout": 600.0}}
     report = cli("check", "pooled", "--prefix", str(tmp_path))
     assert "warm pool of 2 (idle timeout 600 s)" in report.stdout, report.stdout
+
+
+# -- Spark's Java rule at install and check, with real Javas of this machine ------------------------
+def java_home(feature: int) -> Path:
+    """A real JAVA_HOME of this feature release under /usr/lib/jvm, or skip saying there is none."""
+    from pyspark_kernel.environment import installed_javas
+
+    for found in installed_javas():
+        if found.version == feature:
+            return found.executable.parent.parent
+    pytest.skip(f"no Java {feature} under /usr/lib/jvm on this machine")
+
+
+@pytest.mark.slow  # a second Spark (3.5.9, cached under .cache/)
+def test_install_refuses_spark_35_on_java_25_however_the_java_is_given(tmp_path: Path, spark_359_home: Path) -> None:
+    jdk25 = java_home(25)
+    given = ["install", "--prefix", str(tmp_path), "--spark-home", str(spark_359_home), "--no-cds"]
+    needles = ["Spark 3.5.9 does not run on Java 25", "Spark 3.5 supports Java 8, 11 and 17", "Fix: use Java 17:", "--env JAVA_HOME"]
+    assert_refused(cli(*given, "--env", "JAVA_HOME", str(jdk25)), *needles)  # the kernelspec's own Java
+    assert_refused(cli(*given, env={**os.environ, "JAVA_HOME": str(jdk25)}), *needles)  # the installer's
+    assert kernels_in(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_install_checks_the_java_of_env_java_home_and_check_fails_it_later(tmp_path: Path, spark_359_home: Path) -> None:
+    """--env JAVA_HOME wins over the installer's JAVA_HOME, at install and in check; a kernelspec whose
+    JAVA_HOME is later pointed at a Java its Spark does not support gets a FAIL row with the fix."""
+    jdk17, jdk25 = java_home(17), java_home(25)
+    installer = {**os.environ, "JAVA_HOME": str(jdk25)}  # would be refused for 3.5.9: --env must win
+    result = cli("install", "--prefix", str(tmp_path), "--name", "j17", "--spark-home", str(spark_359_home), "--no-cds",
+                 "--env", "JAVA_HOME", str(jdk17), env=installer)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "share" / "jupyter" / "kernels" / "j17"
+    spec = json.loads((folder / "kernel.json").read_text())
+    assert spec["env"]["JAVA_HOME"] == str(jdk17) and spec["metadata"]["pyspark_kernel"]["java_version"].startswith("17.")
+    checked = cli("check", "j17", "--prefix", str(tmp_path), env=installer)
+    assert checked.returncode == 0 and re.search(r"^OK +Java +Java 17\.", checked.stdout, re.M), checked.stdout
+    spec["env"]["JAVA_HOME"] = str(jdk25)
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    checked = cli("check", "j17", "--prefix", str(tmp_path))
+    assert checked.returncode == 1, checked.stdout
+    assert re.search(r"^FAIL +Java +Spark 3\.5\.9 does not run on Java 25", checked.stdout, re.M), checked.stdout
+    assert "fix: use Java 17: set JAVA_HOME to it" in checked.stdout and f"this machine has {jdk17}" in checked.stdout, checked.stdout

@@ -60,17 +60,60 @@ def test_parse_java_version(output: str, feature: int, text: str) -> None:
     assert environment.parse_java_version(output) == (feature, text)
 
 
-def test_java_too_old_for_spark_4_names_the_fix() -> None:
-    old = JavaRuntime(Path("/opt/jdk8/bin/java"), 8, "1.8.0_392")
+def java(version_text: str) -> JavaRuntime:
+    feature, text = environment.parse_java_version(f'openjdk version "{version_text}"')
+    return JavaRuntime(Path(f"/opt/jdk-{text}/bin/java"), feature, text)
+
+
+# Spark's docs, line by line: 3.5 "Java 8/11/17"; 4.0 and 4.1 "Java 17/21"; 4.2 "Java 17/21/25",
+# with 25 before 25.0.3 deprecated. Every other pair is refused, newer Javas included.
+@pytest.mark.parametrize(
+    "spark, java_text, accepted",
+    [
+        ("3.5.9", "1.8.0_392", True), ("3.5.9", "11.0.2", True), ("3.5.9", "17.0.15", True),
+        ("3.5.9", "21.0.4", False), ("3.5.9", "25.0.3", False),
+        ("4.0.5", "11.0.2", False), ("4.0.5", "17.0.15", True), ("4.0.5", "21.0.4", True), ("4.0.5", "25.0.3", False),
+        ("4.0.0-preview2", "17.0.15", True),
+        ("4.1.4", "17.0.15", True), ("4.1.4", "21.0.4", True), ("4.1.4", "25.0.3", False),
+        ("4.2.1", "21.0.4", True), ("4.2.1", "25.0.3", True), ("4.2.1", "25.0.2", False), ("4.2.1", "25", False),
+        ("4.3.0", "11.0.2", False), ("4.3.0", "17.0.15", True), ("4.3.0", "22.0.1", False), ("4.3.0", "25.0.3", True),
+        ("4.3.0", "25.0.10", True), ("4.3.0", "25-ea", False), ("4.3.0", "26", False),
+        ("4.9.0", "11.0.2", False), ("4.9.0", "17.0.15", True), ("4.9.0", "26", True),  # newer than the table: 4.3's floor
+    ],
+)
+def test_spark_java_rule(spark: str, java_text: str, accepted: bool) -> None:
+    if accepted:
+        environment.require_java(spark, java(java_text))
+    else:
+        with pytest.raises(SparkEnvironmentError):
+            environment.require_java(spark, java(java_text))
+
+
+def test_java_too_new_names_the_supported_javas_and_the_fix() -> None:
     with pytest.raises(SparkEnvironmentError) as refused:
-        environment.require_java("4.3.0", old)
-    assert "needs Java 17 or newer" in refused.value.problem
-    assert refused.value.fix.startswith("install Java 17 or 21 or 25"), refused.value.fix
-    environment.require_java("3.5.9", old)  # 3.5 still runs on Java 8
-    environment.require_java("4.3.0", JavaRuntime(Path("/usr/bin/java"), 21, "21.0.4"))
-    environment.require_java("4.0.0-preview2", JavaRuntime(Path("/usr/bin/java"), 17, "17.0.15"))
-    with pytest.raises(SparkEnvironmentError, match="needs Java 17"):
-        environment.require_java("4.9.0", JavaRuntime(Path("/usr/bin/java"), 11, "11.0.2"))  # unknown 4.x keeps the 4.x floor
+        environment.require_java("4.0.5", java("25.0.3"))
+    assert refused.value.problem == (
+        "Spark 4.0.5 does not run on Java 25 (/opt/jdk-25.0.3/bin/java is 25.0.3); Spark 4.0 supports Java 17 and 21."
+    )
+    assert refused.value.fix.startswith("use Java 17 or 21: set JAVA_HOME to it, or give it to the kernelspec: pyspark-kernel install --env JAVA_HOME"), refused.value.fix
+
+
+def test_java_too_old_names_the_fix() -> None:
+    with pytest.raises(SparkEnvironmentError) as refused:
+        environment.require_java("4.3.0", java("1.8.0_392"))
+    assert "does not run on Java 8" in refused.value.problem and "supports Java 17, 21 and 25" in refused.value.problem
+    assert refused.value.fix.startswith("use Java 17, 21 or 25:"), refused.value.fix
+
+
+def test_java_25_before_25_0_3_is_refused_with_the_update_as_fix() -> None:
+    with pytest.raises(SparkEnvironmentError) as refused:
+        environment.require_java("4.3.0", java("25.0.1"))
+    assert "does not support Java 25 before 25.0.3" in refused.value.problem
+    assert refused.value.fix.startswith("update to Java 25.0.3 or newer, or Java 17 or 21:"), refused.value.fix
+
+
+def test_a_spark_line_older_than_the_table_is_not_judged() -> None:
+    environment.require_java("2.4.8", java("25.0.3"))
 
 
 def test_java_home_wins_over_path(tmp_path: Path) -> None:
@@ -109,3 +152,31 @@ def test_check_accepts_a_preview_or_vendor_build_of_the_same_release_and_refuses
     vendor = doctor.pyspark_result(kernel, f"{release}-amzn-0")
     assert vendor.status == doctor.WARN and "vendor build" in vendor.detail, vendor
     assert doctor.pyspark_result(kernel, "3.5.9").status == doctor.FAIL
+
+
+def test_installed_javas_lists_each_real_java_once(tmp_path: Path) -> None:
+    """Real Javas of this machine, seen under a folder of its own: a symlinked name and a folder
+    without bin/java are not candidates."""
+    real = environment.find_java({"PATH": "/usr/bin:/bin"}).executable.resolve().parent.parent
+    (tmp_path / "jdk-real").symlink_to(real, target_is_directory=True)  # stands for a JDK folder...
+    (tmp_path / "not-a-jdk").mkdir()
+    found = environment.installed_javas((str(tmp_path),))
+    assert found == (), "a symlinked name is skipped (Debian's java-1.17.0-openjdk-amd64 -> java-17-openjdk-amd64)"
+    (tmp_path / "jdk-real").unlink()
+    (tmp_path / "jdk" / "bin").mkdir(parents=True)
+    (tmp_path / "jdk" / "bin" / "java").symlink_to(real / "bin" / "java")
+    (tmp_path / "same-jdk" / "bin").mkdir(parents=True)
+    (tmp_path / "same-jdk" / "bin" / "java").symlink_to(real / "bin" / "java")
+    environment.installed_javas.cache_clear()  # asked once per process: forget the first look
+    found = environment.installed_javas((str(tmp_path),))
+    assert [java.executable for java in found] == [tmp_path / "jdk" / "bin" / "java"] and found[0].version >= 17
+
+
+def test_refusal_names_a_java_of_this_machine_that_fits() -> None:
+    fitting = [found for found in environment.installed_javas() if found.version in (17, 21)]
+    with pytest.raises(SparkEnvironmentError) as refused:
+        environment.require_java("4.0.5", java("25.0.3"))
+    if fitting:
+        assert f"this machine has {fitting[0].executable.parent.parent} (Java {fitting[0].version_text})" in refused.value.fix
+    else:
+        assert "this machine has" not in refused.value.fix
