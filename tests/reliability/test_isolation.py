@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -27,6 +26,7 @@ import pytest
 from jupyter_client.blocking import BlockingKernelClient
 
 from conftest import KernelHarness, cli, free_port, install
+from reliability.server import JupyterServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
@@ -167,33 +167,13 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]
 def jupyter_server(isolated_jupyter: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """A real Jupyter server of the owner with pyspark-kernel's extension enabled, as pip's install of
     jupyter-config/ enables it; yields its URL and the headers of its authenticated user."""
-    root = isolated_jupyter / "isolation-root"
-    root.mkdir(exist_ok=True)
     config = isolated_jupyter / "isolation_server_config.json"
     config.write_text((Path(__file__).parents[2] / "pyspark_kernel" / "etc" / "pyspark_kernel.json").read_text())
-    port, token = free_port(), "owner-token"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--allow-root", f"--config={config}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    server = JupyterServer(isolated_jupyter / "isolation-root", args=(f"--config={config}",))
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if http_get(f"{base}/api/status", headers)[0] == 200:
-                    break
-            except OSError:  # not listening yet
-                time.sleep(0.3)
-        yield base, headers
+        yield f"http://127.0.0.1:{server.port}", server.headers
     finally:
-        try:
-            urllib.request.urlopen(urllib.request.Request(f"{base}/api/shutdown", headers=headers, method="POST"), timeout=10)
-            server.wait(30)
-        except Exception:
-            server.kill()
-            server.wait(10)
+        server.stop()
 
 
 def notebook_kernel(base: str, headers: dict[str, str], kernel_name: str, runtime: Path) -> tuple[str, BlockingKernelClient]:
