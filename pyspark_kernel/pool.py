@@ -126,13 +126,20 @@ def answered_kernel_info(client: Any, kernel: PooledKernel, deadline: float) -> 
     raise RuntimeError(f"no kernel_info reply within {READY_TIMEOUT_SECONDS:.0f} s")
 
 
+def silent_execute(client: Any, code: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
+    """The execute_reply content of ``code`` run silently (no history, nothing shown), skipping other replies."""
+    msg_id = client.execute(code, silent=True, store_history=False, **kwargs)
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"]
+
+
 def kernel_state(client: Any) -> str:
     """The pooled kernel's own word on its Spark (PySparkKernel.pool_state), by a silent execute."""
-    msg_id = client.execute("", silent=True, store_history=False, user_expressions={"state": "get_ipython().kernel.pool_state()"})
-    reply = client.get_shell_msg(timeout=30)
-    while reply["parent_header"].get("msg_id") != msg_id:
-        reply = client.get_shell_msg(timeout=30)
-    value = reply["content"].get("user_expressions", {}).get("state", {})
+    content = silent_execute(client, "", 30, user_expressions={"state": "get_ipython().kernel.pool_state()"})
+    value = content.get("user_expressions", {}).get("state", {})
     return str(value.get("data", {}).get("text/plain", "'failed'")).strip("'")
 
 
@@ -183,17 +190,11 @@ class KernelPool:
         notebook = {"cwd": str(cwd or self.template.cwd), "env": changed}
         client = client_for(kernel)
         try:
-            code = f"get_ipython().kernel.hand_over({json.dumps(notebook)!r})"
-            msg_id = client.execute(code, silent=True, store_history=False)
-            deadline = time.monotonic() + HAND_OVER_TIMEOUT_SECONDS
-            while True:
-                reply = client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    break
+            content = silent_execute(client, f"get_ipython().kernel.hand_over({json.dumps(notebook)!r})", HAND_OVER_TIMEOUT_SECONDS)
         finally:
             client.stop_channels()
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError(f"hand-over failed: {reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+        if content["status"] != "ok":
+            raise RuntimeError(f"hand-over failed: {content.get('ename')}: {content.get('evalue')}")
         kernel.connection_file.unlink(missing_ok=True)  # Jupyter writes its own file for this kernel
 
     def ready_count(self) -> int:
