@@ -86,9 +86,10 @@ class SparkController:
         self._monitor: Monitor | None = None
         self._monitor_source: Any = None  # what the monitor follows (the SparkContext or Connect session)
         self._announced: Any = None  # the session the one-line summary was shown for
+        self._facts: tuple[Any, dict[str, str | None]] | None = None  # (session, what its summary says)
         self.warmer = IdleWarmer(session)
         session.notice = self.notice
-        session.on_ready = self.warmer.warm_if_idle
+        session.on_ready = self.session_ready
 
     def start(self) -> None:
         """Put the stand-ins in the namespace and start Spark as the kernelspec says (eager, lazy, none)."""
@@ -116,11 +117,23 @@ class SparkController:
                 self.user_ns[name] = real
         self.announce(spark)
 
+    def session_ready(self) -> None:
+        """On the start thread, once a start made a session: gather what the first cell's summary line
+        says (a handful of JVM calls, 50 ms of that cell's time otherwise: bench row 8), then warm."""
+        spark = self.session.session
+        if spark is not None:
+            try:
+                self._facts = (spark, self.session.backend.describe(spark))
+            except Exception:  # announce() asks again, in the cell, and shows what goes wrong there
+                pass
+        self.warmer.warm_if_idle()
+
     def announce(self, spark: Any) -> None:
         """Once per session, one line in the running cell: version, master, app id, Spark UI."""
         if self._announced is not spark:
             self._announced = spark
-            self.display(banner(self.session.backend.describe(spark)), {OWN_OUTPUT: "banner"})
+            facts = self._facts[1] if self._facts is not None and self._facts[0] is spark else self.session.backend.describe(spark)
+            self.display(banner(facts), {OWN_OUTPUT: "banner"})
 
     def notice(self, text: str) -> None:
         """A warning from the kernel about the running cell's Spark calls, shown in that cell."""

@@ -66,6 +66,13 @@ def default_spec(prefix: Path) -> Path:
     return install(prefix, "--replace")
 
 
+# The application's active jobs as (id, job group), for an assert's message: whose job is still running.
+ACTIVE_JOBS = (
+    "[(j, (lambda g: g.get() if g.isDefined() else None)(sc._jsc.sc().statusStore().job(j).jobGroup()))"
+    " for j in sc.statusTracker().getActiveJobsIds()]"
+)
+
+
 class KernelHarness:
     """A started kernel and its blocking client, with helpers to run code and read what it sent."""
 

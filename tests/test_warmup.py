@@ -1,5 +1,5 @@
 """Warm-up: once the session is up and no cell runs, the first cells' paths are warmed, invisibly, in a
-job group of their own, and a cell that starts cancels it. Opt-in (PYSPARK_KERNEL_WARMUP=on). Real
+job group of their own, and a cell that starts cancels it. On by default (PYSPARK_KERNEL_WARMUP=off). Real
 kernels and JVMs; no timing asserted (the gain is bench/run.py's row 8)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import KernelHarness, install
+from pyspark_kernel.warmup import NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def test_an_idle_session_is_warmed_in_a_group_of_its_own(warm_spec: Path) -> Non
             time.sleep(0.5)  # watched without a cell: a cell would cancel the warm-up
         jobs = [(group, status) for group, status in eval(peek(kernel, ALL_JOBS)) if group.startswith("pyspark-kernel-warmup")]
         state = kernel.value(f"w = {WARMER}.current; w.finished.wait(60), w.done, w.cancelled.is_set()")
-        assert state == "(True, ['count', 'sql', 'pandas', 'udf'], False)", state
+        assert eval(state) == (True, list(NAMES), False), state
         assert {group for group, _ in jobs} == {kernel.value("w.group").strip("'")}, jobs
         assert all(status == "SUCCEEDED" for _, status in jobs), jobs
         # Invisible: the cell showed the session line and its own output, nothing of the warm-up's jobs.
@@ -62,17 +63,17 @@ def test_a_cell_that_starts_cancels_the_warm_up_and_its_jobs(warm_spec: Path) ->
         # Sent at once: the warm-up's first query alone takes longer than this cell takes to arrive.
         state = kernel.value(f"w = {WARMER}.current; w is not None and w.cancelled.is_set()")
         assert state == "True", "the cell did not cancel the warm-up running when it started"
-        assert kernel.value("w.finished.wait(60), len(w.done) < 4") == "(True, True)"
+        assert kernel.value(f"w.finished.wait(60), len(w.done) < {len(NAMES)}") == "(True, True)"
         statuses = kernel.value("[str(sc.statusTracker().getJobInfo(j).status) for j in sc.statusTracker().getJobIdsForGroup(w.group)]")
         assert "RUNNING" not in statuses, statuses
         # Idle again, it goes on with what was cut short, and stops there.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             time.sleep(3)
-            done = kernel.value(f"sorted({WARMER}.current.done)")  # the session's, across the warm-ups cut short
-            if done == str(sorted(["count", "sql", "pandas", "udf"])):
+            done = eval(kernel.value(f"sorted({WARMER}.current.done)"))  # the session's, across the warm-ups cut short
+            if done == sorted(NAMES):
                 break
-        assert done == str(sorted(["count", "sql", "pandas", "udf"])), done
+        assert done == sorted(NAMES), done
     finally:
         kernel.shutdown()
 
@@ -115,8 +116,9 @@ def test_a_warm_up_query_after_py4j_dropped_its_connection_runs_in_its_group(war
         kernel.shutdown()
 
 
-def test_warm_up_is_off_by_default(default_spec: Path, warm_spec: Path) -> None:
-    for spec, warmed in ((default_spec, False), (warm_spec, True)):
+def test_warm_up_is_on_by_default_and_off_on_request(default_spec: Path, prefix: Path) -> None:
+    off_spec = install(prefix, "--name", "warm-up-off", "--env", "PYSPARK_KERNEL_WARMUP", "off", "--replace")
+    for spec, warmed in ((default_spec, True), (off_spec, False)):
         kernel = KernelHarness(spec.name)
         try:
             kernel.run("n = spark.range(10).count()")  # a warm-up starts as this cell ends
