@@ -2,9 +2,9 @@
 
 Opt-in per kernelspec (``install --pool N``, read by the provisioner from kernel.json's provisioner
 config). It lives in the Jupyter server's process, beside the provisioner: the first launch of a pooled
-kernelspec starts normally and fills the pool behind it; later launches take a ready kernel, whose
-connection info the provisioner returns to Jupyter as remote provisioners do, and tell it what the
-notebook needs (``hand_over``: working folder, the per-notebook variables, the notebook's name).
+kernelspec starts normally and the pool fills once that kernel has settled (wait_settled); later
+launches take a ready kernel, whose connection info the provisioner returns to Jupyter as remote
+provisioners do, and tell it what the notebook needs (``hand_over``: working folder, the per-notebook variables, the notebook's name).
 
 Rules: at most N idle kernels per kernelspec, so the pool never exceeds N plus the kernels in use; a
 pooled kernel nobody takes within the idle timeout is shut down (and the pool fills again only at the
@@ -35,7 +35,13 @@ PER_NOTEBOOK_VARS = ("JPY_SESSION_NAME", "PYSPARK_KERNEL_ID")
 READY_TIMEOUT_SECONDS = 180.0  # kernel_info, Spark's start and the warm-up, on a loaded 2-core machine
 STATE_POLL_SECONDS = 0.5
 HAND_OVER_TIMEOUT_SECONDS = 30.0
-REFILL_DELAY_SECONDS = 3.0  # after a hand-over: the new notebook's first cells get the CPU first
+# A pool fills once the kernel just launched or handed out has settled: its kernel and JVM together used
+# under SETTLED_CPU_SHARE of a core over the last SETTLED_WINDOW_SECONDS (its Spark is up, warmed, and its
+# first cells have run), or SETTLED_MAX_SECONDS have gone by. A fill that began 5 s after the launch slowed
+# that kernel's start to 1.31x the launch without a pool (bench row 9, pool empty).
+SETTLED_CPU_SHARE = 0.3
+SETTLED_WINDOW_SECONDS = 1.0
+SETTLED_MAX_SECONDS = 120.0
 MAX_FAILED_STARTS = 2  # in a row: a kernelspec whose kernels cannot start stops being filled
 DEFAULT_IDLE_TIMEOUT_SECONDS = 1800.0
 
@@ -173,13 +179,13 @@ class KernelPool:
                     return kernel
         return None
 
-    def refill(self, delay: float = 0.0) -> None:
+    def refill(self, after: int | None = None) -> None:
         """Fill the pool in the background, one kernel at a time (on 2 cores, parallel JVM starts only
-        slow each other and the notebooks in use), beginning ``delay`` s from now."""
+        slow each other and the notebooks in use), once the kernel ``after`` (a pid) has settled."""
         with self._lock:
             if self._closed or self._filler is not None or len(self.idle) >= self.size or self._failures >= MAX_FAILED_STARTS:
                 return
-            self._filler = threading.Thread(target=self._fill, args=(delay,), name="pyspark-kernel-pool-fill", daemon=True)
+            self._filler = threading.Thread(target=self._fill, args=(after,), name="pyspark-kernel-pool-fill", daemon=True)
             self._filler.start()
         self._ensure_keeper()
 
@@ -223,8 +229,9 @@ class KernelPool:
             kernel.end()
 
     # -- the pool's own threads ----------------------------------------------------------------
-    def _fill(self, delay: float) -> None:
-        time.sleep(delay)
+    def _fill(self, after: int | None) -> None:
+        if after is not None:
+            wait_settled(after, lambda: self._closed)
         while True:
             with self._lock:
                 if self._closed or len(self.idle) >= self.size or self._failures >= MAX_FAILED_STARTS:
@@ -314,6 +321,37 @@ class KernelPool:
             for kernel in leaving:
                 logger.info("pyspark-kernel pool %s: kernel %d %s", self.template.name, kernel.pid, "culled (idle timeout)" if kernel.alive() else "died")
                 kernel.end()
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds used so far by ``pid`` and the processes under it (its JVM), or None once it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def wait_settled(pid: int, closed: Callable[[], bool], most: float = SETTLED_MAX_SECONDS) -> None:
+    """Wait until the kernel ``pid`` has settled (see SETTLED_CPU_SHARE), is gone, or ``most`` s went by."""
+    deadline = time.monotonic() + most
+    before = tree_cpu_seconds(pid)
+    while before is not None and time.monotonic() < deadline and not closed():
+        time.sleep(SETTLED_WINDOW_SECONDS)
+        now = tree_cpu_seconds(pid)
+        if now is None or now - before < SETTLED_CPU_SHARE * SETTLED_WINDOW_SECONDS:
+            return
+        before = now
 
 
 _pools: dict[Template, KernelPool] = {}

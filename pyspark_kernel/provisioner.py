@@ -35,7 +35,6 @@ from .reaper import KILL_WAIT_SECONDS, end_processes, java_children
 
 # From 4050, above the 4040, 4041, … that kernels without the provisioner take.
 UI_PORT_START = 4050
-FILL_DELAY_SECONDS = 5.0  # a pool fills this long after a launch: that notebook's first cells get the CPU first
 # A scan for a kernel's JVMs reads every process's /proc entry in Python (psutil's children()); the
 # server's restarter polls each kernel every 3 s, so with many kernels unthrottled scans starve its loop.
 JVM_NOTE_SECONDS = 10.0
@@ -124,7 +123,7 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
                 return self._adopt(pooled, kwargs.get("cwd"))
         info = await super().launch_kernel(cmd, **kwargs)
         if self._pool is not None:
-            self._pool.refill(delay=FILL_DELAY_SECONDS)
+            self._pool.refill(after=self.pid)  # once this kernel has settled: its start gets the CPU first
         return info
 
     def _adopt(self, pooled: PooledKernel, cwd: str | None) -> dict[str, Any]:
@@ -138,7 +137,7 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
         self.__dict__.setdefault("_jvms", {}).update(pooled.jvms)
         self.connection_info = pooled.connection_info
         assert self._pool is not None
-        self._pool.refill(delay=FILL_DELAY_SECONDS)
+        self._pool.refill(after=self.pid)
         return self.connection_info
 
     def release_ui_port(self) -> None:
@@ -221,7 +220,7 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
             self.release_ui_port()
         await super().cleanup(restart)
         if self._pool is not None and not restart:
-            self._pool.refill(delay=FILL_DELAY_SECONDS)
+            self._pool.refill()
 
     async def _group_gone(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

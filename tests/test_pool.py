@@ -8,6 +8,8 @@ hand-over, restart, culling and refill, and that nothing is left running.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -134,3 +136,28 @@ def test_idle_pooled_kernels_are_culled_and_shutdown_refills(prefix: Path) -> No
     finally:
         kernel.shutdown()
     assert pool.wait_ready(1, READY), "a shutdown refills the pool in the background"
+
+
+BUSY_THEN_IDLE = """
+import pathlib, sys, time
+end = time.monotonic() + 4
+while time.monotonic() < end:
+    pass
+pathlib.Path(sys.argv[1]).touch()
+time.sleep(120)
+"""
+
+
+def test_the_pool_fills_only_once_the_launched_kernel_has_settled(tmp_path: Path) -> None:
+    """wait_settled (which refill(after=pid) runs before the pool's first start) returns only once that
+    process is quiet: a fill that began while the launched kernel started slowed it (bench row 9). A real
+    process stands in for the kernel: busy for 4 s, then idle."""
+    marker = tmp_path / "settled"
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_THEN_IDLE, str(marker)])
+    try:
+        pool_module.wait_settled(busy.pid, lambda: False, most=60)
+        assert marker.exists(), "the pool would have started filling while the launched kernel was busy"
+    finally:
+        busy.kill()
+        busy.wait()
+    pool_module.wait_settled(busy.pid, lambda: True, most=60)  # gone: returns at once, nothing to wait for
