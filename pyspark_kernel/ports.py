@@ -4,14 +4,18 @@ A module of its own: both the kernel (settings.py, behind a proxy) and the launc
 (provisioner.py, inside the Jupyter server, which must not import the kernel's modules) pick the UI's
 port before the JVM starts. A port that is merely free can be picked twice by kernels starting
 together (both then get proxyBase .../4040), so a pick also takes a lock on a file named after the
-port in Jupyter's runtime folder. The lock (``flock``) is held by an open file: it goes when the holder
+port, in a folder of the user's (not of one Jupyter runtime folder: two servers of one user, each with
+its own, picked the same port, and Spark then bound the next one). The lock (``flock``) is held by an open file: it goes when the holder
 releases it or its process ends, however it ends, so nothing stale is left to clean up.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import socket
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -39,6 +43,18 @@ class PortReservation:
 
 
 def lock_folder() -> Path:
+    """``<tmp>/pyspark-kernel-ports-<uid>``, made 0700; Jupyter's runtime folder if that name is taken by
+    a folder this user does not own alone."""
+    folder = Path(tempfile.gettempdir()) / f"pyspark-kernel-ports-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            if stat.S_IMODE(info.st_mode) != 0o700:
+                os.chmod(folder, 0o700)
+            return folder
+    except OSError:
+        pass
     from jupyter_core.paths import jupyter_runtime_dir
 
     return Path(jupyter_runtime_dir()) / "pyspark-kernel-ports"

@@ -28,6 +28,8 @@ import sys
 import threading
 from typing import Any, Callable, Protocol
 
+from . import uiauth
+
 logger = logging.getLogger(__name__)
 
 
@@ -124,6 +126,8 @@ def _builder_get_or_create(original: Callable[..., Any]) -> Callable[..., Any]:
         if existing is not None and not _owner.is_start_thread():
             unapplied = unapplied_settings(dict(builder._options), existing)
         session = original(builder)
+        if _owner.remote is None and session is not existing:
+            uiauth.token_follows_ui(session.sparkContext.uiWebUrl)  # a new SparkContext: where its UI went
         if unapplied and session is existing:
             _owner.notice(
                 "This kernel's SparkSession was already running, so these builder settings were not applied: "

@@ -45,6 +45,7 @@ LOCAL_MASTER = re.compile(r"local(\[([0-9]+|\*)(\s*,\s*[0-9]+)?\])?")
 TOKEN_FILE = "pyspark-ui-{port}.json"
 
 _written: set[Path] = set()  # the token files of this process, removed at its exit
+_issued: dict[str, Any] = {}  # the token protect_ui made for this process's JVM, and the port its file names
 
 
 def makes_own_secret(master: str) -> bool:
@@ -115,9 +116,31 @@ def protect_ui(jvm: Any, submit_args: str, ui_port: str | None, environ: Mapping
     system.setProperty(UI_KEY_CONF, key)
     system.setProperty(UI_FILTERS_KEY, UI_FILTER)
     token = sign(key)
+    _issued.update(token=token, port=None)
     if ui_port and ui_port.isdigit() and int(ui_port) > 0:
         write_token(int(ui_port), token)
+        _issued["port"] = int(ui_port)
     return token
+
+
+def token_follows_ui(ui_url: str | None) -> None:
+    """Once a SparkContext is up: the token file names the port its UI bound. Spark takes the next port
+    when the one chosen for it was taken in between (by a kernel of another user, or of another
+    Jupyter server), and the route then answered 404; the chosen port's file goes, so this user's
+    server never sends the token to whoever holds that port."""
+    from urllib.parse import urlparse
+
+    token, chosen = _issued.get("token"), _issued.get("port")
+    try:
+        bound = urlparse(ui_url).port if ui_url else None
+    except ValueError:
+        bound = None
+    if not token or bound is None or bound == chosen:
+        return
+    write_token(bound, token)
+    _issued["port"] = bound
+    if chosen:
+        remove_token(token_path(chosen))
 
 
 def runtime_dir() -> Path:
@@ -160,12 +183,17 @@ def read_token(port: int, folder: Path | None = None) -> str | None:
 
 def remove_tokens() -> None:
     for path in list(_written):
-        try:
-            if json.loads(path.read_text()).get("pid") == os.getpid():
-                path.unlink()
-        except (OSError, ValueError):
-            pass
-        _written.discard(path)
+        remove_token(path)
+
+
+def remove_token(path: Path) -> None:
+    """Remove a token file this process wrote (one another kernel has rewritten since stays)."""
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+    _written.discard(path)
 
 
 def facts(get: Callable[[str], str | None], spark_version: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:

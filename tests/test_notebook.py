@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -9,6 +10,7 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import KernelHarness, install
+from pyspark_kernel import uiauth
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +96,26 @@ def test_ui_links_of_two_concurrent_kernels_are_their_own(default_spec: Path, ke
         assert url.rsplit(":", 1)[1] != mine.rsplit(":", 1)[1], "two kernels share a Spark UI port"
     finally:
         other.shutdown()
+
+
+def test_the_ui_token_follows_the_port_spark_bound(prefix: Path) -> None:
+    """The port chosen for the UI was taken before Spark bound it (here by this test's socket; in life by
+    a kernel of another Jupyter server or user): Spark binds a later one, the token file names that one,
+    and none is left for the chosen port, whose holder must never be sent the token."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        chosen = holder.getsockname()[1]
+        folder = install(prefix, "--name", "ui-port-taken", "--conf", f"spark.ui.port={chosen}", "--replace")
+        kernel = KernelHarness(folder.name)
+        try:
+            url = kernel.value("sc.uiWebUrl").strip("'")
+            bound = int(url.rsplit(":", 1)[1])
+            assert bound != chosen, url
+            assert uiauth.read_token(bound) is not None, "no token file for the port the UI bound: the route would answer 404"
+            assert not uiauth.token_path(chosen).exists(), "the chosen port's token file is still there"
+        finally:
+            kernel.shutdown()
 
 
 def test_ui_link_and_proxy_base_behind_a_proxy(prefix: Path) -> None:

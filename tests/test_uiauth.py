@@ -89,3 +89,20 @@ def test_facts_say_plainly_what_is_open() -> None:
     assert old["ui"].startswith("OPEN to other local users: Spark 3.5.9 has no UI auth filter")
     assert uiauth.ui_note(old, routed=True) == "open to other local users: Spark 3.5.9 has no UI auth filter (JWSFilter needs Spark 4.0)"
     assert uiauth.ui_note(protected, routed=True) is None
+
+
+def test_the_token_file_moves_to_the_port_the_ui_bound(isolated_jupyter: Path) -> None:
+    """protect_ui wrote the file for the chosen port; Spark bound a later one (the chosen was taken):
+    the file follows, and the chosen port's goes, so its holder is never sent this token."""
+    chosen = uiauth.write_token(4998, "a.b.c")
+    uiauth._issued.update(token="a.b.c", port=4998)
+    try:
+        uiauth.token_follows_ui("http://127.0.0.1:4998")  # bound where chosen: nothing moves
+        assert uiauth.read_token(4998) == "a.b.c"
+        uiauth.token_follows_ui("http://127.0.0.1:5001/")
+        assert uiauth.read_token(5001) == "a.b.c"
+        assert not chosen.exists() and uiauth.read_token(4998) is None
+        uiauth.token_follows_ui(None)  # no UI (spark.ui.enabled=false): nothing to do
+    finally:
+        uiauth.remove_tokens()
+        uiauth._issued.clear()
