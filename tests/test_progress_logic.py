@@ -35,14 +35,11 @@ class StandInContext:
     def __init__(self, submitted_ms: float) -> None:
         job = SimpleNamespace(stageIds=[1], status="RUNNING")
         stage = SimpleNamespace(name="count at cell", numTasks=4, numCompletedTasks=1, numActiveTasks=2, numFailedTasks=0)
-        self.tracker = SimpleNamespace(
-            getJobIdsForGroup=lambda group: [1] if group == "g" else [],
-            getJobInfo=lambda job_id: job,
-            getStageInfo=lambda stage_id: stage,
-        )
+        self.tracker = SimpleNamespace(getJobInfo=lambda job_id: job, getStageInfo=lambda stage_id: stage)
         jvm_stage = SimpleNamespace(submissionTime=lambda: submitted_ms)
-        jvm_tracker = SimpleNamespace(getStageInfo=lambda stage_id: Option(jvm_stage))
+        jvm_tracker = SimpleNamespace(getStageInfo=lambda stage_id: Option(jvm_stage), getJobIdsForGroup=lambda group: [1] if group == "g" else [])
         self._jsc = SimpleNamespace(sc=lambda: SimpleNamespace(statusTracker=lambda: jvm_tracker))
+        self._jvm = SimpleNamespace(java=SimpleNamespace(util=SimpleNamespace(Arrays=SimpleNamespace(toString=lambda ids: str(list(ids))))))
 
     def statusTracker(self) -> Any:  # noqa: N802 (pyspark's name)
         return self.tracker
@@ -95,6 +92,7 @@ def test_quick_cells_cost_no_jvm_call_and_do_not_wake_the_monitors_thread() -> N
     calls: list[str] = []
     counting = SimpleNamespace(getJobIdsForGroup=lambda group: calls.append("getJobIdsForGroup") or [])
     context.statusTracker = lambda: calls.append("statusTracker") or counting  # type: ignore[method-assign]
+    context._jsc = SimpleNamespace(sc=lambda: calls.append("sc") or SimpleNamespace(statusTracker=lambda: counting))
     monitor = ProgressMonitor(context, lambda data, *_: None)
     try:
         time.sleep(0.1)  # the thread is up and idle
