@@ -51,13 +51,23 @@ def python_udf(spark: Any) -> object:
     return spark.range(3, numPartitions=1).select(udf(lambda value: value + 1, "long")("id")).collect()
 
 
-# The shapes first cells take, then the count and the SQL collect a few times more: each run lets the JIT
-# compile more of the path a query takes (measured in a kernel after one warm-up count: 0.23-0.26 s for
-# the next three counts, 0.12-0.16 s from the sixth on).
-SHAPES: tuple[tuple[str, Callable[[Any], object]], ...] = (("count", count), ("sql", sql), ("pandas", pandas), ("udf", python_udf))
-JIT_ROUNDS = 3
-QUERIES = SHAPES + tuple((f"{name} {round_}", query) for round_ in range(2, 2 + JIT_ROUNDS) for name, query in SHAPES[:2])
+# The count and the SQL collect, the count a few times more (each run lets the JIT compile more of its
+# path: measured in a kernel after one warm-up count, 0.23-0.26 s for the next three counts, 0.12-0.16 s
+# from the sixth on), then the pandas round trip and the UDF, whose Python worker starts are the
+# slowest part and the rarest first cells.
+JIT_ROUNDS = 4
+QUERIES: tuple[tuple[str, Callable[[Any], object]], ...] = (
+    ("count", count),
+    ("sql", sql),
+    *((f"count {round_}", count) for round_ in range(2, 2 + JIT_ROUNDS)),
+    ("pandas", pandas),
+    ("udf", python_udf),
+)
 NAMES = tuple(name for name, _ in QUERIES)
+# After a cell, the warm-up goes on only once no cell has started for this long: under Run All, or a
+# user's next cell right after, each cell cancelled a query that had just begun and shared the cores
+# with it (bench row 8's second run of a count took as long as its first).
+RESUME_IDLE_SECONDS = 2.0
 
 
 class WarmUp:
@@ -128,16 +138,34 @@ class IdleWarmer:
         self.enabled = os.environ.get("PYSPARK_KERNEL_WARMUP", "on").lower() not in ("off", "0", "false", "no")
         self.current: WarmUp | None = None  # the last warm-up, for the session it warmed
         self._cell_running = False
+        self._cells = 0  # cells started so far: a resume waits for this to stay put
         self._lock = threading.Lock()
 
     def cell_started(self) -> None:
         with self._lock:
             self._cell_running = True
+            self._cells += 1
         self.cancel()
 
     def cell_ended(self) -> None:
+        """Resume (or begin, for a session the cell made) RESUME_IDLE_SECONDS later if no cell started
+        meanwhile. Costs a cell nothing once its session is warmed: no timer then."""
         with self._lock:
             self._cell_running = False
+            cells = self._cells
+        if self.warmed():
+            return
+        timer = threading.Timer(RESUME_IDLE_SECONDS, self._resume, args=(cells,))
+        timer.daemon = True
+        timer.start()
+
+    def _resume(self, cells: int) -> None:
+        with self._lock:
+            if self._cells != cells:
+                return  # a cell started since: its own end schedules the next try
+            current = self.current
+        if current is not None:
+            current.finished.wait(RESUME_IDLE_SECONDS * 5)  # a cancelled query may still be winding down
         self.warm_if_idle()
 
     def warm_if_idle(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import ACTIVE_JOBS, KernelHarness, install, wait_gone
+from conftest import ACTIVE_JOBS_BUT_WARM_UP, KernelHarness, install, wait_gone
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ def _stop_then_rebuild(fresh: KernelHarness) -> None:
     reply = fresh.interrupt(EARLY_INTERRUPT_JOB, 1.0)
     assert reply["ename"] == "KeyboardInterrupt"
     time.sleep(3)
-    assert fresh.value(ACTIVE_JOBS) == "[]"
+    assert fresh.value(ACTIVE_JOBS_BUT_WARM_UP) == "[]"
 
 
 @pytest.mark.parametrize("mode", ["lazy", "none"])
@@ -170,7 +170,7 @@ def test_an_early_interrupt_cancels_the_cells_job(interrupted_kernel: KernelHarn
     reply = interrupted_kernel.interrupt(EARLY_INTERRUPT_JOB, delay)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
     time.sleep(3)  # the job would run on for about a minute: 3 s after the reply it must be gone
-    assert interrupted_kernel.value(ACTIVE_JOBS) == "[]", "the interrupted cell's job kept running"
+    assert interrupted_kernel.value(ACTIVE_JOBS_BUT_WARM_UP) == "[]", "the interrupted cell's job kept running"
     assert interrupted_kernel.value("spark.range(5).count()") == "5"
 
 

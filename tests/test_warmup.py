@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import KernelHarness, install
-from pyspark_kernel.warmup import NAMES
+from pyspark_kernel.warmup import NAMES, RESUME_IDLE_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +59,9 @@ def test_an_idle_session_is_warmed_in_a_group_of_its_own(warm_spec: Path) -> Non
 def test_a_cell_that_starts_cancels_the_warm_up_and_its_jobs(warm_spec: Path) -> None:
     kernel = KernelHarness(warm_spec.name)
     try:
-        kernel.run("n = spark.range(10).count()")  # the start; the warm-up begins when this cell ends
-        # Sent at once: the warm-up's first query alone takes longer than this cell takes to arrive.
+        kernel.run("n = spark.range(10).count()")  # the start; the warm-up begins RESUME_IDLE_SECONDS after this cell
+        # The warm-up's first query alone (1-2.5 s on a fresh session) takes longer than the rest of the wait.
+        time.sleep(RESUME_IDLE_SECONDS + 0.3)
         state = kernel.value(f"w = {WARMER}.current; w is not None and w.cancelled.is_set()")
         assert state == "True", "the cell did not cancel the warm-up running when it started"
         assert kernel.value(f"w.finished.wait(60), len(w.done) < {len(NAMES)}") == "(True, True)"
@@ -121,7 +122,25 @@ def test_warm_up_is_on_by_default_and_off_on_request(default_spec: Path, prefix:
     for spec, warmed in ((default_spec, True), (off_spec, False)):
         kernel = KernelHarness(spec.name)
         try:
-            kernel.run("n = spark.range(10).count()")  # a warm-up starts as this cell ends
-            assert kernel.value(f"{WARMER}.current is not None") == str(warmed), spec.name
+            kernel.run("n = spark.range(10).count()")  # a warm-up starts RESUME_IDLE_SECONDS after this cell
+            time.sleep(RESUME_IDLE_SECONDS + 1)
+            assert peek(kernel, f"{WARMER}.current is not None") == str(warmed), spec.name
         finally:
             kernel.shutdown()
+
+
+def test_a_cell_right_after_another_does_not_resume_the_warm_up(warm_spec: Path) -> None:
+    """Run All, or a user's next cell at once: the warm-up waits for RESUME_IDLE_SECONDS without a cell,
+    so no cell cancels a query that had just begun."""
+    kernel = KernelHarness(warm_spec.name)
+    try:
+        kernel.run("n = spark.range(10).count()")
+        for _ in range(5):
+            kernel.run("n = 1")
+        assert peek(kernel, f"{WARMER}.current is None") == "True", "a warm-up began between cells that came at once"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and peek(kernel, f"{WARMER}.warmed()") != "True":
+            time.sleep(0.5)
+        assert peek(kernel, f"{WARMER}.warmed()") == "True", "idle, the session was not warmed"
+    finally:
+        kernel.shutdown()
