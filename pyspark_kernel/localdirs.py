@@ -118,16 +118,24 @@ def is_leftover(record: dict[str, Any] | None, folder_uid: int, my_uid: int, my_
         return False  # a record this code did not write: not ours to judge
 
 
+def private_folder(root: Path) -> bool:
+    """Make ``root`` (mode 0700), or accept it only if it is a real folder of this user (then made
+    0700): False for a symlink or another user's folder. Raises OSError when it cannot be made."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = root.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid():
+        return False
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(root, 0o700)
+    return True
+
+
 def ensure_root(root: Path) -> bool:
-    """Make ``root`` (mode 0700) or accept it only if it is a real folder of this user."""
+    """``private_folder(root)``, saying in the log why Spark's temp files go elsewhere when it fails."""
     try:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = root.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid():
+        if not private_folder(root):
             logger.warning("pyspark-kernel: %s is not a folder of this user; Spark's temp files go to its default place", root)
             return False
-        if stat.S_IMODE(info.st_mode) != 0o700:
-            os.chmod(root, 0o700)
         return True
     except OSError as error:
         logger.warning("pyspark-kernel: cannot use %s for Spark's temp files (%s); they go to Spark's default place", root, error)

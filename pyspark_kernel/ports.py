@@ -12,15 +12,14 @@ releases it or its process ends, however it ends, so nothing stale is left to cl
 from __future__ import annotations
 
 import fcntl
-import os
 import socket
-import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from .errors import Problem
+from .localdirs import private_folder, uid
 
 PORT_TRIES = 500
 
@@ -45,13 +44,9 @@ class PortReservation:
 def lock_folder() -> Path:
     """``<tmp>/pyspark-kernel-ports-<uid>``, made 0700; Jupyter's runtime folder if that name is taken by
     a folder this user does not own alone."""
-    folder = Path(tempfile.gettempdir()) / f"pyspark-kernel-ports-{os.getuid()}"
+    folder = Path(tempfile.gettempdir()) / f"pyspark-kernel-ports-{uid()}"
     try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        info = folder.lstat()
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
-            if stat.S_IMODE(info.st_mode) != 0o700:
-                os.chmod(folder, 0o700)
+        if private_folder(folder):
             return folder
     except OSError:
         pass
