@@ -82,7 +82,6 @@ class WarmUp:
         self.group = f"{GROUP_PREFIX}-{uuid.uuid4().hex[:8]}"
         self.done: list[str] = [] if done is None else done  # the queries that ran to the end, for this session
         self.seconds: float | None = None
-        self.query_seconds: dict[str, float] = {}  # each query that ran to the end: where a warm-up's time goes
         self.cancelled = threading.Event()
         self.finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pyspark-kernel-warmup", daemon=True)
@@ -101,9 +100,7 @@ class WarmUp:
                 context.setJobGroup(self.group, DESCRIPTION, interruptOnCancel=True)  # again: see the module's docstring
                 if self.cancelled.is_set():
                     break
-                began = time.monotonic()
                 query(self.spark)
-                self.query_seconds[name] = time.monotonic() - began
                 self.done.append(name)
         except Exception:  # cancelled under it, or a Spark that fails: the user's own cells will say why
             pass
