@@ -4,7 +4,8 @@ Opt-in per kernelspec (``install --pool N``, read by the provisioner from kernel
 config). It lives in the Jupyter server's process, beside the provisioner: the first launch of a pooled
 kernelspec starts normally and the pool fills once that kernel has settled (wait_settled); later
 launches take a ready kernel, whose connection info the provisioner returns to Jupyter as remote
-provisioners do, and tell it what the notebook needs (``hand_over``: working folder, the per-notebook variables, the notebook's name).
+provisioners do, and tell it what the notebook needs (``hand_over``: working folder, the per-notebook
+variables, the notebook's name).
 
 Rules: at most N idle kernels per kernelspec, so the pool never exceeds N plus the kernels in use; a
 pooled kernel nobody takes within the idle timeout is shut down (and the pool fills again only at the

@@ -5,8 +5,9 @@ A module of its own: both the kernel (settings.py, behind a proxy) and the launc
 port before the JVM starts. A port that is merely free can be picked twice by kernels starting
 together (both then get proxyBase .../4040), so a pick also takes a lock on a file named after the
 port, in a folder of the user's (not of one Jupyter runtime folder: two servers of one user, each with
-its own, picked the same port, and Spark then bound the next one). The lock (``flock``) is held by an open file: it goes when the holder
-releases it or its process ends, however it ends, so nothing stale is left to clean up.
+its own, picked the same port, and Spark then bound the next one). The lock (``flock``) is held by an
+open file: it goes when the holder releases it or its process ends, however it ends, so nothing stale
+is left to clean up.
 """
 
 from __future__ import annotations
