@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,lab,e2e]'
 	# An editable install skips data-files: enable the Spark UI route (serverext.py) as a wheel install does.
 	install -D -m 644 pyspark_kernel/etc/pyspark_kernel.json $(VENV)/etc/jupyter/jupyter_server_config.d/pyspark_kernel.json
+	# Bytecode as a wheel install has it (pip compiles it there), even where PYTHONDONTWRITEBYTECODE is set.
+	$(PY) -m compileall -q pyspark_kernel
 	touch $@
 
 setup: $(VENV)/.installed  ## venv with this package, JupyterLab and the test tools; Java checked
