@@ -45,10 +45,9 @@ JIT_RUNS = "for _ in range(30): spark.range(0, 20_000_000, numPartitions=200).se
 FIRST_CELL = "from pyspark.sql import SparkSession\nspark = SparkSession.builder.master('local[*]').getOrCreate()\nspark.range(10).count()"
 FIRST_CELLS = (("count", COUNT), ("SQL collect", "spark.sql('SELECT 1 AS one').collect()"), ("pandas round trip", "spark.range(5).toPandas().shape"))
 ROW_2_LIMITS = {"no-cds": 1.05, "cds": 0.6}  # × the bare-python floor
-# Row 3's kernel processes use the same CPU (2.12 s per 200 cells, ours and plain's, measured), yet 5
-# rounds on this 2-core VM read anywhere from 1.01x to 1.08x: its rounds are 2 s, so it takes three
-# times the reps for a median that can carry a 5% target.
-ROW_3_REPS_PER_REP = 3
+# Row 3's rounds are 2 s, and 5 of them read anywhere from 1.01x to 1.08x on this 2-core VM: it takes
+# 4 rounds per rep (2 on each pair of kernels) for a median that can carry a 5% target.
+ROW_3_ROUNDS_PER_PAIR = 2
 ROW_4_ROUNDS = 3
 ROW_8_LIMIT = 0.25  # s, the first count after 10 s idle
 
@@ -61,7 +60,7 @@ class Bench:
         self.root, self.reps, self.quick, self.progress = root, reps, quick, progress
         self.prefix = root / "prefix"
         self._specs: dict[str, str] = {}
-        self._kept: dict[str, KernelHarness] = {}
+        self._kept: dict[tuple[str, int], KernelHarness] = {}
 
     def spec(self, name: str, *install_args: str) -> str:
         """Kernelspec ``bench-<name>``: ``plain`` is ipykernel's own, the rest are ours with ``install_args``."""
@@ -71,19 +70,26 @@ class Bench:
             self._specs[name] = f"bench-{name}"
         return self._specs[name]
 
-    def kept(self, name: str, *install_args: str) -> KernelHarness:
+    def kept(self, name: str, *install_args: str, copy: int = 0) -> KernelHarness:
         """One kernel of ``name`` kept up for every row that asks, already past its first count. Rows 3-5
         measure the steady state, so their kernels say PYSPARK_KERNEL_WARMUP=off: an idle warm-up,
-        cancelled and resumed around every cell, would land in one side only."""
-        if name not in self._kept:
+        cancelled and resumed around every cell, would land in one side only. ``copy`` 1 is a second
+        kernel of the same spec (row 3 starts its pairs in both orders), ended with ``drop``."""
+        key = (name, copy)
+        if key not in self._kept:
             steady = () if name == "plain" else ("--env", "PYSPARK_KERNEL_WARMUP", "off")
-            kernel = self._kept[name] = KernelHarness(self.spec(name, *install_args, *steady))
+            kernel = self._kept[key] = KernelHarness(self.spec(name, *install_args, *steady))
             if name != "plain":
                 kernel.value(COUNT)
                 # Steady state: the first count leaves the JVM compiling its path for seconds more,
                 # CPU that would land in the first repetitions of this side only.
                 wait_settled(kernel.pid, lambda: False, most=30)
-        return self._kept[name]
+        return self._kept[key]
+
+    def drop(self, name: str, copy: int) -> None:
+        kernel = self._kept.pop((name, copy), None)
+        if kernel is not None:
+            kernel.shutdown()
 
     def close(self) -> None:
         for kernel in self._kept.values():
@@ -118,11 +124,12 @@ def row_2_verdict(line: Line) -> str:
 
 def row_3(bench: Bench) -> list[Line]:
     """Like row 4, the verdict is the median of each round's ratio: this VM's speed drifts by 20%
-    between minutes, more than the 5% the row judges. The kernel processes' own CPU seconds are shown
-    beside it, the JVM's apart: they say whether a difference is this kernel's work or the machine's."""
-    ours, plain = bench.kept("steady"), bench.kept("plain")
+    between minutes, more than the 5% the row judges. Half the rounds run on a pair started ours
+    first, half on one started plain first: of two plain kernels measured alike, the one started first
+    used 5% more CPU per cell (ours started first: 8% more), an artefact of the order alone. The
+    kernel processes' own CPU seconds are shown beside it, the JVM's apart: they say whether a
+    difference is this kernel's work or the machine's."""
     trips = 100 if bench.quick else 200
-    round_trips(ours, 20), round_trips(plain, 20)
     cpu: dict[str, list[float]] = {"ours": [], "jvm": [], "plain": []}
 
     def timed(kernel: KernelHarness, side: str) -> float:
@@ -134,14 +141,24 @@ def row_3(bench: Bench) -> list[Line]:
             cpu["jvm"].append(tree - own)
         return seconds
 
-    rounds = bench.reps * ROW_3_REPS_PER_REP
-    samples = paired({"ours": lambda: timed(ours, "ours"), "plain": lambda: timed(plain, "plain")}, rounds, bench.progress)
+    samples: dict[str, list[float]] = {"ours": [], "plain": []}
+    for copy in (0, 1):
+        if copy == 0:
+            ours, plain = bench.kept("steady"), bench.kept("plain")
+        else:
+            plain = bench.kept("plain", copy=1)
+            ours = bench.kept("steady", copy=1)
+        round_trips(ours, 20), round_trips(plain, 20)
+        pair = paired({"ours": lambda: timed(ours, "ours"), "plain": lambda: timed(plain, "plain")}, bench.reps * ROW_3_ROUNDS_PER_PAIR, bench.progress)
+        for side in samples:
+            samples[side] += pair[side]
+    bench.drop("plain", 1), bench.drop("steady", 1)
     line = ratio_line(f"3 {trips} × `1+1`", samples["ours"], samples["plain"], "plain ipykernel")
     ratios = [mine / base for mine, base in zip(samples["ours"], samples["plain"])]
     line.ratio = statistics.median(ratios)
     median = statistics.median
     line.ratio_text = (
-        f"{line.ratio:.2f}× (median of {rounds} rounds' ratios, {min(ratios):.2f}-{max(ratios):.2f}); kernel CPU "
+        f"{line.ratio:.2f}× (median of {len(ratios)} rounds' ratios, {min(ratios):.2f}-{max(ratios):.2f}); kernel CPU "
         f"{median(cpu['ours']):.2f} s vs {median(cpu['plain']):.2f} s, its JVM {median(cpu['jvm']):.2f} s"
     )
     return [line]

@@ -19,7 +19,7 @@ def test_bench_quick_run_prints_its_rows() -> None:
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert table[0] == "| row | this kernel | baseline (same run) | ratio | target | verdict |"
     assert any(line.startswith("| 1 start → kernel_info |") for line in table)
-    assert any(line.startswith("| 3 100 × `1+1` |") and "median of 6 rounds" in line for line in table), "row 3 takes three rounds per rep"
+    assert any(line.startswith("| 3 100 × `1+1` |") and "median of 8 rounds" in line for line in table), "row 3 takes 2 rounds per rep on each of its 2 pairs"
     cells = [line.strip("|").split(" | ") for line in table[2:]]
     assert all("×" in cell[3] for cell in cells), "every row has its ratio"
     assert all(cell[5].strip() == "met" or cell[5].startswith("MISSED (") for cell in cells), "every row says whether its target is met"
