@@ -152,7 +152,8 @@ def row_3(bench: Bench) -> list[Line]:
         pair = paired({"ours": lambda: timed(ours, "ours"), "plain": lambda: timed(plain, "plain")}, bench.reps * ROW_3_ROUNDS_PER_PAIR, bench.progress)
         for side in samples:
             samples[side] += pair[side]
-    bench.drop("plain", 1), bench.drop("steady", 1)
+    bench.drop("plain", 1)
+    bench.drop("steady", 1)
     line = ratio_line(f"3 {trips} × `1+1`", samples["ours"], samples["plain"], "plain ipykernel")
     ratios = [mine / base for mine, base in zip(samples["ours"], samples["plain"])]
     line.ratio = statistics.median(ratios)
