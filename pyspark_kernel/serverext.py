@@ -27,7 +27,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import httpclient, web
 
-from .uiauth import read_token
+from .uiauth import read_route
 
 ROUTE = "pyspark-ui"
 ROUTE_VAR = "PYSPARK_KERNEL_UI_ROUTE"  # settings.UI_ROUTE_VAR; not imported, to keep the kernel side out
@@ -36,14 +36,16 @@ TIMEOUT_SECONDS = 60.0
 
 
 class SparkUIHandler(JupyterHandler):
-    """``<base_url>pyspark-ui/<port><path>`` -> ``http://127.0.0.1:<port><path>`` with the kernel's token."""
+    """``<base_url>pyspark-ui/<port><path>`` -> ``http://127.0.0.1:<bound><path>`` with the kernel's token,
+    where ``bound`` is the port that UI bound: ``port`` itself unless Spark had to take another."""
 
     @web.authenticated
     async def get(self, port: str, path: str | None) -> None:
-        token = read_token(int(port))
-        if token is None:
+        route = read_route(int(port))
+        if route is None:
             raise web.HTTPError(404, f"No running pyspark-kernel Spark UI on port {port} for this user.")
-        url = f"http://127.0.0.1:{int(port)}{path or '/'}"
+        bound, token = route
+        url = f"http://127.0.0.1:{bound}{path or '/'}"
         if self.request.query:
             url += f"?{self.request.query}"
         request = httpclient.HTTPRequest(
@@ -52,12 +54,12 @@ class SparkUIHandler(JupyterHandler):
         try:
             response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
         except OSError as error:  # the JVM is gone or has not bound its UI yet
-            raise web.HTTPError(502, f"The Spark UI on port {port} does not answer: {error}") from None
+            raise web.HTTPError(502, f"The Spark UI on port {bound} does not answer: {error}") from None
         self.set_status(response.code, response.reason)
         for name in FORWARDED_HEADERS:
             value = response.headers.get(name)
             if value is not None:
-                self.set_header(name, local_location(value, int(port)) if name == "Location" else value)
+                self.set_header(name, local_location(value, bound) if name == "Location" else value)
         if response.body:
             self.finish(response.body)
 

@@ -17,7 +17,7 @@ kernelspec's own ``--conf`` says otherwise:
 - py4j keeps the per-launch secret pyspark gives it (in the JVM's environment, never on its command line).
 
 Spark 3.5 has no JWSFilter: its UI stays open to every local account, and the kernel says so.
-Nothing here imports Spark; the server extension imports only ``read_token``.
+Nothing here imports Spark; the server extension imports only ``read_route``.
 """
 
 from __future__ import annotations
@@ -124,10 +124,16 @@ def protect_ui(jvm: Any, submit_args: str, ui_port: str | None, environ: Mapping
 
 
 def token_follows_ui(ui_url: str | None) -> None:
-    """Once a SparkContext is up: the token file names the port its UI bound. Spark takes the next port
-    when the one chosen for it was taken in between (by a kernel of another user, or of another
-    Jupyter server), and the route then answered 404; the chosen port's file goes, so this user's
-    server never sends the token to whoever holds that port."""
+    """Once a SparkContext is up: the route of the port chosen for its UI leads to the port it bound.
+
+    Spark takes the next port when the chosen one was taken in between (by a kernel of another user, of
+    another Jupyter server, or any other program). The UI's own links still start with the chosen port
+    (``spark.ui.proxyBase`` is fixed before the JVM starts), so the chosen port's file is rewritten to
+    forward to the bound port, and the bound port gets a file of its own (the kernel links that one).
+    Neither ever sends this token to whoever holds the chosen port. A chosen port whose file another
+    kernel of this user has rewritten since is that kernel's: it is left alone. A later SparkContext of
+    the same JVM (``spark.stop()``, then a new session) moves every route of this process to its port.
+    """
     from urllib.parse import urlparse
 
     token, chosen = _issued.get("token"), _issued.get("port")
@@ -137,10 +143,13 @@ def token_follows_ui(ui_url: str | None) -> None:
         bound = None
     if not token or bound is None or bound == chosen:
         return
+    routes = [path for path in _written if written_here(path)]
     write_token(bound, token)
     _issued["port"] = bound
-    if chosen:
-        remove_token(token_path(chosen))
+    for path in routes:
+        port = int(json.loads(path.read_text())["port"])
+        if port != bound:
+            write_token(port, token, target=bound)
 
 
 def runtime_dir() -> Path:
@@ -153,22 +162,24 @@ def token_path(port: int, folder: Path | None = None) -> Path:
     return (folder or runtime_dir()) / TOKEN_FILE.format(port=port)
 
 
-def write_token(port: int, token: str) -> Path:
-    """The UI's token, readable by this user alone, where this user's Jupyter server looks for it."""
+def write_token(port: int, token: str, target: int | None = None) -> Path:
+    """The UI's token, readable by this user alone, where this user's Jupyter server looks for it: the
+    route of ``port`` forwards to ``target`` (the same port unless Spark bound another, above)."""
     path = token_path(port)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         os.fchmod(handle.fileno(), 0o600)  # an older file of this port may have had other bits
-        json.dump({"port": port, "token": token, "pid": os.getpid()}, handle)
+        json.dump({"port": port, "target": target or port, "token": token, "pid": os.getpid()}, handle)
     if not _written:
         atexit.register(remove_tokens)
     _written.add(path)
     return path
 
 
-def read_token(port: int, folder: Path | None = None) -> str | None:
-    """The token of the kernel whose UI is on ``port``, if that kernel still runs; None otherwise.
+def read_route(port: int, folder: Path | None = None) -> tuple[int, str] | None:
+    """Where the route of ``port`` forwards (the port the UI bound) and with which token, if the kernel
+    that wrote its file still runs; None otherwise.
 
     A file left by a kernel that was killed names a process that is gone: its port may since have
     been taken by someone else's server, which must not be sent anything in this user's name.
@@ -176,9 +187,24 @@ def read_token(port: int, folder: Path | None = None) -> str | None:
     try:
         facts = json.loads(token_path(port, folder).read_text())
         os.kill(int(facts["pid"]), 0)  # only succeeds for a live process of this user
+        target, token = int(facts.get("target", port)), facts["token"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return facts.get("token") if facts.get("port") == port else None
+    return (target, token) if facts.get("port") == port and isinstance(token, str) else None
+
+
+def read_token(port: int, folder: Path | None = None) -> str | None:
+    """The token of the live kernel whose UI the route of ``port`` leads to (read_route)."""
+    route = read_route(port, folder)
+    return route[1] if route else None
+
+
+def written_here(path: Path) -> bool:
+    """``path`` is a token file this process wrote and no other kernel has rewritten since."""
+    try:
+        return json.loads(path.read_text()).get("pid") == os.getpid()
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def remove_tokens() -> None:
@@ -188,11 +214,11 @@ def remove_tokens() -> None:
 
 def remove_token(path: Path) -> None:
     """Remove a token file this process wrote (one another kernel has rewritten since stays)."""
-    try:
-        if json.loads(path.read_text()).get("pid") == os.getpid():
+    if written_here(path):
+        try:
             path.unlink()
-    except (OSError, ValueError):
-        pass
+        except OSError:
+            pass
     _written.discard(path)
 
 

@@ -100,8 +100,9 @@ def test_ui_links_of_two_concurrent_kernels_are_their_own(default_spec: Path, ke
 
 def test_the_ui_token_follows_the_port_spark_bound(prefix: Path) -> None:
     """The port chosen for the UI was taken before Spark bound it (here by this test's socket; in life by
-    a kernel of another Jupyter server or user): Spark binds a later one, the token file names that one,
-    and none is left for the chosen port, whose holder must never be sent the token."""
+    a kernel of another Jupyter server or user): Spark binds a later one, which gets a token file, and the
+    chosen port's file (the UI's proxyBase names that port) forwards to it, so its holder is never sent
+    the token. test_isolation follows the UI's links through a real server's route."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -113,7 +114,7 @@ def test_the_ui_token_follows_the_port_spark_bound(prefix: Path) -> None:
             bound = int(url.rsplit(":", 1)[1])
             assert bound != chosen, url
             assert uiauth.read_token(bound) is not None, "no token file for the port the UI bound: the route would answer 404"
-            assert not uiauth.token_path(chosen).exists(), "the chosen port's token file is still there"
+            assert uiauth.read_route(chosen) == (bound, uiauth.read_token(bound)), "the chosen port's route does not lead to the bound UI"
         finally:
             kernel.shutdown()
 

@@ -91,18 +91,42 @@ def test_facts_say_plainly_what_is_open() -> None:
     assert uiauth.ui_note(protected, routed=True) is None
 
 
-def test_the_token_file_moves_to_the_port_the_ui_bound(isolated_jupyter: Path) -> None:
-    """protect_ui wrote the file for the chosen port; Spark bound a later one (the chosen was taken):
-    the file follows, and the chosen port's goes, so its holder is never sent this token."""
+def test_the_chosen_ports_route_follows_the_port_the_ui_bound(isolated_jupyter: Path) -> None:
+    """protect_ui wrote the file for the chosen port; Spark bound a later one (the chosen was taken): the
+    bound port gets a file, and the chosen port's (the UI's proxyBase names it) forwards there, so its
+    holder is never sent the token. A later SparkContext moves every route to its own port."""
     chosen = uiauth.write_token(4998, "a.b.c")
     uiauth._issued.update(token="a.b.c", port=4998)
     try:
         uiauth.token_follows_ui("http://127.0.0.1:4998")  # bound where chosen: nothing moves
-        assert uiauth.read_token(4998) == "a.b.c"
+        assert uiauth.read_route(4998) == (4998, "a.b.c")
         uiauth.token_follows_ui("http://127.0.0.1:5001/")
-        assert uiauth.read_token(5001) == "a.b.c"
-        assert not chosen.exists() and uiauth.read_token(4998) is None
+        assert uiauth.read_route(5001) == (5001, "a.b.c")
+        assert uiauth.read_route(4998) == (5001, "a.b.c"), "the chosen port's route must lead to the bound UI"
+        uiauth.token_follows_ui("http://127.0.0.1:5003")  # spark.stop(), a new session on another port
+        assert [uiauth.read_route(port) for port in (4998, 5001, 5003)] == [(5003, "a.b.c")] * 3
         uiauth.token_follows_ui(None)  # no UI (spark.ui.enabled=false): nothing to do
+        assert uiauth.read_route(4998) == (5003, "a.b.c")
     finally:
         uiauth.remove_tokens()
         uiauth._issued.clear()
+    assert not chosen.exists(), "the files go with the kernel"
+
+
+def test_a_route_another_kernel_took_over_is_left_alone(isolated_jupyter: Path) -> None:
+    """Another live kernel of this user rewrote the chosen port's file (it bound that port): it keeps it."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        path = uiauth.write_token(4997, "a.b.c")
+        uiauth._issued.update(token="a.b.c", port=4997)
+        path.write_text(json.dumps({"port": 4997, "target": 4997, "token": "other", "pid": other.pid}))
+        uiauth.token_follows_ui("http://127.0.0.1:4999")
+        assert uiauth.read_route(4997) == (4997, "other") and uiauth.read_route(4999) == (4999, "a.b.c")
+        uiauth.remove_tokens()
+        assert path.exists(), "another kernel's file is not this kernel's to remove"
+    finally:
+        other.kill()
+        other.wait()
+        uiauth.remove_tokens()
+        uiauth._issued.clear()
+        uiauth.token_path(4997).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -218,6 +219,36 @@ def test_the_owners_jupyter_opens_the_ui_link_and_only_it(intruder: Path, defaul
     finally:
         client.stop_channels()
         urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session_id}", headers=headers, method="DELETE"), timeout=60)
+
+
+def test_the_ui_route_follows_spark_to_the_port_it_bound(prefix: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
+    """The port chosen for the UI (and written in its proxyBase) was taken before Spark bound it, here by
+    this test's socket; in life by another user's kernel or any program. Spark binds a later port: the
+    chosen port's route, which every link inside the UI names, still reaches this kernel's UI, and the
+    holder of the chosen port is never sent a request, so never the token."""
+    base, headers = jupyter_server
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        holder.settimeout(0)
+        chosen = holder.getsockname()[1]
+        folder = install(prefix, "--name", "ui-route-taken", "--conf", f"spark.ui.port={chosen}", "--replace")
+        session_id, client = notebook_kernel(base, headers, folder.name, isolated_jupyter / "runtime")
+        try:
+            bound = int(run_text(client, "print(sc.uiWebUrl.rsplit(':', 1)[1])").strip())
+            assert bound != chosen, "Spark bound a port this test holds"
+            assert run_text(client, "print(sc.getConf().get('spark.ui.proxyBase'))").strip() == f"/pyspark-ui/{chosen}"
+            status, page = http_get(f"{base}/pyspark-ui/{chosen}/jobs/", headers)
+            assert status == 200 and "Spark Jobs" in page, (status, page[:300])
+            assert f'href="/pyspark-ui/{chosen}/' in page, "the UI's own links name the chosen port's route"
+            status, page = http_get(f"{base}/pyspark-ui/{chosen}/environment/", headers)
+            assert status == 200 and "Environment" in page, "a link inside the UI is followed to the bound port"
+            assert http_get(f"{base}/pyspark-ui/{bound}/jobs/", headers)[0] == 200, "the kernel's own link (the bound port) works too"
+            with pytest.raises(BlockingIOError):
+                holder.accept()  # nothing was forwarded to the chosen port's holder
+        finally:
+            client.stop_channels()
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session_id}", headers=headers, method="DELETE"), timeout=60)
 
 
 def test_a_spark_35_kernel_says_its_ui_is_open_and_still_guards_rpc(intruder: Path, prefix: Path, spark_359_home: Path) -> None:
