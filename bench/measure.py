@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import statistics
 import sys
 import time
@@ -47,9 +48,13 @@ def spread(samples: list[float]) -> str:
     return f"{statistics.median(samples):.3f} s ({min(samples):.2f}-{max(samples):.2f})"
 
 
-def relative_spread(samples: list[float]) -> float:
-    """(max - min) / median: how far apart the repetitions of one side were."""
-    return (max(samples) - min(samples)) / statistics.median(samples)
+def median_interval(values: list[float], level: float = 0.9, draws: int = 2000) -> tuple[float, float]:
+    """A bootstrap interval of the median of ``values`` (seeded: the same samples print the same
+    interval): how far a median of this many noisy rounds can be from the one it estimates."""
+    draw = random.Random(0).choices
+    medians = sorted(statistics.median(draw(values, k=len(values))) for _ in range(draws))
+    tail = int(draws * (1 - level) / 2)
+    return medians[tail], medians[-tail - 1]
 
 
 def ratio_line(label: str, mine: list[float], base: list[float], base_name: str, variant: str = "") -> Line:

@@ -33,6 +33,14 @@ class StageProgress:
     active: int
     failed: int
 
+    @property
+    def complete(self) -> bool:
+        """Every task succeeded and none runs: what the tracker says of it will not change."""
+        return self.done >= self.total and not self.active
+
+
+FINISHED = ("SUCCEEDED", "FAILED")
+
 
 @dataclass
 class CellProgress:
@@ -45,7 +53,7 @@ class CellProgress:
     def counted(self) -> list[StageProgress]:
         """Stages that ran or will run: a finished job's stages with no task done were skipped
         (their shuffle output was reused), and counting their tasks would make a done cell look unfinished."""
-        finished = all(status in ("SUCCEEDED", "FAILED") for status in self.jobs.values())
+        finished = all(status in FINISHED for status in self.jobs.values())
         return [s for s in self.stages.values() if not finished or s.done or s.failed or s.active]
 
     def summary(self, now: float) -> str:
@@ -117,8 +125,8 @@ class ProgressMonitor:
         self._shown = False  # whether the running cell has a progress display to finish
         self._stopped = False
         self._armed = False  # whether the thread is timing a cell (then a cell's begin need not wake it)
-        self._tracker: Any = None  # pyspark's StatusTracker, asked for once: asking is a JVM call
-        self._jvm_tracker: Any = None  # the JVM's own SparkStatusTracker, likewise
+        self._tracker: Any = None  # the JVM's JavaSparkStatusTracker, asked for once: asking is a JVM call
+        self._ints: Callable[[Any], list[int]] | None = None  # a JVM int[] as a list, in one call
         self._earlier_group: str | None = None
         self._earlier_jobs: set[int] = set()  # jobs of the group that earlier cells ran
         self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
@@ -193,8 +201,8 @@ class ProgressMonitor:
     def _watch(self, cell: RunningCell) -> None:
         """Poll the cell's jobs every POLL_SECONDS from its first poll (now) until it ends."""
         if self._tracker is None:
-            self._tracker, self._jvm_tracker = self.context.statusTracker(), self.context._jsc.sc().statusTracker()
-        tracker = self._tracker
+            self._tracker = self.context._jsc.statusTracker()
+            self._ints = int_array_reader(self.context)
         job_group, cell_epoch_ms = cell.job_group, cell.epoch_ms
         if job_group != self._earlier_group:
             self._earlier_group, self._earlier_jobs = job_group, set()
@@ -207,7 +215,7 @@ class ProgressMonitor:
             running = self._running(cell)
             if not running and not shown:
                 return  # a cell that ended before its first poll, or before it ran a job, shows nothing
-            self._poll(tracker, job_group, cell_epoch_ms, progress)
+            self._poll(job_group, cell_epoch_ms, progress)
             now = time.monotonic()
             # A display starts only while the cell runs; once started, it always ends in the summary.
             due = (running and now - last_sent >= MIN_UPDATE_SECONDS) or (not running and shown)
@@ -224,42 +232,61 @@ class ProgressMonitor:
                 if self._running(cell):
                     self._lock.wait(POLL_SECONDS)
 
-    def _poll(self, tracker: Any, job_group: str, cell_epoch_ms: float, progress: CellProgress) -> None:
+    def _poll(self, job_group: str, cell_epoch_ms: float, progress: CellProgress) -> None:
         """Update ``progress`` with the group's jobs that this cell submitted: the group spans cells,
-        so a job whose stages were all submitted before the cell began belongs to an earlier one."""
-        for job_id in group_job_ids(self.context, self._jvm_tracker, job_group):
-            if job_id in self._earlier_jobs:
+        so a job whose stages were all submitted before the cell began belongs to an earlier one.
+
+        Each JVM call is a py4j round trip that takes CPU from the job's own tasks (bench row 4), so a
+        poll asks the JVM's tracker for only what the display shows (pyspark's StatusTracker asks for
+        every field, and an int array one element at a time), and nothing more of a finished job or of
+        a stage whose tasks all succeeded. A job's status is read before its stages: once it says
+        SUCCEEDED, the stages read after it are final (Spark posts a stage's end before its job's)."""
+        tracker, ints = self._tracker, self._ints
+        assert ints is not None
+        for job_id in ints(tracker.getJobIdsForGroup(job_group)):  # two calls, however many jobs the group has
+            if job_id in self._earlier_jobs or progress.jobs.get(job_id) in FINISHED:
                 continue
             job = tracker.getJobInfo(job_id)
             if job is None:
                 continue
-            if job_id not in progress.jobs and submitted_before(self._jvm_tracker, job.stageIds, cell_epoch_ms):
+            stage_ids = ints(job.stageIds())
+            if job_id not in progress.jobs and submitted_before(tracker, stage_ids, cell_epoch_ms):
                 self._earlier_jobs.add(job_id)
                 continue
-            progress.jobs[job_id] = str(job.status)
-            for stage_id in job.stageIds:
+            progress.jobs[job_id] = job.status().toString()
+            for stage_id in stage_ids:
+                known = progress.stages.get(stage_id)
+                if known is not None and known.complete:
+                    continue
                 stage = tracker.getStageInfo(stage_id)
                 if stage is not None:
                     progress.stages[stage_id] = StageProgress(
-                        stage_id, stage.name, stage.numTasks, stage.numCompletedTasks, stage.numActiveTasks, stage.numFailedTasks
+                        stage_id, known.name if known else stage.name(), stage.numTasks(), stage.numCompletedTasks(),
+                        stage.numActiveTasks(), stage.numFailedTasks(),
                     )
 
 
-def group_job_ids(context: Any, jvm_tracker: Any, job_group: str) -> list[int]:
-    """The group's job ids, in two JVM calls whatever their number. pyspark's getJobIdsForGroup fetches
-    the array one py4j call per element, and the cells' group spans the session: after 300 cells of a
-    count (602 jobs) one poll took 69 ms that way, 6 ms this way."""
-    text = context._jvm.java.util.Arrays.toString(jvm_tracker.getJobIdsForGroup(job_group))
-    return [int(part) for part in text.strip("[]").split(",") if part.strip()]
+def int_array_reader(context: Any) -> Callable[[Any], list[int]]:
+    """A JVM int[] as a Python list in one py4j call (``Arrays.toString``, looked up once: each step of
+    ``jvm.java.util.Arrays.toString`` is a round trip of its own). A py4j JavaArray is read one
+    element per call: after 300 cells of a count (602 jobs) one poll took 69 ms that way, 6 ms this way."""
+    to_string = context._jvm.java.util.Arrays.toString
+
+    def ints(array: Any) -> list[int]:
+        text = to_string(array)
+        return [int(part) for part in text.strip("[]").split(",") if part.strip()]
+
+    return ints
 
 
-def submitted_before(jvm_tracker: Any, stage_ids: Any, cell_epoch_ms: float) -> bool:
-    """Whether a job's first submitted stage predates the cell (asked once per job, of the JVM's
-    tracker: pyspark's SparkStageInfo carries no submission time)."""
+def submitted_before(tracker: Any, stage_ids: list[int], cell_epoch_ms: float) -> bool:
+    """Whether a job's first submitted stage predates the cell (asked once per job)."""
     for stage_id in stage_ids:
-        info = jvm_tracker.getStageInfo(stage_id)
-        if info.isDefined() and info.get().submissionTime() > 0:
-            return info.get().submissionTime() < cell_epoch_ms - 50
+        stage = tracker.getStageInfo(stage_id)
+        if stage is not None:
+            submitted = stage.submissionTime()
+            if submitted > 0:
+                return submitted < cell_epoch_ms - 50
     return False
 
 

@@ -1,7 +1,7 @@
 """Progress bookkeeping with no JVM: which cell a job's display belongs to.
 
-The status tracker here is a stand-in with the few calls ProgressMonitor makes (pyspark's
-StatusTracker and the JVM tracker's getStageInfo for submission times): the race under test needs one
+The status tracker here is a stand-in with the few calls ProgressMonitor makes (the JVM's
+JavaSparkStatusTracker): the race under test needs one
 cell to end and the next to begin before the monitor's thread wakes, which a real JVM cannot be made
 to do on demand. test_notebook.py covers the display with a real JVM.
 """
@@ -15,34 +15,34 @@ from typing import Any
 
 import pytest
 
+from pyspark_kernel import progress
 from pyspark_kernel.progress import ProgressMonitor
 
 
-class Option:
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def isDefined(self) -> bool:  # noqa: N802 (Scala's Option)
-        return True
-
-    def get(self) -> Any:
-        return self.value
-
-
 class StandInContext:
-    """One running job (id 1, stage 1) of group "g", submitted at ``submitted_ms``."""
+    """One running job (id 1, stage 1) of group "g", submitted at ``submitted_ms``, as the JVM's
+    JavaSparkStatusTracker tells it (``sc._jsc.statusTracker()``); ``calls`` counts what was asked."""
 
     def __init__(self, submitted_ms: float) -> None:
-        job = SimpleNamespace(stageIds=[1], status="RUNNING")
-        stage = SimpleNamespace(name="count at cell", numTasks=4, numCompletedTasks=1, numActiveTasks=2, numFailedTasks=0)
-        self.tracker = SimpleNamespace(getJobInfo=lambda job_id: job, getStageInfo=lambda stage_id: stage)
-        jvm_stage = SimpleNamespace(submissionTime=lambda: submitted_ms)
-        jvm_tracker = SimpleNamespace(getStageInfo=lambda stage_id: Option(jvm_stage), getJobIdsForGroup=lambda group: [1] if group == "g" else [])
-        self._jsc = SimpleNamespace(sc=lambda: SimpleNamespace(statusTracker=lambda: jvm_tracker))
-        self._jvm = SimpleNamespace(java=SimpleNamespace(util=SimpleNamespace(Arrays=SimpleNamespace(toString=lambda ids: str(list(ids))))))
+        self.calls: list[str] = []
+        self.job_status = "RUNNING"
+        self.stage = {"numTasks": 4, "numCompletedTasks": 1, "numActiveTasks": 2, "numFailedTasks": 0}
 
-    def statusTracker(self) -> Any:  # noqa: N802 (pyspark's name)
-        return self.tracker
+        def asked(name: str, value: Any) -> Any:
+            self.calls.append(name)
+            return value
+
+        job = SimpleNamespace(stageIds=lambda: asked("stageIds", [1]), status=lambda: SimpleNamespace(toString=lambda: asked("status", self.job_status)))
+        stage = SimpleNamespace(
+            name=lambda: asked("name", "count at cell"), submissionTime=lambda: asked("submissionTime", submitted_ms),
+            **{field: (lambda field=field: asked(field, self.stage[field])) for field in self.stage},
+        )
+        tracker = SimpleNamespace(
+            getJobIdsForGroup=lambda group: asked("getJobIdsForGroup", [1] if group == "g" else []),
+            getJobInfo=lambda job_id: asked("getJobInfo", job), getStageInfo=lambda stage_id: asked("getStageInfo", stage),
+        )
+        self._jsc = SimpleNamespace(statusTracker=lambda: asked("statusTracker", tracker))
+        self._jvm = SimpleNamespace(java=SimpleNamespace(util=SimpleNamespace(Arrays=SimpleNamespace(toString=lambda ids: asked("toString", str(list(ids)))))))
 
 
 def test_a_job_of_the_previous_cell_never_shows_in_the_next_one() -> None:
@@ -89,10 +89,7 @@ def test_quick_cells_cost_no_jvm_call_and_do_not_wake_the_monitors_thread() -> N
     wake-up of the monitor's thread took the GIL from the cell's thread, and each call into the JVM
     (the status tracker) a round trip to it."""
     context = StandInContext(submitted_ms=time.time() * 1000)
-    calls: list[str] = []
-    counting = SimpleNamespace(getJobIdsForGroup=lambda group: calls.append("getJobIdsForGroup") or [])
-    context.statusTracker = lambda: calls.append("statusTracker") or counting  # type: ignore[method-assign]
-    context._jsc = SimpleNamespace(sc=lambda: calls.append("sc") or SimpleNamespace(statusTracker=lambda: counting))
+    calls = context.calls
     monitor = ProgressMonitor(context, lambda data, *_: None)
     try:
         time.sleep(0.1)  # the thread is up and idle
@@ -106,3 +103,26 @@ def test_quick_cells_cost_no_jvm_call_and_do_not_wake_the_monitors_thread() -> N
         monitor.close()
     assert calls == [], f"quick cells called into the JVM: {calls[:5]}…"
     assert woken < 20, f"100 quick cells woke the progress thread {woken} times"
+
+
+def test_a_poll_asks_nothing_more_of_a_finished_job_or_a_stage_whose_tasks_all_succeeded() -> None:
+    """Bench row 4: each JVM call takes CPU from the job's tasks. Once the tracker says a stage's tasks
+    all succeeded, its stage info is not asked again; once it says the job SUCCEEDED, the job is not."""
+    context = StandInContext(submitted_ms=time.time() * 1000 + 500)
+    monitor = ProgressMonitor(context, lambda data, *_: None)
+    monitor.close()
+    monitor._tracker, monitor._ints = context._jsc.statusTracker(), progress.int_array_reader(context)
+    cell = progress.CellProgress(started=time.monotonic())
+    monitor._poll("g", time.time() * 1000, cell)
+    assert context.calls.count("getStageInfo") == 2, "a new job: its submission time, then its stage"
+    context.stage.update(numCompletedTasks=4, numActiveTasks=0)
+    monitor._poll("g", time.time() * 1000, cell)
+    assert cell.stages[1].complete and cell.summary(time.monotonic()).startswith("Spark: 1 job, 1 stage, 4/4 tasks")
+    context.calls.clear()
+    monitor._poll("g", time.time() * 1000, cell)
+    assert "getStageInfo" not in context.calls and "getJobInfo" in context.calls, context.calls
+    context.job_status = "SUCCEEDED"
+    monitor._poll("g", time.time() * 1000, cell)
+    context.calls.clear()
+    monitor._poll("g", time.time() * 1000, cell)
+    assert context.calls == ["getJobIdsForGroup", "toString"], context.calls
