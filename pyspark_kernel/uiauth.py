@@ -147,7 +147,10 @@ def token_follows_ui(ui_url: str | None) -> None:
     write_token(bound, token)
     _issued["port"] = bound
     for path in routes:
-        port = int(json.loads(path.read_text())["port"])
+        try:
+            port = int(json.loads(path.read_text())["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # removed or rewritten since: not this kernel's route any more
         if port != bound:
             write_token(port, token, target=bound)
 

@@ -179,9 +179,13 @@ def test_an_interrupt_leaves_other_threads_jobs_running(interrupted_kernel: Kern
     interrupted_kernel.value(
         "import threading\n"
         "background = {}\n"
-        "def work(): background['count'] = spark.range(0, 300_000_000, numPartitions=4).selectExpr('sum(sqrt(id))').count()\n"
+        "def work():\n"
+        "    try: background['count'] = spark.range(0, 300_000_000, numPartitions=4).selectExpr('sum(sqrt(id))').count()\n"
+        "    except BaseException as error: background['error'] = repr(error)[:1500]\n"
         "worker = threading.Thread(target=work); worker.start(); worker.is_alive()"
     )
     reply = interrupted_kernel.interrupt(EARLY_INTERRUPT_JOB, delay)
     assert reply["ename"] == "KeyboardInterrupt"
-    assert interrupted_kernel.value("worker.join(180); background") == "{'count': 1}", "the other thread's job was cancelled"
+    # What the other thread got, and how long it waited: a cancel says "cancelled", a slow job {}.
+    outcome = interrupted_kernel.value("_joined = __import__('time').monotonic(); worker.join(180); background, round(__import__('time').monotonic() - _joined)")
+    assert outcome.startswith("({'count': 1},"), f"the other thread's job did not finish: {outcome}"
