@@ -143,15 +143,12 @@ def token_follows_ui(ui_url: str | None) -> None:
         bound = None
     if not token or bound is None or bound == chosen:
         return
-    routes = [path for path in _written if written_here(path)]
+    routes = [facts for facts in map(own_facts, list(_written)) if facts is not None]
     write_token(bound, token)
     _issued["port"] = bound
-    for path in routes:
-        try:
-            port = int(json.loads(path.read_text())["port"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # removed or rewritten since: not this kernel's route any more
-        if port != bound:
+    for facts in routes:
+        port = facts.get("port")
+        if isinstance(port, int) and port != bound:
             write_token(port, token, target=bound)
 
 
@@ -202,12 +199,14 @@ def read_token(port: int, folder: Path | None = None) -> str | None:
     return route[1] if route else None
 
 
-def written_here(path: Path) -> bool:
-    """``path`` is a token file this process wrote and no other kernel has rewritten since."""
+def own_facts(path: Path) -> dict[str, Any] | None:
+    """What the token file ``path`` says, if this process wrote it and no other kernel has rewritten it
+    since (or removed it); None otherwise."""
     try:
-        return json.loads(path.read_text()).get("pid") == os.getpid()
-    except (OSError, ValueError, AttributeError):
-        return False
+        facts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return facts if isinstance(facts, dict) and facts.get("pid") == os.getpid() else None
 
 
 def remove_tokens() -> None:
@@ -217,7 +216,7 @@ def remove_tokens() -> None:
 
 def remove_token(path: Path) -> None:
     """Remove a token file this process wrote (one another kernel has rewritten since stays)."""
-    if written_here(path):
+    if own_facts(path) is not None:
         try:
             path.unlink()
         except OSError:
