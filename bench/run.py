@@ -205,10 +205,11 @@ def row_4(bench: Bench) -> list[Line]:
     ratios = [on / off for on, off in zip(samples["on"], samples["off"])]
     line.ratio = statistics.median(ratios)
     low, high = median_interval(ratios)
-    cpu_change = statistics.median(cpu["on"]) / statistics.median(cpu["off"]) - 1
+    cpu_on, cpu_off = statistics.median(cpu["on"]), statistics.median(cpu["off"])
+    cpu_change = cpu_on / cpu_off - 1
     line.ratio_text = (
         f"{(line.ratio - 1) * 100:+.1f}% (median of {len(ratios)} rounds' ratios, 90% interval {(low - 1) * 100:+.1f}% to "
-        f"{(high - 1) * 100:+.1f}%); kernel + JVM CPU a job {statistics.median(cpu['on']):.2f} s vs {statistics.median(cpu['off']):.2f} s ({cpu_change * 100:+.1f}%)"
+        f"{(high - 1) * 100:+.1f}%); kernel + JVM CPU a job {cpu_on:.2f} s vs {cpu_off:.2f} s ({cpu_change * 100:+.1f}%)"
     )
     line.facts.update(low=low, high=high, cpu_change=cpu_change)
     return [line]
