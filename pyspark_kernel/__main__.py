@@ -44,6 +44,11 @@ def main() -> None:
     sys.meta_path.insert(0, PinnedPackages(("pyspark", "py4j")))
     for name in INHERITED_GATEWAY_VARS:
         os.environ.pop(name, None)
+    # The JVM's launch, the longest wait of a kernel's start, needs nothing of what follows: begin it
+    # first, while ipykernel is imported (prelaunch.py; the kernel's start then connects to it).
+    from . import prelaunch
+
+    prelaunch.begin(sys.argv[1:])
     from ipykernel.kernelapp import IPKernelApp
 
     from .kernel import PySparkKernel

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import environment, localdirs, uiauth
+from . import environment, localdirs, prelaunch, uiauth
 from .errors import SparkEnvironmentError, SparkStartError
 from .settings import SessionSettings
 
@@ -68,20 +68,31 @@ def precheck(environ: dict[str, str] | None = None) -> None:
 
 def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = None) -> Any:
     """A py4j gateway to a new JVM: the kernelspec's spark-submit arguments with the notebook defaults
-    and ``overrides`` (%spark conf), its output in the kernel's log, a start failure diagnosed."""
+    and ``overrides`` (%spark conf), its output in the kernel's log, a start failure diagnosed.
+
+    The kernel's first start gets the JVM prelaunch.py began before ipykernel was imported, if it is
+    what this launch would start; pyspark's launch_gateway then connects to it instead of launching."""
+    early = prelaunch.take(settings, overrides, conf)
     try:
         precheck()
     except SparkEnvironmentError as error:
+        if early is not None:
+            prelaunch.end(early, release=False)
         raise SparkStartError(f"Spark cannot start: {error.problem}", error.fix) from None
     from pyspark.java_gateway import launch_gateway
 
     log_path = settings.log_path
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the JVM keeps it)
-    folder = temp_folder(settings, overrides, conf)
-    temp_env = {"SPARK_SUBMIT_OPTS": f"{localdirs.java_options(folder)} {os.environ.get('SPARK_SUBMIT_OPTS', '')}".strip()} if folder else {}
+    folder = early.folder if early is not None else temp_folder(settings, overrides, conf)
     try:
-        with patched_environ(PYSPARK_SUBMIT_ARGS=settings.launch_submit_args(overrides, str(folder) if folder else None), **temp_env):
-            gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+        if early is not None:
+            port, secret = prelaunch.gateway_address(early)
+            with patched_environ(PYSPARK_GATEWAY_PORT=str(port), PYSPARK_GATEWAY_SECRET=secret):
+                gateway = launch_gateway(conf)
+            gateway.proc = early.process  # launch_gateway leaves None for a JVM it did not start
+        else:
+            with patched_environ(**settings.launch_environ(overrides, folder)):
+                gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
         # Before any SparkConf of this JVM: the UI's key as a system property, never on a command line.
         uiauth.protect_ui(gateway.jvm, settings.submit_args, {**settings.defaults, **settings.user_conf(), **overrides}.get("spark.ui.port"))
         if folder and getattr(gateway, "proc", None) is not None:
@@ -89,6 +100,8 @@ def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = Non
             gateway.pyspark_kernel_temp = folder  # removed by stop_gateway once the JVM has exited
         return gateway
     except Exception as error:
+        if early is not None:
+            prelaunch.end(early, release=False)
         tail = read_tail(log_path)
         cause, fix = diagnose(tail)
         raise SparkStartError(f"The Spark JVM exited while starting: {cause}.\n{tail}".rstrip(), fix) from error
@@ -103,7 +116,7 @@ def temp_folder(settings: SessionSettings, overrides: dict[str, str], conf: Any)
     chosen = {**settings.user_conf(), **overrides}
     if conf is not None and conf.get("spark.local.dir") is not None:
         chosen["spark.local.dir"] = conf.get("spark.local.dir")
-    return None if localdirs.user_chose_local_dirs(chosen, os.environ) else localdirs.new_folder()
+    return localdirs.launch_folder(chosen)
 
 
 @contextlib.contextmanager

@@ -19,13 +19,13 @@ from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 
-from . import __version__, localdirs, shared
+from . import __version__, localdirs, prelaunch, shared
 from .controller import OWN_OUTPUT, SparkController, SparkStandIn
 from .errors import SparkStartError
 from .magics import SparkMagics
 from .progress import Publisher
 from .session import ManagedSession
-from .settings import SessionSettings
+from .settings import SessionSettings, log_path_for
 
 
 class SparkJVMGone(RuntimeError):
@@ -75,7 +75,9 @@ class PySparkKernel(IPythonKernel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         localdirs.sweep_in_background()  # temp folders of this user's dead JVMs (SIGKILL leaves them)
-        session = ManagedSession(SessionSettings.from_environ(log_path=self._log_path()))
+        log_path = self._log_path()
+        # The settings the early JVM (prelaunch.py) was launched with, if there is one: they hold its UI port.
+        session = ManagedSession(prelaunch.settings_for(log_path) or SessionSettings.from_environ(log_path=log_path))
         progress = os.environ.get("PYSPARK_KERNEL_PROGRESS", "on").lower() not in ("off", "0", "false", "no")
         self.controller = SparkController(session, self.shell.user_ns, show_in_cell, self._publisher, progress)
         self._interrupted = False  # whether the running cell got SIGINT
@@ -90,9 +92,7 @@ class PySparkKernel(IPythonKernel):
     def _log_path(self) -> Path | None:
         """The JVM's log beside the connection file: kernel-<id>.json -> kernel-<id>-spark.log."""
         connection_file = getattr(self.parent, "abs_connection_file", None) if self.parent else None
-        if not connection_file:
-            return None
-        return Path(os.path.splitext(connection_file)[0] + "-spark.log")
+        return log_path_for(connection_file) if connection_file else None
 
     def _publisher(self) -> Publisher:
         """Send display data from the monitor's thread, addressed to the cell that runs the jobs."""

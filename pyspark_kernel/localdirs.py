@@ -158,6 +158,12 @@ def new_folder(environ: Mapping[str, str] | None = None) -> Path | None:
     return folder
 
 
+def launch_folder(conf: Mapping[str, str]) -> Path | None:
+    """A JVM launch's own folder, or None when the user chose Spark's local dirs (in ``conf``, the
+    launch's Spark conf, or the environment): then Spark's choice stands."""
+    return None if user_chose_local_dirs(conf, os.environ) else new_folder()
+
+
 def record_jvm(folder: Path, pid: int) -> None:
     """Name the launched JVM as the folder's owner from now on (it may outlive this process a moment)."""
     record = read_record(folder) or {}

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import submitargs, uiauth
+from . import localdirs, submitargs, uiauth
 from .ports import PortReservation, reserve_port
 
 # Notebook defaults, each applied unless the kernelspec's --conf sets it.
@@ -91,11 +91,25 @@ class SessionSettings:
         defaults = {key: value for key, value in kernel_conf.items() if key not in user_conf}
         return submitargs.with_conf(submitargs.with_conf(self.submit_args, defaults), overrides)
 
+    def launch_environ(self, overrides: dict[str, str], local_dir: Path | None = None) -> dict[str, str]:
+        """The variables a JVM launch sets for spark-submit: its arguments, and the JVM options that put
+        its temp files in ``local_dir`` (localdirs.py). The kernel's start and an early launch
+        (prelaunch.py) both take them from here, so both run the same command."""
+        environ = {"PYSPARK_SUBMIT_ARGS": self.launch_submit_args(overrides, str(local_dir) if local_dir else None)}
+        if local_dir:
+            environ["SPARK_SUBMIT_OPTS"] = f"{localdirs.java_options(local_dir)} {os.environ.get('SPARK_SUBMIT_OPTS', '')}".strip()
+        return environ
+
     def ui_link(self, ui_url: str | None) -> str | None:
         """The Spark UI as the user's browser reaches it: through the proxy when there is one."""
         if not ui_url or not self.ui_proxy:
             return ui_url
         return f"{self.ui_proxy}{ui_url.rsplit(':', 1)[-1].strip('/')}/jobs/"
+
+
+def log_path_for(connection_file: str) -> Path:
+    """The JVM's log beside the kernel's connection file: kernel-<id>.json -> kernel-<id>-spark.log."""
+    return Path(os.path.splitext(connection_file)[0] + "-spark.log")
 
 
 def ui_proxy_prefix(environ: dict[str, str]) -> str | None:

@@ -1,0 +1,184 @@
+"""Begin the kernel's JVM before ipykernel is imported: that launch is most of what a first cell waits for.
+
+A kernel process spends about half a second importing ipykernel and IPython and building its shell
+before PySparkKernel.__init__ starts the session, and spark-submit, its launcher JVM and the driver JVM
+need none of that. So ``begin`` (called by __main__, first thing) runs the command pyspark's
+``launch_gateway`` would run for the kernel's own start: the same PYSPARK_SUBMIT_ARGS, temp folder,
+log, stdin pipe and SIGINT mask, from the same SessionSettings, which the kernel then takes over
+(``settings_for``). jvm.launch hands that JVM to ``launch_gateway`` through its own door for a JVM that
+already runs (PYSPARK_GATEWAY_PORT and _SECRET, as a pyspark driver under spark-submit is given them).
+
+Only the kernel's first start can use it. A launch that needs another command (%spark conf overrides,
+a builder's own conf, other settings) ends the early JVM and launches its own; anything unusual here
+(no SPARK_HOME, Spark Connect, a lazy start, a relative connection file) skips the early launch.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import localdirs
+from .settings import SessionSettings, log_path_for
+
+OFF_VARIABLE = "PYSPARK_KERNEL_EARLY_JVM"  # "off": start the JVM from the kernel's __init__, as before 0.1
+POLL_SECONDS = 0.02  # pyspark polls for the gateway's file every 0.1 s; the first cell waits on it
+
+
+@dataclass
+class EarlyJVM:
+    """A spark-submit begun before the kernel existed, and what it was launched with."""
+
+    settings: SessionSettings
+    process: subprocess.Popen[bytes]
+    info_file: Path  # where the JVM writes its gateway port and secret (_PYSPARK_DRIVER_CONN_INFO_PATH)
+    folder: Path | None  # its temp folder (localdirs.py)
+
+
+_early: EarlyJVM | None = None
+_lock = threading.Lock()
+
+
+def connection_file_argument(argv: list[str]) -> str | None:
+    """The connection file a kernel launch names (``-f FILE``, as kernel.json's argv says), or None."""
+    for index, argument in enumerate(argv):
+        if argument in ("-f", "--f") and index + 1 < len(argv):
+            return argv[index + 1]
+        for prefix in ("-f=", "--f=", "--IPKernelApp.connection_file="):
+            if argument.startswith(prefix):
+                return argument[len(prefix):]
+    return None
+
+
+def wanted(environ: Mapping[str, str]) -> bool:
+    """Whether this kernel's start will launch a local JVM as soon as the kernel exists."""
+    spark_home = environ.get("SPARK_HOME")
+    return (
+        environ.get(OFF_VARIABLE, "").lower() not in ("off", "0", "false", "no")
+        and not environ.get("SPARK_REMOTE")
+        and environ.get("PYSPARK_KERNEL_START", "eager") == "eager"
+        and not environ.get("SPARK_TESTING")  # pyspark adds a conf of its own for it
+        and spark_home is not None
+        and os.access(Path(spark_home) / "bin" / "spark-submit", os.X_OK)
+    )
+
+
+def begin(argv: list[str]) -> None:
+    """Launch the kernel's JVM now if this kernel will ask for one at once; never raises (the kernel's
+    start then launches it, as without this module)."""
+    global _early
+    connection_file = connection_file_argument(argv)
+    if not wanted(os.environ) or connection_file is None or not os.path.isabs(connection_file):
+        return
+    settings = SessionSettings.from_environ(log_path=log_path_for(connection_file))
+    folder = localdirs.launch_folder(settings.user_conf())
+    info_dir = Path(tempfile.mkdtemp(prefix="pyspark-kernel-gateway-"))
+    info_file = info_dir / "gateway"
+    env = {**os.environ, **settings.launch_environ({}, folder), "SPARK_CONNECT_MODE": "0", "_PYSPARK_DRIVER_CONN_INFO_PATH": str(info_file)}
+    command = [str(Path(env["SPARK_HOME"]) / "bin" / "spark-submit"), *shlex.split(env["PYSPARK_SUBMIT_ARGS"])]
+    try:
+        log = open(settings.log_path, "ab") if settings.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=ignore_sigint)
+        finally:
+            if settings.log_path:
+                log.close()  # type: ignore[union-attr]
+    except OSError:
+        shutil.rmtree(info_dir, ignore_errors=True)
+        if folder is not None:
+            localdirs.remove(folder)
+        release_port(settings)
+        return
+    _early = EarlyJVM(settings, process, info_file, folder)
+
+
+def ignore_sigint() -> None:
+    """In the JVM's process, before exec: an interrupt of the kernel must not reach it (as pyspark does)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def settings_for(log_path: Path | None) -> SessionSettings | None:
+    """The early JVM's settings, for the kernel to make its session with (they hold its UI port), or
+    None if there is no early JVM or it was launched for another log (it is then ended)."""
+    early = _early
+    if early is None:
+        return None
+    if early.settings.log_path != log_path:
+        discard(release=True)
+        return None
+    return early.settings
+
+
+def take(settings: SessionSettings, overrides: dict[str, str], conf: Any) -> EarlyJVM | None:
+    """The early JVM, once, if it is what a launch with ``settings``, ``overrides`` and ``conf`` would
+    start; otherwise it is ended and None is returned (the caller launches its own)."""
+    global _early
+    with _lock:
+        early, _early = _early, None
+    if early is None:
+        return None
+    if early.settings is not settings or overrides or (conf is not None and conf.getAll()):
+        end(early, release=early.settings is not settings)
+        return None
+    return early
+
+
+def gateway_address(early: EarlyJVM) -> tuple[int, str]:
+    """Wait for the JVM's gateway port and secret (the file pyspark's launch_gateway waits for).
+
+    Raises RuntimeError if the JVM exits first: its log then says why (jvm.launch diagnoses it)."""
+    try:
+        while early.process.poll() is None and not early.info_file.is_file():
+            time.sleep(POLL_SECONDS)
+        if not early.info_file.is_file():
+            raise RuntimeError(f"the Spark JVM exited (code {early.process.returncode}) before it opened its gateway")
+        data = early.info_file.read_bytes()
+        (port,) = struct.unpack("!i", data[:4])  # pyspark.serializers: read_int, then UTF8Deserializer
+        (length,) = struct.unpack("!i", data[4:8])
+        return port, data[8 : 8 + length].decode("utf-8")
+    finally:
+        shutil.rmtree(early.info_file.parent, ignore_errors=True)
+
+
+def discard(release: bool = False) -> None:
+    """End the early JVM if no launch has taken it (the kernel's start failed before it asked)."""
+    global _early
+    with _lock:
+        early, _early = _early, None
+    if early is not None:
+        end(early, release)
+
+
+def end(early: EarlyJVM, release: bool) -> None:
+    """Stop an early JVM no one will use, with its temp folder and, if ``release``, its UI port."""
+    process = early.process
+    try:
+        if process.stdin:
+            process.stdin.close()  # the gateway exits when its stdin closes
+        process.terminate()
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    except OSError:
+        pass
+    shutil.rmtree(early.info_file.parent, ignore_errors=True)
+    if early.folder is not None:
+        localdirs.remove(early.folder)
+    if release:
+        release_port(early.settings)
+
+
+def release_port(settings: SessionSettings) -> None:
+    if settings.ui_port is not None:
+        settings.ui_port.release()
