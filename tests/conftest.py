@@ -21,6 +21,10 @@ from jupyter_client.manager import KernelManager
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
 SPARK_359 = "3.5.9"
+# The second local account of the two-account tests (secrets, kernel channels, the Spark UI route): real,
+# made with useradd, with no home; it runs the system's Python, since the venv's lives under /root.
+SECOND_ACCOUNT = "pyspark-probe"
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -196,6 +200,26 @@ def spark_359_home() -> Path:
         if result.returncode != 0:
             pytest.fail(f"could not install pyspark=={SPARK_359} from PyPI: {result.stderr[-500:]}")
     return home
+
+
+@pytest.fixture(scope="session")
+def second_account() -> str:
+    """Another local account of this machine (made once with useradd); its name. Skips where the tests
+    cannot act as another account (not root, no runuser or useradd, no system Python)."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("runuser") or not shutil.which("useradd"):
+        pytest.skip("needs root, useradd and runuser to act as a second local account")
+    if not Path(SYSTEM_PYTHON).is_file():
+        pytest.skip(f"needs {SYSTEM_PYTHON} for the second account")
+    if subprocess.run(["id", SECOND_ACCOUNT], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", SECOND_ACCOUNT], check=True, capture_output=True)
+    return SECOND_ACCOUNT
+
+
+def as_second_account(command: list[str], timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as the second account (the ``second_account`` fixture must have made it)."""
+    return subprocess.run(["runuser", "-u", SECOND_ACCOUNT, "--", *command], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def free_port() -> int:

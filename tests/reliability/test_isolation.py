@@ -26,13 +26,11 @@ import pytest
 
 from jupyter_client.blocking import BlockingKernelClient
 
-from conftest import KernelHarness, cli, free_port, install
+from conftest import SYSTEM_PYTHON, KernelHarness, as_second_account, cli, free_port, install
 from reliability.server import JupyterServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
-INTRUDER = "pyspark-probe"
-SYSTEM_PYTHON = "/usr/bin/python3"
 MARKER = "cached-by-the-owner-7f3a"
 OPT_OUT = ("--conf", "spark.authenticate=false", "--conf", "spark.network.crypto.enabled=false", "--conf", "spark.ui.filters=")
 # What the kernel's session tells about its ports, and a cached block holding MARKER.
@@ -52,14 +50,8 @@ json.dumps({{
 
 
 @pytest.fixture(scope="module")
-def intruder() -> Iterator[Path]:
-    """A second local account and a copy of intruder.py it can read; yields the script's path."""
-    if os.geteuid() != 0 or not shutil.which("runuser") or not shutil.which("useradd"):
-        pytest.skip("needs root, useradd and runuser to act as a second local account")
-    if not Path(SYSTEM_PYTHON).is_file():
-        pytest.skip(f"needs {SYSTEM_PYTHON} for the second account")
-    if subprocess.run(["id", INTRUDER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", INTRUDER], check=True, capture_output=True)
+def intruder(second_account: str) -> Iterator[Path]:
+    """A copy of intruder.py the second local account can read; yields the script's path."""
     folder = Path(tempfile.mkdtemp(prefix="pyspark-intruder-"))
     folder.chmod(0o755)
     script = folder / "intruder.py"
@@ -72,9 +64,7 @@ def intruder() -> Iterator[Path]:
 def probe(script: Path, *args: object, as_intruder: bool = True) -> dict[str, str]:
     """intruder.py's verdict, run as the second account (or as the owner, ``as_intruder=False``)."""
     command = [SYSTEM_PYTHON, str(script), *map(str, args)]
-    if as_intruder:
-        command = ["runuser", "-u", INTRUDER, "--", *command]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = as_second_account(command, timeout=300) if as_intruder else subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
