@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import localdirs, submitargs, uiauth
-from .ports import PortReservation, reserve_port
+from .ports import PORT_TRIES, PortReservation, reserve_port
 
 # Notebook defaults, each applied unless the kernelspec's --conf sets it.
 NOTEBOOK_DEFAULTS = {
@@ -23,6 +23,11 @@ NOTEBOOK_DEFAULTS = {
     # An interrupted cell's Python tasks (UDFs, pandas) hold their cores until Spark kills their worker,
     # this long after the cancel (Spark's default is 2 s): an interrupt should free the cores at once.
     "spark.python.task.killTimeout": "500ms",
+    # The UI takes spark.ui.port (4040) or, if taken, one of the next spark.port.maxRetries (16) ports;
+    # when all 17 are taken, by the UIs of the other kernels and Sparks of the machine, SparkUI.bind
+    # calls System.exit(1) and the JVM dies inside the kernel's getOrCreate (py4j: "Connection refused").
+    # Search as far as the kernel's own port pick does (ports.py); Spark's own tests widen it too.
+    "spark.port.maxRetries": str(PORT_TRIES),
 }
 UI_PORT_START = 4040
 UI_ROUTE_VAR = "PYSPARK_KERNEL_UI_ROUTE"  # set by serverext.py in the Jupyter server, inherited by its kernels
