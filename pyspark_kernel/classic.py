@@ -57,7 +57,9 @@ class ClassicBackend:
             raise
         except Exception as error:
             tail = jvm.read_tail(self.settings.log_path)
-            raise SparkStartError(f"Spark could not create its SparkContext: {error}\n{tail}".rstrip(), jvm.UNKNOWN_CAUSE[1]) from error
+            cause, fix = jvm.diagnose(jvm.read_tail(self.settings.log_path, jvm.DIAGNOSE_LINES))  # the JVM may have exited
+            reason = error if fix == jvm.UNKNOWN_CAUSE[1] else f"{cause} ({error})"
+            raise SparkStartError(f"Spark could not create its SparkContext: {reason}\n{tail}".rstrip(), fix) from error
         if launched():
             level = self.settings.user_conf().get("spark.log.level") or overrides.get("spark.log.level")
             spark.sparkContext.setLogLevel(level or DEFAULT_LOG_LEVEL)

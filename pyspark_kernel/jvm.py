@@ -22,9 +22,12 @@ from .errors import SparkEnvironmentError, SparkStartError
 from .settings import SessionSettings
 
 LOG_TAIL_LINES = 12
+DIAGNOSE_LINES = 80  # a JVM that died in SparkContext's constructor wrote its cause above a long stack trace
 
 # Known lines in a failed JVM's output -> (what went wrong, the fix).
 DIAGNOSES = (
+    # SparkUI.bind calls System.exit(1) when spark.ui.port and the spark.port.maxRetries ports after it are all taken.
+    ("Service 'SparkUI' failed after", "every port Spark tried for its UI was taken", "set a free --conf spark.ui.port=PORT, or a larger --conf spark.port.maxRetries, in the kernelspec (install ... --replace)."),
     ("Could not reserve enough space", "the JVM could not get the heap it was asked for", "lower --driver-memory (or spark.driver.memory) to fit this machine's memory."),
     ("Invalid maximum heap size", "the driver memory setting is not a valid size", "use a size like 2g for --driver-memory."),
     ("Cannot allocate memory", "the machine has not enough free memory for the JVM", "lower --driver-memory or free memory."),
