@@ -42,6 +42,7 @@ POLL_SECONDS = 0.05
 READY_TIMEOUT_SECONDS = 600.0  # all kernels counted, on a loaded 2-core machine
 GONE_TIMEOUT_SECONDS = 30.0
 P99_TARGET_MS = 250.0
+SPARK_UI_WINDOW = range(4040, 4057)  # spark.ui.port 4040 and Spark's 16 default retries: other Sparks' UIs crowd it
 SPECS = {"default": (), "provisioner": ("--provisioner",)}
 
 
@@ -60,6 +61,7 @@ class Burst:
     left: int | None = None  # kernel and java processes still there after every session was deleted
     failures: list[str] = field(default_factory=list)
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the burst's start and end
+    ui_ports_taken: int = 0  # ports of Spark's default UI window (4040-4056) already listened on at the start
 
 
 class Poller(threading.Thread):
@@ -127,6 +129,12 @@ class ControlServer:
             self.process.wait(10)
 
 
+def ui_ports_taken() -> int:
+    """How many ports of Spark's default UI window something listens on now (other kernels, other Sparks)."""
+    listening = {c.laddr.port for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+    return len(listening & set(SPARK_UI_WINDOW))
+
+
 def percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -134,7 +142,7 @@ def percentile(samples: list[float], share: float) -> float:
 
 def burst(server: JupyterServer, control: ControlServer, kernel_name: str, label: str, count: int, progress: Progress) -> Burst:
     """Open ``count`` notebooks at once on ``kernel_name``, wait for each count, delete them all."""
-    result = Burst(label, count)
+    result = Burst(label, count, ui_ports_taken=ui_ports_taken())
     barrier = threading.Barrier(count)
     sessions: dict[int, dict] = {}
     posted: dict[int, float] = {}
@@ -235,8 +243,9 @@ def latency(samples: list[float]) -> str:
 def table(results: list[Burst]) -> list[str]:
     lines = [
         "| kernelspec | notebooks | POSTs sent within | all counted after | /api/status p50 / p99 / max (samples) | p99 ≤ 250 ms | "
-        "non-200 | control server p50 / p99 / max | memory per kernel median (min-max) | left after delete | load 1 min start → end |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "non-200 | control server p50 / p99 / max | memory per kernel median (min-max) | left after delete | load 1 min start → end | "
+        "ports 4040-4056 taken at start |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for result in results:
         verdict = "-" if not result.latencies_ms else ("met" if percentile(result.latencies_ms, 0.99) <= P99_TARGET_MS else "MISSED")
@@ -245,7 +254,7 @@ def table(results: list[Burst]) -> list[str]:
         counted = f"{result.all_counted_s:.1f} s" if result.all_counted_s is not None else f"NOT ALL ({len(result.failures)} failed)"
         lines.append(f"| {result.label} | {result.count} | {result.posts_spread_s:.2f} s | {counted} | {latency(result.latencies_ms)} | {verdict} | "
                      f"{result.status_errors} | {latency(result.control_ms)} | {memory_text} | {'-' if result.left is None else result.left} | "
-                     f"{result.load[0]:.0f} → {result.load[1]:.0f} |")
+                     f"{result.load[0]:.0f} → {result.load[1]:.0f} | {result.ui_ports_taken} of {len(SPARK_UI_WINDOW)} |")
     return lines
 
 
