@@ -23,12 +23,13 @@ NOTEBOOK_DEFAULTS = {
     # An interrupted cell's Python tasks (UDFs, pandas) hold their cores until Spark kills their worker,
     # this long after the cancel (Spark's default is 2 s): an interrupt should free the cores at once.
     "spark.python.task.killTimeout": "500ms",
-    # The UI takes spark.ui.port (4040) or, if taken, one of the next spark.port.maxRetries (16) ports;
-    # when all 17 are taken, by the UIs of the other kernels and Sparks of the machine, SparkUI.bind
-    # calls System.exit(1) and the JVM dies inside the kernel's getOrCreate (py4j: "Connection refused").
-    # Search as far as the kernel's own port pick does (ports.py); Spark's own tests widen it too.
-    "spark.port.maxRetries": str(PORT_TRIES),
 }
+# Local masters: the UI takes spark.ui.port (4040) or one of the next spark.port.maxRetries (16) ports;
+# when the UIs of the machine's other kernels and Sparks hold all 17, SparkUI.bind calls System.exit(1)
+# and the JVM dies inside the kernel's getOrCreate (py4j: "Connection refused"). So the search goes as
+# far as the kernel's own port pick (ports.py), as Spark's own tests widen it. Not on a cluster, where
+# spark.driver.port and the retries after it may be the range a firewall opens to executors.
+LOCAL_DEFAULTS = {"spark.port.maxRetries": str(PORT_TRIES)}
 UI_PORT_START = 4040
 UI_ROUTE_VAR = "PYSPARK_KERNEL_UI_ROUTE"  # set by serverext.py in the Jupyter server, inherited by its kernels
 
@@ -89,8 +90,10 @@ class SessionSettings:
         """
         user_conf = self.user_conf()
         # Local mode: the driver's RPC and block transfers authenticated (Spark makes the secret in the JVM) and encrypted.
-        isolation = uiauth.rpc_defaults(submitargs.parse(self.submit_args).master)
-        kernel_conf = {**NOTEBOOK_DEFAULTS, **isolation, "spark.app.name": self.app_name, **self.defaults}
+        master = submitargs.parse(self.submit_args).master
+        isolation = uiauth.rpc_defaults(master)
+        local = LOCAL_DEFAULTS if uiauth.makes_own_secret(master) else {}  # makes_own_secret: a local master
+        kernel_conf = {**NOTEBOOK_DEFAULTS, **isolation, **local, "spark.app.name": self.app_name, **self.defaults}
         if local_dir:  # this launch's own temp folder (localdirs.py), unless the user chose Spark's local dirs
             kernel_conf["spark.local.dir"] = local_dir
         defaults = {key: value for key, value in kernel_conf.items() if key not in user_conf}

@@ -99,6 +99,8 @@ def test_the_ui_searches_as_far_as_the_kernels_own_port_pick() -> None:
     assert widened in SessionSettings().launch_submit_args({})
     mine = SessionSettings(submit_args="--conf spark.port.maxRetries=3 pyspark-shell").launch_submit_args({})
     assert "spark.port.maxRetries=3" in mine and widened not in mine
+    cluster = SessionSettings(submit_args="--master yarn pyspark-shell").launch_submit_args({})
+    assert "spark.port.maxRetries" not in cluster  # there the retries may be a firewall's port range
 
 
 def test_a_jvm_ended_by_its_ui_bind_is_diagnosed(tmp_path: Path) -> None:
