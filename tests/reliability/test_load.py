@@ -29,7 +29,7 @@ BURNERS = 2
 BURNER_SECONDS = 900  # a burner ends by itself even if this test process is killed
 UI_PORT = 4040  # Spark's default spark.ui.port, where a kernelspec without one starts its search
 SPARK_DEFAULT_RETRIES = 16
-LEFT_FREE = 4  # ports of the window left to the eight kernels: fewer than they need
+LEFT_FREE = 2  # ports of the window left to the eight kernels: far fewer than they need
 
 
 def hold_ports(first: int, count: int, left_free: int) -> list[socket.socket]:
