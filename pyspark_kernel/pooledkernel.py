@@ -92,8 +92,8 @@ class PooledKernelManager(KernelManager):  # type: ignore[misc]
 class PooledKernel:
     """A kernel the pool started, with the KernelManager that started it (until the hand-over)."""
 
-    manager: KernelManager
-    env: dict[str, str]
+    manager: KernelManager = field(repr=False)
+    env: dict[str, str] = field(repr=False)  # may hold secrets: never in a log line
     ui_port: PortReservation | None
     ready_at: float | None = None
     jvms: dict[int, float] = field(default_factory=dict)

@@ -103,7 +103,9 @@ def pools() -> list[KernelPool]:
 @atexit.register
 def shutdown_all() -> None:
     """End every pooled kernel: at the server's exit, and for tests and benchmarks."""
+    global _max_idle
     with _lock:
+        _max_idle = MAX_IDLE_PER_SERVER
         every = list(_pools.values())
         _pools.clear()
     for pool in every:
