@@ -87,12 +87,9 @@ class KernelPool:
 
     def discard(self, kernel: PooledKernel) -> None:
         """End a kernel taken from this pool that no launch adopted (its hand-over failed or its launch was
-        cancelled), in the background: the caller may be unwinding. Then fill again."""
-        def end_then_refill() -> None:
-            kernel.end()
-            self.refill()
-
-        threading.Thread(target=end_then_refill, name="pyspark-kernel-pool-discard", daemon=True).start()
+        cancelled), in the background: the caller may be unwinding. A launch that goes on refills the pool
+        once its own kernel has settled; after a cancelled one, the next launch or shutdown does."""
+        threading.Thread(target=kernel.end, name="pyspark-kernel-pool-discard", daemon=True).start()
 
     def ready_count(self) -> int:
         with self._lock:
