@@ -2,7 +2,9 @@
 
 Each test launches kernels the way a Jupyter server does, through jupyter_client's KernelManager and the
 provisioner in this process (the pool lives beside it), and checks what a notebook sees after the
-hand-over, restart, culling and refill, and that nothing is left running.
+hand-over, restart, culling and refill, and that nothing is left running; then the pool's bad moments:
+encrypted channels (a second local account listens), the server-wide cap on idle kernels, a launch
+cancelled mid-hand-over, and pooled kernels that fail to start and recover after a backoff.
 """
 
 from __future__ import annotations
