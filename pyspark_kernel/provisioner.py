@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jupyter_client.connect import LocalPortCache
 from jupyter_client.provisioning import LocalProvisioner
@@ -29,7 +29,8 @@ from traitlets import Float, Integer
 from . import environment, submitargs
 from .errors import Problem, SparkLaunchError
 from .options import is_local_master
-from .pool import DEFAULT_IDLE_TIMEOUT_SECONDS, KernelPool, PooledKernel, Template, pool_for
+from .pool import DEFAULT_FAILURE_BACKOFF_SECONDS, DEFAULT_IDLE_TIMEOUT_SECONDS, KernelPool, PooledKernel, Template, pool_for
+from .poolregistry import MAX_IDLE_PER_SERVER
 from .ports import PortReservation, hold, reserve_port
 from .reaper import KILL_WAIT_SECONDS, end_processes, java_children
 
@@ -39,6 +40,12 @@ UI_PORT_START = 4050
 # server's restarter polls each kernel every 3 s, so with many kernels unthrottled scans starve its loop.
 JVM_NOTE_SECONDS = 10.0
 _SCANNING = threading.Lock()  # one poll-time scan at a time in the server process
+
+
+async def off_loop(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a worker thread, in an empty context: jupyter_client's blocking calls there
+    (run_sync) would otherwise find the server's running loop in the copied context."""
+    return await asyncio.to_thread(contextvars.Context().run, function, *args)
 
 
 def refreshed_python_path(old: str, spark: environment.SparkEnvironment) -> str:
@@ -69,12 +76,13 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     pool_size = Integer(0, config=True, help="idle kernels of this kernelspec kept started and warmed (0: no pool)")
     pool_idle_timeout = Float(DEFAULT_IDLE_TIMEOUT_SECONDS, config=True, help="seconds an idle pooled kernel is kept")
+    pool_failure_backoff = Float(DEFAULT_FAILURE_BACKOFF_SECONDS, config=True, help="seconds a pool pauses after its kernels failed to start twice in a row (doubling with each further failure)")
+    pool_max_idle = Integer(MAX_IDLE_PER_SERVER, config=True, help="idle pooled kernels in the whole Jupyter server, all pooled kernelspecs together (set it in the server's config)")
 
     ui_port: PortReservation | None = None
     _jvms: dict[int, float]
     _jvms_noted_at = float("-inf")  # when poll last noted the JVMs (monotonic)
     _pool: KernelPool | None = None
-    _pooled: PooledKernel | None = None  # taken from the pool in pre_launch, handed over in launch_kernel
 
     def _finalize_env(self, env: dict[str, str]) -> None:
         """Called by pre_launch with the kernelspec's env applied: the cheap part, on the loop."""
@@ -90,52 +98,56 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
         env = kwargs["env"]
         if not env.get("SPARK_REMOTE"):  # a Spark Connect kernel has no local Spark to resolve
             await asyncio.to_thread(self._resolve_spark, env)
-        if self.pool_size > 0:
-            self._pool = pool_for(self._template(kwargs), self.pool_size, self.pool_idle_timeout, with_own_ui_port)
-            self._pooled = self._pool.take()
-        if self._pooled is not None:
-            self.release_ui_port()
-            self.ui_port = self._pooled.ui_port
-        elif self.ui_port is None:  # a restarted kernel keeps its port
+        if self.pool_size > 0 and getattr(self.parent, "transport", "tcp") == "tcp":  # pooled kernels take cached TCP ports
+            self._pool = pool_for(self._template(kwargs), self.pool_size, self.pool_idle_timeout, with_own_ui_port, self.pool_failure_backoff, self.pool_max_idle)
+        if self.ui_port is None:  # a restarted kernel keeps its port; a pooled kernel taken at launch brings its own
             self.ui_port = await asyncio.to_thread(with_own_ui_port, env)
         elif not env.get("SPARK_REMOTE"):
             env["PYSPARK_SUBMIT_ARGS"] = submitargs.with_conf(env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING), {"spark.ui.port": str(self.ui_port.port)})
         return kwargs
 
     def _template(self, kwargs: dict[str, Any]) -> Template:
-        """This launch as the pool sees it: the command with its connection file left open, the env."""
+        """This launch as the pool sees it: the command with its connection file left open, the env, and
+        the launching KernelManager's channel settings (transport_encryption and the like)."""
         own_file = os.path.realpath(self.parent.connection_file) if self.parent is not None else None
         argv = [arg.replace(own_file, "{connection_file}") if own_file else arg for arg in kwargs["cmd"]]
-        return Template.of(self.kernel_spec.display_name, argv, kwargs["env"], kwargs.get("cwd"))
+        return Template.of(self.kernel_spec, self.parent, argv, kwargs["env"], kwargs.get("cwd"))
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
-        """Hand over a pooled kernel when pre_launch took one; else launch as usual, and fill the pool."""
-        pooled, self._pooled = self._pooled, None
-        if pooled is not None and self._pool is not None:
+        """Hand over a ready pooled kernel when there is one; else launch as usual, and fill the pool."""
+        pooled = self._pool.take() if self._pool is not None else None
+        if pooled is not None:
+            adopted = False
             try:
-                # In an empty context: a blocking client's run_sync would find this loop in a copied one.
-                await asyncio.to_thread(contextvars.Context().run, self._pool.hand_over, pooled, kwargs.get("cwd"), kwargs["env"])
+                await off_loop(self._pool.hand_over, pooled, kwargs.get("cwd"), kwargs["env"])  # type: ignore[union-attr]
+                info = self._adopt(pooled, kwargs.get("cwd"))
+                adopted = True
             except Exception as error:
                 self.log.warning("pyspark-kernel: the pooled kernel %d could not be handed over (%s); starting one", pooled.pid, error)
-                await asyncio.to_thread(pooled.end)
-                self.ui_port = await asyncio.to_thread(with_own_ui_port, kwargs["env"])
-            else:
-                return self._adopt(pooled, kwargs.get("cwd"))
+            finally:  # failed, or cancelled mid-hand-over: a kernel no launch owns is ended, never left running
+                if not adopted:
+                    self._pool.discard(pooled)  # type: ignore[union-attr]
+            if adopted:
+                await off_loop(pooled.release)
+                return info
         info = await super().launch_kernel(cmd, **kwargs)
         if self._pool is not None:
             self._pool.refill(after=self.pid)  # once this kernel has settled: its start gets the CPU first
         return info
 
     def _adopt(self, pooled: PooledKernel, cwd: str | None) -> dict[str, Any]:
-        """Make the pooled kernel this provisioner's own, as launch_kernel would have left it."""
+        """Make the pooled kernel this provisioner's own, as launch_kernel would have left it: its process,
+        its UI port, its whole connection info (signing and curve keys) and its cached ports."""
         if self.ports_cached:  # the ports pre_launch cached for a process that will not start
             for name in ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port"):
                 LocalPortCache.instance().return_port(self.connection_info[name])
-            self.ports_cached = False
-        self.process, self.pid, self.pgid = pooled.process, pooled.pid, pooled.pid  # launch_kernel starts a new session
+        self.release_ui_port()  # the one pre_launch reserved for a fresh start
+        self.ui_port = pooled.ui_port
+        self.process, self.pid, self.pgid = pooled.process, pooled.pid, pooled.pgid or pooled.pid
         self.cwd = cwd or os.getcwd()
         self.__dict__.setdefault("_jvms", {}).update(pooled.jvms)
         self.connection_info = pooled.connection_info
+        self.ports_cached = pooled.ports_cached  # then cleanup returns them when this kernel ends for good
         assert self._pool is not None
         self._pool.refill(after=self.pid)
         return self.connection_info

@@ -2,24 +2,30 @@
 
 Each test launches kernels the way a Jupyter server does, through jupyter_client's KernelManager and the
 provisioner in this process (the pool lives beside it), and checks what a notebook sees after the
-hand-over, restart, culling and refill, and that nothing is left running.
+hand-over, restart, culling and refill, and that nothing is left running; then the pool's bad moments:
+encrypted channels (a second local account listens), the server-wide cap on idle kernels, a launch
+cancelled mid-hand-over, and pooled kernels that fail to start and recover after a backoff.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import psutil
 import pytest
+from jupyter_client.manager import AsyncKernelManager, KernelManager
 
-from conftest import KernelHarness, install, wait_gone
+from conftest import SECOND_ACCOUNT, SYSTEM_PYTHON, KernelHarness, as_second_account, install, wait_gone
 from pyspark_kernel import pool as pool_module
+from pyspark_kernel import pooledkernel
 from pyspark_kernel.pool import KernelPool
 
 pytestmark = pytest.mark.slow
@@ -155,9 +161,209 @@ def test_the_pool_fills_only_once_the_launched_kernel_has_settled(tmp_path: Path
     marker = tmp_path / "settled"
     busy = subprocess.Popen([sys.executable, "-c", BUSY_THEN_IDLE, str(marker)])
     try:
-        pool_module.wait_settled(busy.pid, lambda: False, most=60)
+        pooledkernel.wait_settled(busy.pid, lambda: False, most=60)
         assert marker.exists(), "the pool would have started filling while the launched kernel was busy"
     finally:
         busy.kill()
         busy.wait()
-    pool_module.wait_settled(busy.pid, lambda: True, most=60)  # gone: returns at once, nothing to wait for
+    pooledkernel.wait_settled(busy.pid, lambda: True, most=60)  # gone: returns at once, nothing to wait for
+
+
+def edit_spec(folder: Path, provisioner: dict[str, Any] | None = None, env: dict[str, str] | None = None, curve: bool = False) -> None:
+    """Change an installed kernelspec's kernel.json as a user or the server's config would: provisioner
+    traits, env entries, and the encryption support that kernelspecs/kernel.json declares."""
+    spec = json.loads((folder / "kernel.json").read_text())
+    spec["metadata"]["kernel_provisioner"]["config"].update(provisioner or {})
+    spec["env"].update(env or {})
+    if curve:
+        spec["metadata"]["supported_encryption"] = ["curve"]
+    (folder / "kernel.json").write_text(json.dumps(spec))
+
+
+class ManagedKernel(KernelHarness):
+    """KernelHarness with the KernelManager's transport_encryption policy chosen, as a server's config does."""
+
+    def __init__(self, kernel_name: str, policy: str, extra_env: dict[str, str] | None = None) -> None:
+        import os
+
+        self.manager = KernelManager(kernel_name=kernel_name, transport_encryption=policy)
+        self.manager.start_kernel(env={**os.environ, **(extra_env or {})})
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=120)
+
+
+# Run by the second account's system Python (Debian's python3-zmq): subscribes to every iopub message of
+# the port it is given, says "ready" once connected, reads until its stdin closes, then prints what it
+# read as JSON. The port comes on the command line: any account sees listening ports (ss -ltn).
+SPY = """
+import json, select, sys, zmq
+socket = zmq.Context().socket(zmq.SUB)
+socket.setsockopt(zmq.SUBSCRIBE, b"")
+socket.connect("tcp://127.0.0.1:%d" % int(sys.argv[1]))
+print("ready", flush=True)
+poller = zmq.Poller()
+poller.register(socket, zmq.POLLIN)
+frames = []
+while not select.select([sys.stdin], [], [], 0)[0]:
+    if poller.poll(200):
+        frames.extend(part.decode("utf-8", "replace") for part in socket.recv_multipart())
+print(json.dumps(frames))
+"""
+
+
+def spied_frames(kernel: KernelHarness, marker: str, cells: int = 3) -> list[str]:
+    """Run ``cells`` cells printing ``marker`` (the owner reads each) while the second account's spy
+    listens on the kernel's iopub port; the frames the spy read."""
+    spy = subprocess.Popen(["runuser", "-u", SECOND_ACCOUNT, "--", SYSTEM_PYTHON, "-c", SPY, str(kernel.manager.iopub_port)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert spy.stdout is not None and spy.stdout.readline().strip() == "ready", spy.stderr.read() if spy.stderr else ""
+        time.sleep(1)  # a SUB socket's subscription reaches the publisher after the handshake
+        for cell in range(cells):
+            outputs = kernel.run(f"print({marker!r}, {cell})")["outputs"]
+            assert [output.get("text") for output in outputs] == [f"{marker} {cell}\n"], outputs
+        time.sleep(1)
+        out, err = spy.communicate(input="done\n", timeout=120)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait(30)
+    assert spy.returncode == 0, err
+    return json.loads(out.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def spy_account(second_account: str) -> str:
+    """The second account, whose system Python must import zmq (Debian's python3-zmq)."""
+    if as_second_account([SYSTEM_PYTHON, "-c", "import zmq"]).returncode != 0:
+        pytest.skip(f"{SYSTEM_PYTHON} cannot import zmq for the second account: apt-get install python3-zmq")
+    return second_account
+
+
+def test_a_pooled_kernel_handed_over_is_as_protected_as_a_fresh_one(prefix: Path, spy_account: str) -> None:
+    """The pool starts its kernels through jupyter_client with the launching manager's settings: under
+    transport_encryption="required" a pooled kernel gets CurveZMQ keys, the notebook's manager receives
+    them at the hand-over, its cells run, and a subscriber without the keys (another local account)
+    reads none of their output. The same spy reads a kernel started without encryption (the check can
+    fail). No Spark is needed for the channels: the kernelspec starts none."""
+    spec = install(prefix, "--name", "pooled-curve", "--pool", "1", "--start", "none", "--no-cds", "--replace")
+    edit_spec(spec, curve=True)
+    first = ManagedKernel(spec.name, "required")
+    try:
+        pool = the_pool(first)
+        assert pool.wait_ready(1, READY), "the pool filled one kernel"
+        pooled = pool.idle[0]
+        forced = psutil.Process(pooled.pid).environ().get("PYSPARK_KERNEL_WARMUP")
+        assert forced is None, f"the pool set PYSPARK_KERNEL_WARMUP={forced}: a kernel warms by its own default"
+        notebook = ManagedKernel(spec.name, "required")
+        try:
+            assert notebook.pid == pooled.pid, "the launch took the pooled kernel"
+            info = notebook.manager.get_connection_info()
+            assert info.get("curve_publickey") and info.get("curve_secretkey"), sorted(info)
+            on_disk = json.loads(Path(notebook.manager.connection_file).read_text())
+            assert on_disk["curve_secretkey"] == info["curve_secretkey"], "the connection file Jupyter wrote has the pooled kernel's keys"
+            assert notebook.value("6 * 7") == "42", "the handed-over kernel runs cells over its encrypted channels"
+            frames = spied_frames(notebook, f"secret-output-{uuid.uuid4().hex}")
+            assert frames == [], f"the second account read {len(frames)} frame(s) of a pooled kernel: {frames[:5]}"
+        finally:
+            notebook.shutdown()
+    finally:
+        first.shutdown()
+    plain = ManagedKernel(spec.name, "disabled")  # another template: a fresh start, no keys
+    try:
+        marker = f"plain-output-{uuid.uuid4().hex}"
+        assert any(marker in frame for frame in spied_frames(plain, marker)), "the spy reads an unencrypted kernel"
+    finally:
+        plain.shutdown()
+
+
+def test_idle_pooled_kernels_are_capped_per_server_whatever_the_keys(prefix: Path) -> None:
+    """A variable that changes per launch makes a pool per launch (the pool's key is the whole launch
+    environment). With the server's cap at 1 (pool_max_idle, the provisioner trait a server sets in its
+    config), the newer pool's kernel ends the older pool's idle one: one idle kernel in all, not two."""
+    spec = install(prefix, "--name", "pooled-cap", "--pool", "1", "--start", "none", "--no-cds", "--replace")
+    edit_spec(spec, provisioner={"pool_max_idle": 1})
+    older = KernelHarness(spec.name, extra_env={"PER_LAUNCH_TOKEN": "one"})
+    try:
+        older_pool = the_pool(older)
+        assert older_pool.wait_ready(1, READY)
+        evicted = family(older_pool.idle[0].pid)
+        newer = KernelHarness(spec.name, extra_env={"PER_LAUNCH_TOKEN": "two"})
+        try:
+            newer_pool = the_pool(newer)
+            assert newer_pool is not older_pool, "another environment, another pool"
+            assert newer_pool.wait_ready(1, READY), "the pool launched last fills"
+            assert older_pool.idle == [], "the least recently launched pool gave up its idle kernel"
+            assert wait_gone(evicted, timeout=60) == [], "and that kernel was shut down"
+            assert sum(len(pool.idle) for pool in pool_module.pools()) == 1
+        finally:
+            newer.shutdown()
+    finally:
+        older.shutdown()
+
+
+def test_a_launch_cancelled_during_the_hand_over_ends_the_pooled_kernel(prefix: Path) -> None:
+    """A kernel taken from the pool belongs to no one until a launch adopts it. Here the launch is
+    cancelled (as jupyter_server cancels a pending kernel's start when it is shut down) right after it
+    took the pooled kernel, while the hand-over runs: that kernel must end, not run on unowned."""
+    spec = install(prefix, "--name", "pooled-cancel", "--pool", "1", "--start", "none", "--no-cds", "--replace")
+
+    async def scenario() -> tuple[list[psutil.Process], bool]:
+        first = AsyncKernelManager(kernel_name=spec.name)
+        await first.start_kernel()
+        try:
+            pool = first.provisioner._pool  # type: ignore[union-attr]
+            assert await asyncio.to_thread(pool.wait_ready, 1, READY)
+            pooled = pool.idle[0]
+            taken = family(pooled.pid)
+            second = AsyncKernelManager(kernel_name=spec.name)
+            launch = asyncio.ensure_future(second.start_kernel())
+            while pooled in pool.idle and not launch.done():
+                await asyncio.sleep(0)  # every turn of the loop: the cancel lands at the launch's first wait after the take
+            launch.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await launch
+            return taken, second.has_kernel
+        finally:
+            await first.shutdown_kernel(now=True)
+
+    taken, adopted = asyncio.run(scenario())
+    try:
+        assert not adopted
+        assert wait_gone(taken, timeout=60) == [], "the pooled kernel a cancelled launch took was ended"
+    finally:
+        for process in taken:
+            if process.is_running():
+                process.kill()
+
+
+BACKOFF_SECONDS = 8.0
+
+
+@pytest.mark.reliability
+def test_a_pool_whose_kernels_failed_tries_again_after_its_backoff(prefix: Path, tmp_path: Path) -> None:
+    """Two failed starts in a row pause a pool; after its backoff the next launch fills it again. The
+    failure is real and then fixed: spark-submit is given a properties file that does not exist yet, so
+    every Spark fails at start, until the file is written. The backoff is BACKOFF_SECONDS here (the
+    trait pool_failure_backoff, 60 s by default) so the test waits seconds, not minutes."""
+    properties = tmp_path / "spark.properties"
+    spec = install(prefix, "--name", "pooled-backoff", "--pool", "1", "--replace")
+    submit_args = json.loads((spec / "kernel.json").read_text())["env"]["PYSPARK_SUBMIT_ARGS"]
+    edit_spec(spec, provisioner={"pool_failure_backoff": BACKOFF_SECONDS}, env={"PYSPARK_SUBMIT_ARGS": f"--properties-file {properties} {submit_args}"})
+    first = KernelHarness(spec.name)
+    try:
+        pool = the_pool(first)
+        assert not pool.wait_ready(1, READY), "pooled kernels whose Spark cannot start are never ready"
+        assert pool.idle == [] and not pool.filling, "after two failures in a row the pool pauses"
+    finally:
+        first.shutdown()
+    properties.write_text("spark.ui.showConsoleProgress=false\n")  # the cause is fixed
+    time.sleep(BACKOFF_SECONDS)  # the pause began at the second failure, before wait_ready gave up
+    second = KernelHarness(spec.name)
+    try:
+        assert second.value("spark.range(3).count()") == "3"
+        assert the_pool(second) is pool
+        assert pool.wait_ready(1, READY), "the first launch after the backoff fills the pool again"
+    finally:
+        second.shutdown()
