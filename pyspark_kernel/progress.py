@@ -134,6 +134,7 @@ class ProgressMonitor:
         self._earlier_jobs: set[int] = set()  # jobs of the group that earlier cells ran
         self._failures = 0  # polls that failed, this session
         self._untold: BaseException | None = None  # the first failure, until the controller tells a cell of it
+        self._abandoned: RunningCell | None = None  # the cell whose poll failed: not polled again
         self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
         self._thread.start()
 
@@ -183,6 +184,7 @@ class ProgressMonitor:
             try:
                 self._watch(cell)
             except Exception as error:  # this cell's display ends here; the thread and the next cell's go on
+                self._abandoned = cell
                 self._failed(error)
             finally:
                 self._flushed.set()
@@ -212,9 +214,9 @@ class ProgressMonitor:
             while not self._stopped and self._cell is not None:
                 cell = self._cell
                 remaining = cell.started + POLL_SECONDS - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 and cell is not self._abandoned:
                     return cell
-                self._lock.wait(remaining)
+                self._lock.wait(remaining if remaining > 0 else POLL_SECONDS)  # an abandoned cell: until the next begins
             return None
 
     def _running(self, cell: RunningCell) -> bool:

@@ -154,3 +154,52 @@ def test_an_interrupted_jvm_call_leaves_another_threads_call_in_flight_alone(ker
         "waiter.join(30); idle_done.set(); sorted([main_arrival, other.get('arrival', other.get('error'))], key=str)"
     )
     assert outcome == "[0, 1]", f"the other thread's JVM call was broken: {outcome}"
+
+
+# -- faults the kernel used to swallow: logged, and told once in the cell ----------------------------
+LONG_ENOUGH_TO_POLL = "spark.range(0, 2 * 10**9, numPartitions=8).selectExpr('sum(id % 7)').collect()[0][0]"
+
+
+def test_a_failed_progress_poll_is_logged_told_once_and_the_next_cell_has_progress_again(kernel: LoggedKernel) -> None:
+    """The poll used to swallow its errors, and kept the JVM object it had failed on: progress was gone,
+    silently, for the rest of the session. The fault here is real but put there on purpose (the narrowest
+    one at hand): the JVM forgets the status tracker the poll holds, through py4j's public detach()."""
+    assert kernel_outputs(kernel.run(LONG_ENOUGH_TO_POLL), "progress"), "no progress display to begin with"
+    kernel.run("sc._gateway.detach(get_ipython().kernel.controller._monitor._tracker)")
+    broken = kernel.run(LONG_ENOUGH_TO_POLL)
+    notices = [output["data"]["text/plain"] for output in kernel_outputs(broken, "notice")]
+    assert len(notices) == 1 and notices[0].startswith("Warning: progress display stopped: "), broken["outputs"]
+    assert "progress display stopped" in kernel.log(), "the failure is not in the kernel's log"
+    assert not any("progress display stopped" in str(output) for output in broken["outputs"] if output["type"] == "stream")
+    again = kernel.run(LONG_ENOUGH_TO_POLL)
+    assert kernel_outputs(again, "progress"), "progress did not come back in the next cell"
+    assert not kernel_outputs(again, "notice")
+
+
+BREAK_SET_JOB_GROUP = """
+from pyspark import SparkContext
+from py4j.protocol import Py4JError
+_real_set_job_group = SparkContext.setJobGroup
+def _failing_set_job_group(self, *args, **kwargs):
+    raise Py4JError('An error occurred while calling o42.setJobGroup (stand-in)')
+SparkContext.setJobGroup = _failing_set_job_group
+"""
+
+
+def test_a_failed_set_job_group_is_logged_and_told_once(kernel: LoggedKernel) -> None:
+    """A cell whose job group could not be set runs anyway, and an interrupt then cancels none of its
+    jobs: the user is told, once. The failure is a stand-in (setJobGroup replaced by one that raises
+    what py4j raises); a real interrupt makes the kernel set a fresh group for the next cell."""
+    kernel.run(BREAK_SET_JOB_GROUP)
+    try:
+        assert interrupt_and_wait(kernel, "import time; time.sleep(10)", 1.0).get("ename") == "KeyboardInterrupt"
+        first = kernel.run("spark.range(5).count()")
+        second = kernel.run("spark.range(6).count()")
+    finally:
+        kernel.run("SparkContext.setJobGroup = _real_set_job_group")
+    notices = [output["data"]["text/plain"] for output in kernel_outputs(first, "notice")]
+    assert notices == ["Warning: this cell's Spark jobs cannot be cancelled by an interrupt: An error occurred while calling o42.setJobGroup (stand-in)"], first["outputs"]
+    assert not kernel_outputs(second, "notice"), "told again in the next cell"
+    assert [output["data"]["text/plain"] for output in second["outputs"] if output["type"] == "execute_result"] == ["6"], second["outputs"]
+    assert "setting the cell's job group failed" in kernel.log(), "the failure is not in the kernel's log"
+    assert kernel.value("spark.range(7).count(), get_ipython().kernel.controller.session.backend._group is not None") == "(7, True)"
