@@ -170,8 +170,8 @@ def cancel_as_jobs_appear(
     interrupted cell's group and for a warm-up's (warmup.py), whose adaptive-execution map-stage jobs
     escape the "future jobs" part alike.
 
-    A failed call is tried again at the next poll, never the end of the watch: the interrupt makes
-    py4j close the connections it pools, this thread's among them, at this very moment.
+    A failed call is tried again at the next poll, never the end of the watch: one missed cancel must
+    not leave the group's later jobs running.
     """
     started = time.monotonic()
     first = True
