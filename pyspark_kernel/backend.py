@@ -20,6 +20,9 @@ class Monitor(Protocol):
 
     def end(self) -> None: ...
 
+    def take_failure(self) -> BaseException | None:
+        """The display's first failure, once; then None."""
+
     def close(self) -> None: ...
 
 

@@ -74,10 +74,22 @@ class ClassicBackend:
         context = session.sparkContext
         if self._group is None or self._context is not context:
             group = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
-            context.setJobGroup(group, self.job_description, interruptOnCancel=True)
+            try:
+                context.setJobGroup(group, self.job_description, interruptOnCancel=True)
+            except Exception:
+                self._clear_stale_group(context)
+                raise
             self._group, self._context = group, context
             self._jvm_thread = context._jvm.java.lang.Thread.currentThread()
         return self._group
+
+    def _clear_stale_group(self, context: Any) -> None:
+        """The thread's group of the interrupted cell was cancelled with its future jobs: a cell left in
+        it would have every job rejected. Without a group its jobs run (and no interrupt cancels them)."""
+        try:
+            context._jsc.clearJobGroup()
+        except Exception as error:
+            logger.warning("clearing the interrupted cell's job group failed too: %s", error)
 
     def forget(self) -> None:
         self._group = self._context = self._jvm_thread = None
@@ -160,8 +172,8 @@ def cancel_as_jobs_appear(
     interrupted cell's group and for a warm-up's (warmup.py), whose adaptive-execution map-stage jobs
     escape the "future jobs" part alike.
 
-    A failed call is tried again at the next poll, never the end of the watch: the interrupt makes
-    py4j close the connections it pools, this thread's among them, at this very moment.
+    A failed call is tried again at the next poll, never the end of the watch: one missed cancel must
+    not leave the group's later jobs running.
     """
     started = time.monotonic()
     first = True

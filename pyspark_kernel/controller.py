@@ -7,6 +7,7 @@ magics get theirs. So nothing here imports the kernel, and the kernel imports bo
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 from . import shared
@@ -18,6 +19,8 @@ from .warmup import IdleWarmer
 # Outputs the kernel adds to a cell (the session line, progress, notices) carry this metadata key, so
 # that tools comparing notebooks, and people reading them, can tell them from the cell's own output.
 OWN_OUTPUT = "pyspark_kernel"
+
+logger = logging.getLogger(__name__)
 
 
 def banner(facts: dict[str, str | None]) -> dict[str, str]:
@@ -87,6 +90,7 @@ class SparkController:
         self._monitor_source: Any = None  # what the monitor follows (the SparkContext or Connect session)
         self._announced: Any = None  # the session the one-line summary was shown for
         self._facts: tuple[Any, dict[str, str | None]] | None = None  # (session, what its summary says)
+        self._told: set[str] = set()  # the losses a cell was told of: each once a kernel, not every cell
         self.warmer = IdleWarmer(session)
         session.notice = self.notice
         session.on_ready = self.session_ready
@@ -139,6 +143,12 @@ class SparkController:
         """A warning from the kernel about the running cell's Spark calls, shown in that cell."""
         self.display(notice(text), {OWN_OUTPUT: "notice"})
 
+    def tell_once(self, kind: str, text: str) -> None:
+        """A notice of something the user loses (it is in the kernel's log too), in the first cell it happens to."""
+        if kind not in self._told:
+            self._told.add(kind)
+            self.notice(text)
+
     # -- around each cell ----------------------------------------------------------------------
     def before_cell(self) -> Monitor | None:
         """Bind the real objects, tag the cell's work and begin its progress display. Needs the
@@ -150,7 +160,12 @@ class SparkController:
         if spark is None or not (self.session.ready and self.session.jvm_alive()):
             return None
         self.bind(spark)
-        tag = self.session.backend.cell_tag(spark)
+        try:
+            tag = self.session.backend.cell_tag(spark)
+        except Exception as error:  # the cell runs with no job group: an interrupt has nothing to cancel
+            logger.warning("setting the cell's job group failed: %s", error, exc_info=True)
+            self.tell_once("untagged", f"this cell's Spark jobs cannot be cancelled by an interrupt: {error}")
+            return None
         if not self.progress_enabled:
             return None
         monitor = self._current_monitor(spark)
@@ -162,14 +177,20 @@ class SparkController:
         self.session.backend.cancel_cell(in_jvm_call)
 
     def after_cell(self) -> None:
-        """The cell made a session (a builder in lazy or none mode, or after spark.stop()): say so there.
-        Costs a cell that made none one read of pyspark's class state. Then, idle, warm the session."""
+        """End the cell's progress display (saying, once, if its poll failed). The cell made a session (a
+        builder in lazy or none mode, or after spark.stop()): say so there. Costs a cell that made none one
+        read of pyspark's class state. Then, idle, warm the session."""
+        if self._monitor is not None:
+            self._monitor.end()
+            failure = self._monitor.take_failure()
+            if failure is not None and self.session.jvm_alive():  # a JVM that is gone: the cell says so itself
+                self.tell_once("progress", f"progress display stopped: {failure}")
         spark = self.session.session
         if spark is not None and spark is not self._announced and self.session.ready:
             try:
                 self.announce(spark)
-            except Exception:  # the session line is a courtesy; a cell's result must not depend on it
-                pass
+            except Exception as error:  # the session line is a courtesy; a cell's result must not depend on it
+                logger.warning("the session line could not be shown: %s", error, exc_info=True)
         self.warmer.cell_ended()
 
     def _current_monitor(self, spark: Any) -> Monitor:

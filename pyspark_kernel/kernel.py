@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,9 @@ from .magics import SparkMagics
 from .progress import Publisher
 from .session import ManagedSession
 from .settings import SessionSettings, log_path_for
+
+
+logger = logging.getLogger(__name__)
 
 
 class SparkJVMGone(RuntimeError):
@@ -49,6 +54,32 @@ def in_py4j_call(frame: Any) -> bool:
     return False
 
 
+def drop_interrupted_connection(frame: Any) -> None:
+    """Close the py4j connection of the interrupted call before the KeyboardInterrupt reaches py4j.
+
+    py4j (GatewayClient.send_command) answers a KeyboardInterrupt in a call by sending its cancel
+    command for that socket on every connection pooled at that moment. The JVM's cancel
+    (GatewayServer.shutdownSocket) closes each connection whose local port is the gateway's, which is
+    every connection, and interrupts their JVM threads: another thread's call in flight then fails, or
+    py4j sends it again on a new connection. py4j does this only while the interrupted connection still
+    has a socket, so closing it here, on this thread's own connection alone, leaves py4j nothing to do
+    but re-raise. The JVM thread of the call runs on until the call ends, as before.
+    """
+    connection_types = tuple(
+        getattr(sys.modules.get(module), name)
+        for module, name in (("py4j.clientserver", "ClientServerConnection"), ("py4j.java_gateway", "GatewayConnection"))
+        if hasattr(sys.modules.get(module), name)
+    )
+    marker = f"{os.sep}py4j{os.sep}"
+    while frame is not None:
+        if frame.f_code.co_name == "send_command" and marker in frame.f_code.co_filename:
+            for held in (frame.f_locals.get("connection"), frame.f_locals.get("self")):
+                if isinstance(held, connection_types) and held.socket is not None:
+                    held.close()  # shuts the socket down; its buffered reader, mid-read here, closes with it later
+                    held.socket = None
+        frame = frame.f_back
+
+
 def interrupted(error: BaseException | None) -> bool:
     """True when ``error`` was raised while handling a KeyboardInterrupt (its implicit context chain)."""
     seen = 0
@@ -57,6 +88,18 @@ def interrupted(error: BaseException | None) -> bool:
             return True
         error, seen = error.__context__, seen + 1
     return False
+
+
+def log_to_kernel_log(kernel_log: logging.Logger) -> None:
+    """This package's log goes where ipykernel's does (the kernel's stderr, which Jupyter keeps in its
+    log). Left to Python's last-resort handler, a warning is written to sys.stderr, which ipykernel
+    sends into whatever cell is running."""
+    package_log = logging.getLogger(__package__ or "pyspark_kernel")
+    for handler in kernel_log.handlers:
+        if handler not in package_log.handlers:
+            package_log.addHandler(handler)
+    package_log.setLevel(kernel_log.getEffectiveLevel())
+    package_log.propagate = False
 
 
 def show_in_cell(data: dict[str, str], metadata: dict[str, str]) -> None:
@@ -81,12 +124,15 @@ class PySparkKernel(IPythonKernel):
         progress = os.environ.get("PYSPARK_KERNEL_PROGRESS", "on").lower() not in ("off", "0", "false", "no")
         self.controller = SparkController(session, self.shell.user_ns, show_in_cell, self._publisher, progress)
         self._interrupted = False  # whether the running cell got SIGINT
+        self._phase: str | None = None  # where the main thread's execute request is: see _interrupt
+        self._pending_interrupt = False  # SIGINT came before the cell began: it is raised as the cell begins
         self._shown_error: BaseException | None = None  # what _spark_error showed in its place
         self.shell.register_magics(SparkMagics(self.shell, self.controller))
         from py4j.protocol import Py4JError
 
         self.shell.set_custom_exc((Py4JError, ConnectionError), self._spark_error)
         logging.getLogger().addFilter(QuietInterruptLog())
+        log_to_kernel_log(self.log)
         self.controller.start()
 
     def _log_path(self) -> Path | None:
@@ -106,32 +152,58 @@ class PySparkKernel(IPythonKernel):
         return publish
 
     async def do_execute(self, code: str, silent: bool, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Run the cell in the session's job group, with live progress when it runs Spark jobs."""
-        self.controller.session.release_start()  # a deferred start begins before any cell, at the latest
-        monitor = None
-        self._interrupted = False
-        if not silent:
-            try:
-                monitor = self.controller.before_cell()
-            except KeyboardInterrupt:  # an interrupt before the cell's code ran: the cell is not run
-                self.shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
-                return {"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": [], "execution_count": self.shell.execution_count}
-            except Exception:  # Spark's trouble is the cell's to report, with its own message
-                monitor = None
-        else:
-            shared.wait_installed()
-        self._shown_error = None
+        """Run the cell in the session's job group, with live progress when it runs Spark jobs.
+
+        Every request gets its reply, wherever an interrupt lands: before the code runs, the cell is
+        not run; in the code, IPython shows it; once the code has returned, it is ignored (_interrupt)
+        and the reply is the cell's own.
+        """
+        reply: dict[str, Any] | None = None
         try:
+            self._begin_cell()
+            if silent:
+                shared.wait_installed()
+            else:
+                self._before_cell()
             reply = await super().do_execute(code, silent, *args, **kwargs)
-        finally:
-            if monitor is not None:
-                monitor.end()
+            self._set_phase("finishing")
+        except KeyboardInterrupt:  # outside the cell's code (IPython handles it inside): before it, or around it
+            self._set_phase("finishing")
+            reply = reply if reply is not None else self._not_run_reply()
         if not silent:
-            self.controller.after_cell()
+            self.controller.after_cell()  # ends the cell's progress display too
         if self._shown_error is not None and reply.get("status") == "error":
             # The reply names the error the cell showed, not the py4j error underneath it.
             reply.update(ename=type(self._shown_error).__name__, evalue=str(self._shown_error))
         return reply
+
+    def _set_phase(self, phase: str | None) -> None:
+        """Only the main thread's requests get SIGINT; a subshell's cell must not move its phase."""
+        if threading.current_thread() is threading.main_thread():
+            self._phase = phase
+
+    def _begin_cell(self) -> None:
+        """From here an interrupt stops the cell; one that came while the request was read is raised now."""
+        self._interrupted = False
+        self._shown_error = None
+        self._set_phase("cell")
+        if self._pending_interrupt and threading.current_thread() is threading.main_thread():
+            self._pending_interrupt = False
+            raise KeyboardInterrupt
+        self.controller.session.release_start()  # a deferred start begins before any cell, at the latest
+
+    def _before_cell(self) -> None:
+        """Tag the cell's work and begin its progress. Spark's trouble is the cell's to report, with its
+        own message, so here it is only logged; KeyboardInterrupt goes on (the cell is then not run)."""
+        try:
+            self.controller.before_cell()
+        except Exception as error:
+            logger.warning("preparing the cell's Spark work failed: %s", error, exc_info=True)
+
+    def _not_run_reply(self) -> dict[str, Any]:
+        """The reply of a cell an interrupt stopped outside its code, shown in the cell as IPython shows one inside."""
+        self.shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
+        return {"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": [], "execution_count": self.shell.execution_count}
 
     async def kernel_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
         """Answer; a deferred start (Spark Connect's) begins once the client has stopped asking, so that
@@ -139,14 +211,34 @@ class PySparkKernel(IPythonKernel):
         await super().kernel_info_request(stream, ident, parent)
         self.controller.session.client_answered()
 
+    def should_handle(self, stream: Any, msg: dict[str, Any], idents: Any) -> Any:
+        """Note, before SIGINT is ours (pre_handler_hook), whether the main thread's request is a cell's."""
+        if threading.current_thread() is threading.main_thread():
+            self._phase = "queued" if msg["header"]["msg_type"] == "execute_request" else None
+            self._pending_interrupt = False
+        return super().should_handle(stream, msg, idents)
+
     def pre_handler_hook(self) -> None:
-        """ipykernel resets SIGINT before each request; make it cancel the cell's Spark jobs first."""
-        super().pre_handler_hook()
-        signal.signal(signal.SIGINT, self._interrupt)
+        """Make SIGINT cancel the cell's Spark jobs during each request. ipykernel's own hook sets
+        default_int_handler first: an interrupt between the two would escape the request unanswered."""
+        self.saved_sigint_handler = signal.signal(signal.SIGINT, self._interrupt)
 
     def _interrupt(self, signum: int, frame: Any) -> None:
+        """SIGINT during a request. An execute request's cell is stopped only between its begin and the
+        end of its code: one that lands while the request is read is raised as the cell begins (the cell
+        is not run), and one that lands after the code has returned, while the kernel finishes the cell
+        (progress summary, session line) or sends the reply, is ignored, as ipykernel ignores one between
+        requests. Other requests are interrupted as ipykernel's default handler does."""
+        if self._phase == "finishing":
+            return
+        if self._phase == "queued":
+            self._pending_interrupt = True
+            return
         self._interrupted = True
-        self.controller.cancel_cell(in_jvm_call=in_py4j_call(frame))
+        in_jvm_call = in_py4j_call(frame)
+        self.controller.cancel_cell(in_jvm_call=in_jvm_call)
+        if in_jvm_call:
+            drop_interrupted_connection(frame)
         raise KeyboardInterrupt
 
     def _spark_error(self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:

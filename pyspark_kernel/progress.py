@@ -11,6 +11,7 @@ to a bounded rate whatever the task count. It knows nothing of Jupyter: output g
 from __future__ import annotations
 
 import html
+import logging
 import threading
 import time
 import uuid
@@ -22,6 +23,8 @@ MIN_UPDATE_SECONDS = 0.5  # at most two display updates a second, even for a 10,
 FINAL_FLUSH_SECONDS = 2.0  # how long a cell's end waits for its summary to be sent
 
 Publisher = Callable[[dict[str, str], str, bool], None]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -129,6 +132,9 @@ class ProgressMonitor:
         self._ints: Callable[[Any], list[int]] | None = None  # a JVM int[] as a list, in one call
         self._earlier_group: str | None = None
         self._earlier_jobs: set[int] = set()  # jobs of the group that earlier cells ran
+        self._failures = 0  # polls that failed, this session
+        self._untold: BaseException | None = None  # the first failure, until the controller tells a cell of it
+        self._abandoned: RunningCell | None = None  # the cell whose poll failed: not polled again
         self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
         self._thread.start()
 
@@ -177,10 +183,29 @@ class ProgressMonitor:
                 continue
             try:
                 self._watch(cell)
-            except Exception:  # a dying JVM must not kill the thread; the cell reports that itself
-                pass
+            except Exception as error:  # this cell's display ends here; the thread and the next cell's go on
+                self._abandoned = cell
+                self._failed(error)
             finally:
                 self._flushed.set()
+
+    def _failed(self, error: Exception) -> None:
+        """A poll failed: log it (the first with its traceback), keep it for the cell to be told once,
+        and drop what the poll reads, so that the next cell asks the JVM for it anew."""
+        self._tracker = self._ints = None
+        self._failures += 1
+        if self._failures == 1:
+            logger.warning("progress display stopped: %s", error, exc_info=True)
+            with self._lock:
+                self._untold = error
+        else:
+            logger.debug("progress display stopped again: %s", error)
+
+    def take_failure(self) -> BaseException | None:
+        """The first failed poll of this session, once (then None): the cell it stopped is told of it."""
+        with self._lock:
+            error, self._untold = self._untold, None
+        return error
 
     def _first_poll_due(self) -> RunningCell | None:
         """Sleep until the running cell is POLL_SECONDS old and return it; None once no cell runs.
@@ -189,9 +214,9 @@ class ProgressMonitor:
             while not self._stopped and self._cell is not None:
                 cell = self._cell
                 remaining = cell.started + POLL_SECONDS - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 and cell is not self._abandoned:
                     return cell
-                self._lock.wait(remaining)
+                self._lock.wait(remaining if remaining > 0 else POLL_SECONDS)  # an abandoned cell: until the next begins
             return None
 
     def _running(self, cell: RunningCell) -> bool:
@@ -200,9 +225,9 @@ class ProgressMonitor:
 
     def _watch(self, cell: RunningCell) -> None:
         """Poll the cell's jobs every POLL_SECONDS from its first poll (now) until it ends."""
-        if self._tracker is None:
-            self._tracker = self.context._jsc.statusTracker()
-            self._ints = int_array_reader(self.context)
+        if self._tracker is None or self._ints is None:  # both, or neither: a poll needs the two
+            tracker, ints = self.context._jsc.statusTracker(), int_array_reader(self.context)
+            self._tracker, self._ints = tracker, ints
         job_group, cell_epoch_ms = cell.job_group, cell.epoch_ms
         if job_group != self._earlier_group:
             self._earlier_group, self._earlier_jobs = job_group, set()
@@ -329,6 +354,10 @@ class ConnectProgressMonitor:
         progress, self._progress = self._progress, None
         if progress is not None and self._shown:
             self.publish(progress.render(time.monotonic(), final=True), self._display_id, True)
+
+    def take_failure(self) -> BaseException | None:
+        """Nothing polls here: the server's callbacks run in the cell's own calls, which report their errors."""
+        return None
 
     def close(self) -> None:
         try:

@@ -126,3 +126,32 @@ def test_a_poll_asks_nothing_more_of_a_finished_job_or_a_stage_whose_tasks_all_s
     context.calls.clear()
     monitor._poll("g", time.time() * 1000, cell)
     assert context.calls == ["getJobIdsForGroup", "toString"], context.calls
+
+
+def test_a_failed_poll_is_kept_for_the_cell_once_and_the_next_cell_asks_the_jvm_anew() -> None:
+    """A poll that fails (a fault of the poll's code, or a JVM object gone) ends that cell's display; the
+    monitor keeps the first failure for the controller to tell the cell once, and reads the tracker
+    again for the next cell instead of failing on the same object for the rest of the session."""
+    context = StandInContext(submitted_ms=time.time() * 1000 + 60_000)  # a job of whichever cell runs
+    tracker = context._jsc.statusTracker()
+    failing = SimpleNamespace(**vars(tracker))
+    failing.getJobIdsForGroup = lambda group: (_ for _ in ()).throw(RuntimeError("tracker gone"))
+    trackers = iter([failing, tracker])
+    context._jsc = SimpleNamespace(statusTracker=lambda: next(trackers))
+    shown: list[str] = []
+    monitor = ProgressMonitor(context, lambda data, *_: shown.append(data["text/plain"]))
+    try:
+        monitor.begin("g")
+        time.sleep(progress.POLL_SECONDS + 0.5)
+        monitor.end()
+        failure = monitor.take_failure()
+        assert isinstance(failure, RuntimeError) and str(failure) == "tracker gone"
+        assert monitor.take_failure() is None, "a failure is told once"
+        assert not shown
+        monitor.begin("g")
+        time.sleep(progress.POLL_SECONDS + 0.5)
+        monitor.end()
+        assert shown and shown[-1].startswith("Spark: 1 job"), shown
+        assert monitor.take_failure() is None
+    finally:
+        monitor.close()
