@@ -97,7 +97,7 @@ def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = Non
             with patched_environ(**settings.launch_environ(overrides, folder)):
                 gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
         # Before any SparkConf of this JVM: the UI's key as a system property, never on a command line.
-        uiauth.protect_ui(gateway.jvm, settings.submit_args, {**settings.defaults, **settings.user_conf(), **overrides}.get("spark.ui.port"))
+        uiauth.protect_ui(gateway.jvm, settings.submit_args)
         if folder and getattr(gateway, "proc", None) is not None:
             localdirs.record_jvm(folder, gateway.proc.pid)
             gateway.pyspark_kernel_temp = folder  # removed by stop_gateway once the JVM has exited

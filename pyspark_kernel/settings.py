@@ -46,6 +46,7 @@ class SessionSettings:
     defaults: dict[str, str] = field(default_factory=dict)  # extra per-launch conf, under the user's
     ui_proxy: str | None = None  # route prefix of a proxy to the Spark UI, e.g. /user/alice/proxy/
     ui_port: PortReservation | None = None  # held for the kernel's life when the UI's port is chosen here
+    ui_route_key: str | None = None  # the key of this kernel's route in pyspark-kernel's server extension
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None, log_path: Path | None = None) -> SessionSettings:
@@ -54,15 +55,17 @@ class SessionSettings:
         submit_args = environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
         ui_proxy = ui_proxy_prefix(environ)
         defaults: dict[str, str] = {}
-        reservation = None
+        reservation = route_key = None
         if ui_proxy and not remote:
-            # Behind a proxy the UI's port must be known before Spark starts, to set its proxyBase; it is
-            # held (ports.py) so that a kernel starting beside this one cannot pick it too.
+            # The UI's port is held (ports.py) so that a kernel starting beside this one cannot pick it too.
+            # A generic proxy's proxyBase names that port; pyspark-kernel's own route names a key of this
+            # kernel instead, which nobody can take before Spark binds (it may bind another port).
             port = submitargs.parse(submit_args).conf.get("spark.ui.port")
             if port is None:
                 reservation = reserve_port(UI_PORT_START)
                 port = str(reservation.port)
-            defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{port}"}
+            route_key = uiauth.route_key() if ui_proxy == own_route(environ) else None
+            defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{route_key or port}"}
         return cls(
             start=environ.get("PYSPARK_KERNEL_START", "eager"),
             remote=remote,
@@ -73,6 +76,7 @@ class SessionSettings:
             defaults=defaults,
             ui_proxy=ui_proxy,
             ui_port=reservation,
+            ui_route_key=route_key,
         )
 
     def user_conf(self) -> dict[str, str]:
@@ -112,7 +116,7 @@ class SessionSettings:
         """The Spark UI as the user's browser reaches it: through the proxy when there is one."""
         if not ui_url or not self.ui_proxy:
             return ui_url
-        return f"{self.ui_proxy}{ui_url.rsplit(':', 1)[-1].strip('/')}/jobs/"
+        return f"{self.ui_proxy}{self.ui_route_key or ui_url.rsplit(':', 1)[-1].strip('/')}/jobs/"
 
 
 def log_path_for(connection_file: str) -> Path:
@@ -130,13 +134,21 @@ def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
     (PYSPARK_KERNEL_BASE_URL) it is ``<base>proxy/`` when jupyter-server-proxy is installed, since only
     then does that route exist. An open UI is linked as before.
     """
-    route = environ.get(UI_ROUTE_VAR)
-    if route and uiauth.ui_filter_wanted(environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING), environ):
-        return route.rstrip("/") + "/"  # pyspark-kernel's own route in the server that started this kernel
+    route = own_route(environ)
+    if route:
+        return route
     explicit = environ.get("PYSPARK_KERNEL_UI_PROXY")
     if explicit:
         return explicit.rstrip("/") + "/"
     base = environ.get("JUPYTERHUB_SERVICE_PREFIX") or environ.get("PYSPARK_KERNEL_BASE_URL")
     if base and importlib.util.find_spec("jupyter_server_proxy") is not None:
         return base.rstrip("/") + "/proxy/"
+    return None
+
+
+def own_route(environ: dict[str, str]) -> str | None:
+    """pyspark-kernel's own route in the Jupyter server that started this kernel, for a UI it protects."""
+    route = environ.get(UI_ROUTE_VAR)
+    if route and uiauth.ui_filter_wanted(environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING), environ):
+        return route.rstrip("/") + "/"
     return None

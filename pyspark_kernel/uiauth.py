@@ -12,18 +12,19 @@ kernelspec's own ``--conf`` says otherwise:
   spark-submit's) nor into the environment: right after the JVM is launched, and before any SparkConf
   exists, it is set as a JVM system property over py4j, so every SparkConf of that JVM (the kernel's
   session, a user's builder after ``spark.stop()``) carries it. The owner's browser gets in through
-  the Jupyter server (serverext.py), which reads a token signed with that key from
-  ``<runtime dir>/pyspark-ui-<port>.json`` (mode 0600, in the user's own runtime folder);
+  the Jupyter server (serverext.py), which reads a token signed with that key from this kernel's
+  route file (uiroute.py: mode 0600, in the user's own runtime folder, naming the JVM and its port);
 - py4j keeps the per-launch secret pyspark gives it (in the JVM's environment, never on its command line).
 
 Spark 3.5 has no JWSFilter: its UI stays open to every local account, and the kernel says so.
-Nothing here imports Spark; the server extension imports only ``read_route``.
+Nothing here imports Spark; the server extension imports uiroute.py, not this module.
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -33,7 +34,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import submitargs
+from . import submitargs, uiroute
+from .uiroute import read_token  # noqa: F401 (the owner's way to a UI's port, as tests reach it)
 
 RPC_DEFAULTS = {"spark.authenticate": "true", "spark.network.crypto.enabled": "true"}
 UI_FILTER = "org.apache.spark.ui.JWSFilter"
@@ -42,10 +44,9 @@ UI_KEY_CONF = f"spark.{UI_FILTER}.param.secretKey"
 # The masters for which Spark's SecurityManager generates the secret itself (SparkMasterRegex's "local",
 # LOCAL_N_REGEX, LOCAL_N_FAILURES_REGEX); any other master needs spark.authenticate.secret from its user.
 LOCAL_MASTER = re.compile(r"local(\[([0-9]+|\*)(\s*,\s*[0-9]+)?\])?")
-TOKEN_FILE = "pyspark-ui-{port}.json"
 
-_written: set[Path] = set()  # the token files of this process, removed at its exit
-_issued: dict[str, Any] = {}  # the token protect_ui made for this process's JVM, and the port its file names
+_written: set[Path] = set()  # the route files of this process, removed at its exit
+_issued: dict[str, Any] = {}  # this process's route key, and the route of its current JVM
 
 
 def makes_own_secret(master: str) -> bool:
@@ -98,10 +99,11 @@ def has_class(jvm: Any, name: str) -> bool:
     return True
 
 
-def protect_ui(jvm: Any, submit_args: str, ui_port: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+def protect_ui(jvm: Any, submit_args: str, environ: Mapping[str, str] | None = None) -> str | None:
     """Put the UI of the JVM behind ``jvm`` (a py4j view, before its first SparkConf), launched with
     ``submit_args``, behind JWSFilter with a new key; returns the token for that key, or None when the
-    UI stays as it was.
+    UI stays as it was. The route file (uiroute.py) then names this JVM; its port follows once Spark
+    has bound one (``token_follows_ui``).
 
     It stays as it was when ``ui_filter_wanted`` says no, when the launch's conf already names
     ``spark.ui.filters`` (``%spark conf``; an empty value too: the user's conf outranks this default)
@@ -116,112 +118,52 @@ def protect_ui(jvm: Any, submit_args: str, ui_port: str | None, environ: Mapping
     system.setProperty(UI_KEY_CONF, key)
     system.setProperty(UI_FILTERS_KEY, UI_FILTER)
     token = sign(key)
-    _issued.update(token=token, port=None)
-    if ui_port and ui_port.isdigit() and int(ui_port) > 0:
-        write_token(int(ui_port), token)
-        _issued["port"] = int(ui_port)
+    jvm_pid = int(jvm.java.lang.ProcessHandle.current().pid())  # the JVM's own word: no launcher in between
+    started, uid = uiroute.jvm_identity(jvm_pid)
+    publish(uiroute.Route(route_key(), token, jvm_pid, started, uid, port=None, pid=os.getpid()))
     return token
 
 
-def token_follows_ui(ui_url: str | None) -> None:
-    """Once a SparkContext is up: the route of the port chosen for its UI leads to the port it bound.
+def route_key() -> str:
+    """This kernel process's route key, made once (before its first JVM: spark.ui.proxyBase names it).
+    Every JVM the process launches (``%spark restart``) is reached through it, so a link stays good."""
+    return _issued.setdefault("key", uiroute.new_key())
 
-    Spark takes the next port when the chosen one was taken in between (by a kernel of another user, of
-    another Jupyter server, or any other program). The UI's own links still start with the chosen port
-    (``spark.ui.proxyBase`` is fixed before the JVM starts), so the chosen port's file is rewritten to
-    forward to the bound port, and the bound port gets a file of its own (the kernel links that one).
-    Neither ever sends this token to whoever holds the chosen port. A chosen port whose file another
-    kernel of this user has rewritten since is that kernel's: it is left alone. A later SparkContext of
-    the same JVM (``spark.stop()``, then a new session) moves every route of this process to its port.
+
+def token_follows_ui(ui_url: str | None) -> None:
+    """Once a SparkContext is up: its route leads to the port its UI bound (``ui_url``'s).
+
+    Spark takes the next port when the chosen one was taken in between (by another user's kernel, a
+    kernel of another Jupyter server, any program); the route's key does not change, so every link,
+    the UI's own included, reaches the port Spark did bind. A later SparkContext of the same JVM
+    (``spark.stop()``, then a new session) moves the route to its port.
     """
     from urllib.parse import urlparse
 
-    token, chosen = _issued.get("token"), _issued.get("port")
+    route = _issued.get("route")
     try:
         bound = urlparse(ui_url).port if ui_url else None
     except ValueError:
         bound = None
-    if not token or bound is None or bound == chosen:
-        return
-    routes = [facts for facts in map(own_facts, list(_written)) if facts is not None]
-    write_token(bound, token)
-    _issued["port"] = bound
-    for facts in routes:
-        port = facts.get("port")
-        if isinstance(port, int) and port != bound:
-            write_token(port, token, target=bound)
+    if route is not None and bound is not None and bound != route.port:
+        publish(dataclasses.replace(route, port=bound))
 
 
-def runtime_dir() -> Path:
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    return Path(jupyter_runtime_dir())
-
-
-def token_path(port: int, folder: Path | None = None) -> Path:
-    return (folder or runtime_dir()) / TOKEN_FILE.format(port=port)
-
-
-def write_token(port: int, token: str, target: int | None = None) -> Path:
-    """The UI's token, readable by this user alone, where this user's Jupyter server looks for it: the
-    route of ``port`` forwards to ``target`` (the same port unless Spark bound another, above)."""
-    path = token_path(port)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # an older file of this port may have had other bits
-        json.dump({"port": port, "target": target or port, "token": token, "pid": os.getpid()}, handle)
+def publish(route: uiroute.Route) -> None:
+    """Write this process's route file, removed at its exit."""
+    _issued["route"] = route
+    path = uiroute.write_route(route)
     if not _written:
-        atexit.register(remove_tokens)
+        atexit.register(remove_routes)
     _written.add(path)
-    return path
 
 
-def read_route(port: int, folder: Path | None = None) -> tuple[int, str] | None:
-    """Where the route of ``port`` forwards (the port the UI bound) and with which token, if the kernel
-    that wrote its file still runs; None otherwise.
-
-    A file left by a kernel that was killed names a process that is gone: its port may since have
-    been taken by someone else's server, which must not be sent anything in this user's name.
-    """
-    try:
-        facts = json.loads(token_path(port, folder).read_text())
-        os.kill(int(facts["pid"]), 0)  # only succeeds for a live process of this user
-        target, token = int(facts.get("target", port)), facts["token"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return (target, token) if facts.get("port") == port and isinstance(token, str) else None
-
-
-def read_token(port: int, folder: Path | None = None) -> str | None:
-    """The token of the live kernel whose UI the route of ``port`` leads to (read_route)."""
-    route = read_route(port, folder)
-    return route[1] if route else None
-
-
-def own_facts(path: Path) -> dict[str, Any] | None:
-    """What the token file ``path`` says, if this process wrote it and no other kernel has rewritten it
-    since (or removed it); None otherwise."""
-    try:
-        facts = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return facts if isinstance(facts, dict) and facts.get("pid") == os.getpid() else None
-
-
-def remove_tokens() -> None:
+def remove_routes() -> None:
+    """Remove the route files this process wrote (one another process has rewritten since stays)."""
     for path in list(_written):
-        remove_token(path)
-
-
-def remove_token(path: Path) -> None:
-    """Remove a token file this process wrote (one another kernel has rewritten since stays)."""
-    if own_facts(path) is not None:
-        try:
-            path.unlink()
-        except OSError:
-            pass
-    _written.discard(path)
+        if uiroute.is_own(path):
+            path.unlink(missing_ok=True)
+        _written.discard(path)
 
 
 def facts(get: Callable[[str], str | None], spark_version: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:

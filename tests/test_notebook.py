@@ -100,9 +100,9 @@ def test_ui_links_of_two_concurrent_kernels_are_their_own(default_spec: Path, ke
 
 def test_the_ui_token_follows_the_port_spark_bound(prefix: Path) -> None:
     """The port chosen for the UI was taken before Spark bound it (here by this test's socket; in life by
-    a kernel of another Jupyter server or user): Spark binds a later one, which gets a token file, and the
-    chosen port's file (the UI's proxyBase names that port) forwards to it, so its holder is never sent
-    the token. test_isolation follows the UI's links through a real server's route."""
+    a kernel of another Jupyter server or user): Spark binds a later one, which the kernel's route file
+    records, and nothing leads to the chosen port, so its holder is never sent the token.
+    test_isolation follows the UI's links through a real server's route."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -113,8 +113,8 @@ def test_the_ui_token_follows_the_port_spark_bound(prefix: Path) -> None:
             url = kernel.value("sc.uiWebUrl").strip("'")
             bound = int(url.rsplit(":", 1)[1])
             assert bound != chosen, url
-            assert uiauth.read_token(bound) is not None, "no token file for the port the UI bound: the route would answer 404"
-            assert uiauth.read_route(chosen) == (bound, uiauth.read_token(bound)), "the chosen port's route does not lead to the bound UI"
+            assert uiauth.read_token(bound) is not None, "no route file for the port the UI bound: a link by port would answer 404"
+            assert uiauth.read_token(chosen) is None, "the chosen port, another program's, must lead nowhere"
         finally:
             kernel.shutdown()
 

@@ -7,16 +7,19 @@ tests/reliability/test_isolation.py.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pyspark_kernel import settings, submitargs, uiauth
+from pyspark_kernel import settings, submitargs, uiauth, uiroute
 
 
 @pytest.mark.parametrize("master", ["local", "local[*]", "local[4]", "local[2, 3]", "local[*,1]"])
@@ -68,18 +71,19 @@ def test_sign_makes_an_hs256_jws_of_the_key() -> None:
     assert base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)) == expected
 
 
-def test_the_token_file_is_private_and_ignored_once_its_kernel_is_gone(isolated_jupyter: Path) -> None:
-    path = uiauth.write_token(4999, "a.b.c")
+def test_the_route_file_is_private_and_ignored_once_its_kernel_is_gone(isolated_jupyter: Path) -> None:
+    route = uiroute.Route(uiroute.new_key(), "a.b.c", jvm_pid=os.getpid(), jvm_started=0.0, uid=os.getuid(), port=4999, pid=os.getpid())
+    path = uiroute.write_route(route)
     try:
-        assert path.parent == uiauth.runtime_dir() and path.stat().st_mode & 0o777 == 0o600
-        assert uiauth.read_token(4999) == "a.b.c"
+        assert path.parent == uiroute.runtime_dir() and path.stat().st_mode & 0o777 == 0o600
+        assert uiroute.read_route(route.key) == route
+        assert uiroute.read_route("4999") == route and uiauth.read_token(4999) == "a.b.c", "a link by port finds the UI that bound it"
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-        path.write_text(json.dumps({"port": 4999, "token": "a.b.c", "pid": int(dead)}))
-        assert uiauth.read_token(4999) is None, "a killed kernel's file must not send its token anywhere"
-        assert uiauth.read_token(5000) is None
+        uiroute.write_route(dataclasses.replace(route, pid=int(dead)))
+        assert uiroute.read_route(route.key) is None, "a killed kernel's file must not send its token anywhere"
+        assert uiauth.read_token(4999) is None and uiroute.read_route(uiroute.new_key()) is None
     finally:
         path.unlink(missing_ok=True)
-        uiauth._written.discard(path)
 
 
 def test_facts_say_plainly_what_is_open() -> None:
@@ -91,42 +95,60 @@ def test_facts_say_plainly_what_is_open() -> None:
     assert uiauth.ui_note(protected, routed=True) is None
 
 
-def test_the_chosen_ports_route_follows_the_port_the_ui_bound(isolated_jupyter: Path) -> None:
-    """protect_ui wrote the file for the chosen port; Spark bound a later one (the chosen was taken): the
-    bound port gets a file, and the chosen port's (the UI's proxyBase names it) forwards there, so its
-    holder is never sent the token. A later SparkContext moves every route to its own port."""
-    chosen = uiauth.write_token(4998, "a.b.c")
-    uiauth._issued.update(token="a.b.c", port=4998)
+def test_the_route_follows_the_port_the_ui_bound(isolated_jupyter: Path) -> None:
+    """protect_ui wrote the route before Spark bound any port: the route's key (the UI's proxyBase names
+    it) leads to whichever port Spark then bound, and to a later SparkContext's port."""
+    route = uiroute.Route(uiauth.route_key(), "a.b.c", jvm_pid=os.getpid(), jvm_started=0.0, uid=os.getuid(), port=None, pid=os.getpid())
+    uiauth.publish(route)
+    path = uiroute.route_path(route.key)
     try:
-        uiauth.token_follows_ui("http://127.0.0.1:4998")  # bound where chosen: nothing moves
-        assert uiauth.read_route(4998) == (4998, "a.b.c")
+        assert uiroute.read_route(route.key).port is None, "not forwarded anywhere before Spark has bound its UI"
         uiauth.token_follows_ui("http://127.0.0.1:5001/")
-        assert uiauth.read_route(5001) == (5001, "a.b.c")
-        assert uiauth.read_route(4998) == (5001, "a.b.c"), "the chosen port's route must lead to the bound UI"
+        assert uiroute.read_route(route.key).port == 5001
         uiauth.token_follows_ui("http://127.0.0.1:5003")  # spark.stop(), a new session on another port
-        assert [uiauth.read_route(port) for port in (4998, 5001, 5003)] == [(5003, "a.b.c")] * 3
+        assert uiroute.read_route(route.key) == dataclasses.replace(route, port=5003)
         uiauth.token_follows_ui(None)  # no UI (spark.ui.enabled=false): nothing to do
-        assert uiauth.read_route(4998) == (5003, "a.b.c")
+        assert uiroute.read_route(route.key).port == 5003
     finally:
-        uiauth.remove_tokens()
+        uiauth.remove_routes()
         uiauth._issued.clear()
-    assert not chosen.exists(), "the files go with the kernel"
+    assert not path.exists(), "the files go with the kernel"
 
 
-def test_a_route_another_kernel_took_over_is_left_alone(isolated_jupyter: Path) -> None:
-    """Another live kernel of this user rewrote the chosen port's file (it bound that port): it keeps it."""
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+def test_a_route_file_another_process_rewrote_is_left_alone(isolated_jupyter: Path) -> None:
+    route = uiroute.Route(uiauth.route_key(), "a.b.c", jvm_pid=os.getpid(), jvm_started=0.0, uid=os.getuid(), port=4997, pid=os.getpid())
+    uiauth.publish(route)
+    path = uiroute.route_path(route.key)
     try:
-        path = uiauth.write_token(4997, "a.b.c")
-        uiauth._issued.update(token="a.b.c", port=4997)
-        path.write_text(json.dumps({"port": 4997, "target": 4997, "token": "other", "pid": other.pid}))
-        uiauth.token_follows_ui("http://127.0.0.1:4999")
-        assert uiauth.read_route(4997) == (4997, "other") and uiauth.read_route(4999) == (4999, "a.b.c")
-        uiauth.remove_tokens()
-        assert path.exists(), "another kernel's file is not this kernel's to remove"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "pid": os.getppid()}))
+        uiauth.remove_routes()
+        assert path.exists(), "another process's file is not this kernel's to remove"
     finally:
-        other.kill()
-        other.wait()
-        uiauth.remove_tokens()
         uiauth._issued.clear()
-        uiauth.token_path(4997).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+
+
+def test_route_keys_are_never_ports() -> None:
+    keys = {uiroute.new_key() for _ in range(200)}
+    assert len(keys) == 200 and not any(key.isdigit() for key in keys)
+    assert all(re.fullmatch(r"[0-9a-z]+", key) for key in keys), "the server's route takes [0-9a-z]+"
+
+
+def test_the_servers_route_is_keyed_by_the_kernel_not_by_a_port(isolated_jupyter: Path) -> None:
+    """proxyBase and the link name this kernel's route key, which no other program can take before Spark
+    binds its UI (a port can be: Spark then binds another, and a port-keyed link misleads)."""
+    environ = {settings.UI_ROUTE_VAR: "/base/pyspark-ui/", "PYSPARK_SUBMIT_ARGS": "--master local[2] pyspark-shell"}
+    made = settings.SessionSettings.from_environ(environ)
+    try:
+        key = uiauth.route_key()
+        assert made.defaults["spark.ui.proxyBase"] == f"/base/pyspark-ui/{key}"
+        assert made.ui_link("http://127.0.0.1:4061") == f"/base/pyspark-ui/{key}/jobs/"
+    finally:
+        assert made.ui_port is not None
+        made.ui_port.release()
+    generic = settings.SessionSettings.from_environ({**environ, settings.UI_ROUTE_VAR: "", "PYSPARK_KERNEL_UI_PROXY": "/user/a/proxy/"})
+    try:
+        assert generic.ui_link("http://127.0.0.1:4061") == "/user/a/proxy/4061/jobs/", "a generic proxy's route is by port"
+    finally:
+        assert generic.ui_port is not None
+        generic.ui_port.release()

@@ -151,7 +151,7 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]
         with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=60) as response:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as error:
-        return error.code, ""
+        return error.code, error.read().decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -191,31 +191,79 @@ def run_text(client: BlockingKernelClient, code: str) -> str:
     return "".join(outputs)
 
 
+def ui_link(client: BlockingKernelClient) -> str:
+    """The Spark UI link that %spark shows in the notebook."""
+    return next(line for line in run_text(client, "%spark").splitlines() if line.startswith("Spark UI:")).split(": ", 1)[1]
+
+
+def end_session(base: str, headers: dict[str, str], session_id: str, client: BlockingKernelClient) -> None:
+    client.stop_channels()
+    urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session_id}", headers=headers, method="DELETE"), timeout=60)
+
+
 def test_the_owners_jupyter_opens_the_ui_link_and_only_it(intruder: Path, default_spec: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
     base, headers = jupyter_server
     session_id, client = notebook_kernel(base, headers, default_spec.name, isolated_jupyter / "runtime")
     try:
         ui_port = int(run_text(client, "print(sc.uiWebUrl.rsplit(':', 1)[1])").strip())
-        link = next(line for line in run_text(client, "%spark").splitlines() if line.startswith("Spark UI:")).split(": ", 1)[1]
-        assert link == f"/pyspark-ui/{ui_port}/jobs/", "the notebook links the UI through the server's route"
+        link = ui_link(client)
+        key = link.split("/")[2]
+        assert link == f"/pyspark-ui/{key}/jobs/" and not key.isdigit(), "the notebook links the UI through the server's route, by the kernel's key"
         status, page = http_get(base + link, headers)
         assert status == 200 and "Spark Jobs" in page, (status, page[:300])
-        assert f'href="/pyspark-ui/{ui_port}/' in page, "the UI's own links go through the route too (proxyBase)"
+        assert f'href="/pyspark-ui/{key}/' in page, "the UI's own links go through the route too (proxyBase)"
         assert http_get(base + link)[0] in (302, 403), "the route is behind the Jupyter server's login"
         assert probe(intruder, "ui", ui_port)["detail"] == "HTTP 403", "the port itself still refuses other accounts"
-        token_file = isolated_jupyter / "runtime" / f"pyspark-ui-{ui_port}.json"
-        assert token_file.stat().st_mode & 0o077 == 0, "the token file is the owner's alone"
-        assert http_get(f"{base}/pyspark-ui/{free_port()}/jobs/", headers)[0] == 404, "a port without a kernel's token file is not proxied"
+        route_file = isolated_jupyter / "runtime" / f"pyspark-ui-{key}.json"
+        assert route_file.stat().st_mode & 0o077 == 0, "the route file (with the token) is the owner's alone"
+        assert http_get(f"{base}/pyspark-ui/{ui_port}/jobs/", headers)[0] == 200, "a link by port (older versions) still works"
+        assert http_get(f"{base}/pyspark-ui/{free_port()}/jobs/", headers)[0] == 404, "a port without a kernel's route file is not proxied"
     finally:
-        client.stop_channels()
-        urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session_id}", headers=headers, method="DELETE"), timeout=60)
+        end_session(base, headers, session_id, client)
 
 
-def test_the_ui_route_follows_spark_to_the_port_it_bound(prefix: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
-    """The port chosen for the UI (and written in its proxyBase) was taken before Spark bound it, here by
-    this test's socket; in life by another user's kernel or any program. Spark binds a later port: the
-    chosen port's route, which every link inside the UI names, still reaches this kernel's UI, and the
-    holder of the chosen port is never sent a request, so never the token."""
+def test_a_port_that_another_account_took_from_a_killed_jvm_is_never_served(
+    second_account: str, default_spec: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]
+) -> None:
+    """The JVM alone dies (as when the OOM killer picks it; the kernel lives on) and another local account
+    binds the freed UI port at once: the route answers 502 with what happened, never that account's page
+    (which Jupyter would serve under its own origin, with the owner's cookies)."""
+    from test_serverext import MARKER, start_marker_server, stop_marker_server
+
+    base, headers = jupyter_server
+    session_id, client = notebook_kernel(base, headers, default_spec.name, isolated_jupyter / "runtime")
+    holder = None
+    try:
+        link = ui_link(client)
+        ui_port = int(run_text(client, "print(sc.uiWebUrl.rsplit(':', 1)[1])").strip())
+        jvm = psutil.Process(int(run_text(client, "print(sc._jvm.java.lang.ProcessHandle.current().pid())").strip()))
+        assert http_get(base + link, headers)[0] == 200
+        jvm.kill()
+        deadline = time.monotonic() + 60  # gone, or a zombie its kernel has not reaped: no sockets either way
+        while time.monotonic() < deadline and psutil.pid_exists(jvm.pid) and jvm.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.2)
+        holder = start_marker_server(["runuser", "-u", second_account, "--", SYSTEM_PYTHON], ui_port)
+        status, page = http_get(base + link, headers)
+        assert MARKER not in page, "Jupyter served another account's page under its own origin"
+        assert status == 502 and "its JVM exited" in page and "%spark restart" in page, (status, page[:500])
+    finally:
+        if holder is not None:
+            stop_marker_server(holder)
+        end_session(base, headers, session_id, client)
+
+
+def app_id_through(base: str, headers: dict[str, str], link: str) -> str:
+    """The id of the Spark application whose UI ``link`` reaches (its REST API, through the route)."""
+    status, text = http_get(base + link.replace("/jobs/", "/api/v1/applications"), headers)
+    assert status == 200, (status, text[:300])
+    return json.loads(text)[0]["id"]
+
+
+def test_the_ui_link_reaches_the_port_spark_bound_when_the_chosen_one_was_taken(prefix: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
+    """The port chosen for the UI was taken before Spark bound it, here by this test's socket; in life by
+    another user's kernel or any program. Spark binds a later port: the link and the UI's own links (its
+    proxyBase) name the kernel's route key, which leads to the port Spark bound, and the holder of the
+    chosen port is never sent a request, so never the token."""
     base, headers = jupyter_server
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -227,18 +275,44 @@ def test_the_ui_route_follows_spark_to_the_port_it_bound(prefix: Path, isolated_
         try:
             bound = int(run_text(client, "print(sc.uiWebUrl.rsplit(':', 1)[1])").strip())
             assert bound != chosen, "Spark bound a port this test holds"
-            assert run_text(client, "print(sc.getConf().get('spark.ui.proxyBase'))").strip() == f"/pyspark-ui/{chosen}"
-            status, page = http_get(f"{base}/pyspark-ui/{chosen}/jobs/", headers)
+            link = ui_link(client)
+            key = link.split("/")[2]
+            assert run_text(client, "print(sc.getConf().get('spark.ui.proxyBase'))").strip() == f"/pyspark-ui/{key}"
+            status, page = http_get(base + link, headers)
             assert status == 200 and "Spark Jobs" in page, (status, page[:300])
-            assert f'href="/pyspark-ui/{chosen}/' in page, "the UI's own links name the chosen port's route"
-            status, page = http_get(f"{base}/pyspark-ui/{chosen}/environment/", headers)
+            assert f'href="/pyspark-ui/{key}/' in page, "the UI's own links name the kernel's route"
+            status, page = http_get(f"{base}/pyspark-ui/{key}/environment/", headers)
             assert status == 200 and "Environment" in page, "a link inside the UI is followed to the bound port"
-            assert http_get(f"{base}/pyspark-ui/{bound}/jobs/", headers)[0] == 200, "the kernel's own link (the bound port) works too"
+            assert app_id_through(base, headers, link) == run_text(client, "print(sc.applicationId)").strip()
             with pytest.raises(BlockingIOError):
                 holder.accept()  # nothing was forwarded to the chosen port's holder
         finally:
-            client.stop_channels()
-            urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session_id}", headers=headers, method="DELETE"), timeout=60)
+            end_session(base, headers, session_id, client)
+
+
+def test_kernels_of_two_servers_that_chose_one_port_each_reach_their_own_ui(prefix: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
+    """Two Jupyter servers of one user (one runtime folder), a kernel in each, both choosing the same UI
+    port: the second kernel's Spark binds the next port. Each notebook's link reaches its own kernel's UI."""
+    base, headers = jupyter_server
+    config = isolated_jupyter / "isolation_server_config.json"
+    other = JupyterServer(isolated_jupyter / "isolation-root-2", args=(f"--config={config}",))
+    port = free_port()
+    folder = install(prefix, "--name", "ui-route-same-port", "--conf", f"spark.ui.port={port}", "--replace")
+    sessions = []
+    try:
+        for server_base, server_headers in ((base, headers), (f"http://127.0.0.1:{other.port}", other.headers)):
+            session_id, client = notebook_kernel(server_base, server_headers, folder.name, isolated_jupyter / "runtime")
+            sessions.append((server_base, server_headers, session_id, client))
+            run_text(client, "spark.range(3).count()")  # the first is up before the second starts
+        bound = [int(run_text(client, "print(sc.uiWebUrl.rsplit(':', 1)[1])").strip()) for _, _, _, client in sessions]
+        assert bound[0] == port and bound[1] != port, bound
+        for server_base, server_headers, _, client in sessions:
+            link = ui_link(client)
+            assert app_id_through(server_base, server_headers, link) == run_text(client, "print(sc.applicationId)").strip(), link
+    finally:
+        for session in sessions:
+            end_session(*session)
+        other.stop()
 
 
 def test_a_spark_35_kernel_says_its_ui_is_open_and_still_guards_rpc(intruder: Path, prefix: Path, spark_359_home: Path) -> None:
