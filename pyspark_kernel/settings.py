@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import localdirs, submitargs, uiauth
+from .errors import Problem, SparkEnvironmentError
 from .ports import PortReservation, reserve_port
 
 # Notebook defaults, each applied unless the kernelspec's --conf sets it.
@@ -40,23 +41,36 @@ class SessionSettings:
     defaults: dict[str, str] = field(default_factory=dict)  # extra per-launch conf, under the user's
     ui_proxy: str | None = None  # route prefix of a proxy to the Spark UI, e.g. /user/alice/proxy/
     ui_port: PortReservation | None = None  # held for the kernel's life when the UI's port is chosen here
+    problem: Problem | None = None  # why no JVM can be launched with these settings (the start says so in a cell)
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None, log_path: Path | None = None) -> SessionSettings:
+        """Never raises: a kernel that died here would be restarted by Jupyter in a loop; a fault is
+        kept in ``problem`` instead, for the session's start to show in a cell."""
         environ = dict(os.environ if environ is None else environ)
         remote = environ.get("SPARK_REMOTE") or None
         submit_args = environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
-        ui_proxy = ui_proxy_prefix(environ)
         defaults: dict[str, str] = {}
-        reservation = None
-        if ui_proxy and not remote:
-            # Behind a proxy the UI's port must be known before Spark starts, to set its proxyBase; it is
-            # held (ports.py) so that a kernel starting beside this one cannot pick it too.
-            port = submitargs.parse(submit_args).conf.get("spark.ui.port")
-            if port is None:
-                reservation = reserve_port(UI_PORT_START)
-                port = str(reservation.port)
-            defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{port}"}
+        reservation = problem = ui_proxy = None
+        try:
+            if not remote:
+                submitargs.parse(submit_args)
+            ui_proxy = ui_proxy_prefix(environ)
+            if ui_proxy and not remote:
+                # Behind a proxy the UI's port must be known before Spark starts, to set its proxyBase; it is
+                # held (ports.py) so that a kernel starting beside this one cannot pick it too.
+                port = submitargs.parse(submit_args).conf.get("spark.ui.port")
+                if port is None:
+                    reservation = reserve_port(UI_PORT_START)
+                    port = str(reservation.port)
+                defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{port}"}
+        except ValueError as error:  # shlex: an unbalanced quote or a trailing backslash
+            problem = SparkEnvironmentError(
+                f"PYSPARK_SUBMIT_ARGS in this kernel's environment is not valid shell syntax ({error}), so spark-submit cannot be given it.",
+                "correct its quoting in the kernelspec's env (pyspark-kernel show NAME prints it), or reinstall the kernelspec: pyspark-kernel install ... --replace",
+            )
+        except Problem as error:  # no free port for the Spark UI
+            problem = error
         return cls(
             start=environ.get("PYSPARK_KERNEL_START", "eager"),
             remote=remote,
@@ -67,6 +81,7 @@ class SessionSettings:
             defaults=defaults,
             ui_proxy=ui_proxy,
             ui_port=reservation,
+            problem=problem,
         )
 
     def user_conf(self) -> dict[str, str]:
