@@ -189,21 +189,21 @@ def take(settings: SessionSettings, overrides: dict[str, str], conf: Any) -> Lau
     return early
 
 
-def gateway_address(early: LaunchedJVM) -> tuple[int, str]:
+def gateway_address(launched: LaunchedJVM) -> tuple[int, str]:
     """Wait for the JVM's gateway port and secret (the file pyspark's launch_gateway waits for).
 
     Raises RuntimeError if the JVM exits first: its log then says why (jvm.launch diagnoses it)."""
     try:
-        while early.process.poll() is None and not early.info_file.is_file():
+        while launched.process.poll() is None and not launched.info_file.is_file():
             time.sleep(POLL_SECONDS)
-        if not early.info_file.is_file():
-            raise RuntimeError(f"the Spark JVM exited (code {early.process.returncode}) before it opened its gateway")
-        data = early.info_file.read_bytes()
+        if not launched.info_file.is_file():
+            raise RuntimeError(f"the Spark JVM exited (code {launched.process.returncode}) before it opened its gateway")
+        data = launched.info_file.read_bytes()
         (port,) = struct.unpack("!i", data[:4])  # pyspark.serializers: read_int, then UTF8Deserializer
         (length,) = struct.unpack("!i", data[4:8])
         return port, data[8 : 8 + length].decode("utf-8")
     finally:
-        shutil.rmtree(early.info_file.parent, ignore_errors=True)
+        shutil.rmtree(launched.info_file.parent, ignore_errors=True)
 
 
 def discard(release: bool = False) -> None:
@@ -216,7 +216,8 @@ def discard(release: bool = False) -> None:
 
 
 def end(early: LaunchedJVM, release: bool) -> None:
-    """Stop an early JVM no one will use, with its temp folder and, if ``release``, its UI port."""
+    """Stop a launched JVM no one will use (an early one not taken, a launch that failed), with its temp
+    folder and, if ``release``, its UI port."""
     process = early.process
     try:
         if process.stdin:

@@ -125,35 +125,34 @@ def test_ending_the_launches_skips_vanished_processes_and_the_users_java(tmp_pat
     assert int(result.stdout.split()[1]) >= 2, f"the launch was ended before its launcher JVM ran: {result.stdout}"
 
 
-def test_a_stop_and_a_shutdown_during_a_start_leave_the_users_java_running(prefix: Path, tmp_path: Path) -> None:
-    """The driver waits for a debugger (suspend=y), so the start stays in flight until it is ended."""
+def test_a_stop_and_a_restart_during_a_start_leave_the_users_java_running(prefix: Path, tmp_path: Path) -> None:
+    """The driver waits for a debugger (suspend=y), so a start stays in flight until it is ended: first
+    the early JVM's (prelaunch.py), then one the kernel launches itself. (A shutdown ends every child
+    of the kernel anyway: ipykernel terminates them all.)"""
     debug_port = free_port()
     options = f"spark.driver.extraJavaOptions=-agentlib:jdwp=transport=dt_socket,server=y,suspend=y,address=127.0.0.1:{debug_port}"
     folder = install(prefix, "--name", "stuck-start", "--conf", options, "--replace")
     kernel = KernelHarness(folder.name)
-    user_pid = None
     try:
         wait_for(lambda: listening(debug_port), 120, "the kernel's driver JVM waiting for its debugger")
-        launched = [jvm for jvm in kernel.java_children()]
+        launched = kernel.java_children()
         user_pid = int(kernel.value(f"import subprocess; user_java = subprocess.Popen(['java', {str(sleeper(tmp_path))!r}]); user_java.pid"))
         wait_for(lambda: psutil.pid_exists(user_pid) and "java" in psutil.Process(user_pid).name(), 30, "the user's java")
         stopped = kernel.run("%spark stop", timeout=120)
         assert stopped["reply"]["status"] == "ok", stopped
         assert wait_gone(launched, timeout=30) == [], "the start's JVM outlived %spark stop"
-        assert kernel.value("user_java.poll()", timeout=60) == "None", "%spark stop ended the user's own java"
-        # Again, a start of the kernel's own (not the early JVM), then a shutdown while it is in flight.
-        kernel.run("get_ipython().kernel.controller.session.start()")
+        assert kernel.value("user_java.poll() is None", timeout=60) == "True", "%spark stop ended the user's own java"
+        kernel.run("get_ipython().kernel.controller.session.start()")  # a launch of the kernel's own, stuck again
         wait_for(lambda: listening(debug_port), 120, "the new start's driver JVM waiting for its debugger")
         launched = [jvm for jvm in kernel.java_children() if jvm.pid != user_pid]
         assert launched
+        # %spark conf restarts the session (during its start) with a driver that does not wait.
+        restarted = kernel.run("%spark conf spark.driver.extraJavaOptions=-Dpyspark.kernel.test=1", timeout=300)
+        assert restarted["reply"]["status"] == "ok", restarted
+        assert wait_gone(launched, timeout=30) == [], "the start's JVM outlived the restart"
+        assert kernel.value("spark.range(2).count(), user_java.poll() is None") == "(2, True)", "the restart ended the user's own java"
     finally:
         kernel.shutdown()
-    try:
-        assert wait_gone(launched, timeout=30) == [], "the start's JVM outlived the kernel's shutdown"
-        assert psutil.pid_exists(user_pid) and psutil.Process(user_pid).status() != psutil.STATUS_ZOMBIE, "the shutdown ended the user's java"
-    finally:
-        if user_pid and psutil.pid_exists(user_pid):
-            psutil.Process(user_pid).kill()
 
 
 # -- a user's own ConnectionError ----------------------------------------------------------------------
