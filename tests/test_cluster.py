@@ -92,6 +92,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneClus
     try:
         found = StandaloneCluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}", master, master)
         wait_until(lambda: found.state()["status"] == "ALIVE", 90, "the master's UI answering ALIVE", logs)
+        found.url = found.state()["url"]  # the port it bound: another process may have taken the one picked
         worker = spark_class(spark_home, logs[1], env, "org.apache.spark.deploy.worker.Worker", found.url,
                              "--host", "127.0.0.1", "--port", str(worker_port), "--webui-port", str(worker_ui),
                              "--cores", "1", "--memory", "1g", "--work-dir", str(work / "worker"))
@@ -150,9 +151,10 @@ def peek(kernel: KernelHarness, expression: str) -> str:
 
 def wait_peek(kernel: KernelHarness, expression: str, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while peek(kernel, expression) != "True":
+    while (seen := peek(kernel, expression)) != "True":
         if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {timeout} s")
+            state = peek(kernel, "get_ipython().kernel.controller.session.state, get_ipython().kernel.controller.session._error")
+            pytest.fail(f"{what} not within {timeout} s: {expression} is {seen}; the session: {state}")
         time.sleep(1)
 
 
