@@ -201,14 +201,17 @@ def test_an_early_jvm_the_failed_start_did_not_take_is_ended(prefix: Path, tmp_p
 
 def test_no_start_puts_the_gateway_secret_or_launch_variables_in_the_kernels_environment(prefix: Path, tmp_path: Path) -> None:
     kernel = KernelHarness(spec_with(prefix, "environ-watch", tmp_path))
+    watched = {"PYSPARK_GATEWAY_SECRET", "PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS", "SPARK_SUBMIT_OPTS"}
     try:
-        assert kernel.value("spark.range(3).count()") == "3"
+        kernel.run("get_ipython().kernel.controller.session.wait_for_start()")
         events = kernel.value("[e for e in __import__('sitecustomize').EVENTS if e[1] in ('spark-submit', 'ipykernel')]")
         assert eval(events)[0] == ("popen", "spark-submit"), f"the first start did not use the early JVM: {events}"
+        put = set(eval(kernel.value("__import__('sitecustomize').PUT")))
+        assert not watched & put, f"the start on the early JVM put these in the kernel's environment: {sorted(watched & put)}"
+        assert kernel.value("spark.range(3).count()") == "3"
         kernel.run("%spark restart")  # a launch of the kernel's own, not the early JVM
         assert kernel.value("spark.range(4).count()") == "4"
-        put = eval(kernel.value("__import__('sitecustomize').PUT"))
-        watched = {"PYSPARK_GATEWAY_SECRET", "PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS", "SPARK_SUBMIT_OPTS"}
-        assert not watched & set(put), f"a start put these in the kernel's environment: {sorted(watched & set(put))}"
+        put = set(eval(kernel.value("__import__('sitecustomize').PUT")))
+        assert not watched & put, f"a restart put these in the kernel's environment: {sorted(watched & put)}"
     finally:
         kernel.shutdown()
