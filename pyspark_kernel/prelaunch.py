@@ -5,8 +5,8 @@ before PySparkKernel.__init__ starts the session, and spark-submit, its launcher
 need none of that. So ``begin`` (called by __main__, first thing) runs the command pyspark's
 ``launch_gateway`` would run for the kernel's own start: the same PYSPARK_SUBMIT_ARGS, temp folder,
 log, stdin pipe and SIGINT mask, from the same SessionSettings, which the kernel then takes over
-(``settings_for``). jvm.launch hands that JVM to ``launch_gateway`` through its own door for a JVM that
-already runs (PYSPARK_GATEWAY_PORT and _SECRET, as a pyspark driver under spark-submit is given them).
+(``settings_for``). jvm.launch then connects to it as ``launch_gateway`` connects to a JVM that already
+runs, with the port and secret the JVM wrote to its file passed in (never through os.environ).
 
 Only the kernel's first start can use it. A launch that needs another command (%spark conf overrides,
 a builder's own conf, other settings) ends the early JVM and launches its own; anything unusual here
