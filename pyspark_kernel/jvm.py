@@ -4,8 +4,8 @@ Every JVM of the process is launched with the command pyspark's own ``launch_gat
 output sent to a log file and its variables (the gateway's secret among them) in its own environment
 only (prelaunch.spawn), and connected to as launch_gateway connects. A JVM started in the background
 would otherwise write its start-up chatter into whichever notebook cell happens to be running, and a
-failed start would leave only "Java gateway process exited". With the log the error names the cause (no Java, a heap the machine cannot give, a broken SPARK_HOME)
-and the fix. Ending a JVM makes sure it exits and that pyspark forgets it, so the next start is clean.
+failed start would leave only "Java gateway process exited". With the log the error names the cause
+(no Java, a heap the machine cannot give, a broken SPARK_HOME) and the fix. Ending a JVM makes sure it exits and that pyspark forgets it, so the next start is clean.
 """
 
 from __future__ import annotations
