@@ -1,10 +1,11 @@
 """Launch and end the JVMs of this kernel process, with their output in the kernel's log.
 
-Every JVM of the process is launched with pyspark's own ``launch_gateway`` but with its output sent to
-a log file: a JVM started in the background would otherwise write its start-up chatter into whichever
-notebook cell happens to be running, and a failed start would leave only "Java gateway process exited".
-With the log the error names the cause (no Java, a heap the machine cannot give, a broken SPARK_HOME)
-and the fix. Ending a JVM makes sure it exits and that pyspark forgets it, so the next start is clean.
+Every JVM of the process is launched with the command pyspark's own ``launch_gateway`` runs, but with its
+output sent to a log file and its variables (the gateway's secret among them) in its own environment
+only (prelaunch.spawn), and connected to as launch_gateway connects. A JVM started in the background
+would otherwise write its start-up chatter into whichever notebook cell happens to be running, and a
+failed start would leave only "Java gateway process exited". With the log the error names the cause
+(no Java, a heap the machine cannot give, a broken SPARK_HOME) and the fix. Ending a JVM makes sure it exits and that pyspark forgets it, so the next start is clean.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import environment, localdirs, prelaunch, uiauth
-from .errors import SparkEnvironmentError, SparkStartError
+from .errors import Problem, SparkEnvironmentError, SparkStartError
 from .settings import SessionSettings
 
 LOG_TAIL_LINES = 12
@@ -35,6 +36,15 @@ DIAGNOSES = (
     ("JAVA_HOME is not set", "Spark found no Java", "install Java 17 or 21 (apt-get install default-jre-headless) or set JAVA_HOME."),
     ("Failed to find Spark jars directory", "SPARK_HOME has no jars", "point the kernelspec at a complete Spark (pyspark-kernel install --spark-home PATH --replace)."),
     ("No such file or directory", "a file Spark needs is missing", "check SPARK_HOME and JAVA_HOME in the kernelspec (pyspark-kernel check NAME)."),
+)
+# What pyspark's launch_gateway imports into a new gateway's JVM view (pyspark 3.5 and 4.x; a package
+# a Spark does not have is harmless: py4j only records the import).
+PYSPARK_JAVA_IMPORTS = (
+    "org.apache.spark.SparkConf", "org.apache.spark.api.java.*", "org.apache.spark.api.python.*",
+    "org.apache.spark.ml.python.*", "org.apache.spark.mllib.api.python.*", "org.apache.spark.resource.*",
+    "org.apache.spark.sql.Encoders", "org.apache.spark.sql.OnSuccessCall", "org.apache.spark.sql.functions",
+    "org.apache.spark.sql.classic.*", "org.apache.spark.sql.api.python.*", "org.apache.spark.sql.hive.*",
+    "scala.Tuple2",
 )
 UNKNOWN_CAUSE = ("see the JVM's last lines below", "run pyspark-kernel check NAME to test this kernelspec's Spark and Java.")
 
@@ -74,43 +84,61 @@ def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = Non
     and ``overrides`` (%spark conf), its output in the kernel's log, a start failure diagnosed.
 
     The kernel's first start gets the JVM prelaunch.py began before ipykernel was imported, if it is
-    what this launch would start; pyspark's launch_gateway then connects to it instead of launching."""
+    what this launch would start; any other launch runs spark-submit through the same door
+    (prelaunch.spawn). Either way the gateway is then built from the port and secret the JVM wrote to
+    its file: no variable of the process changes (pyspark's launch_gateway reads both from os.environ,
+    where a subprocess a cell starts meanwhile would inherit the secret)."""
     early = prelaunch.take(settings, overrides, conf)
     try:
+        if settings.problem is not None:  # a kernelspec the kernel could not read (settings.py)
+            raise settings.problem
         precheck()
-    except SparkEnvironmentError as error:
+    except Problem as error:
         if early is not None:
             prelaunch.end(early, release=False)
         raise SparkStartError(f"Spark cannot start: {error.problem}", error.fix) from None
-    from pyspark.java_gateway import launch_gateway
-
-    log_path = settings.log_path
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the JVM keeps it)
-    folder = early.folder if early is not None else temp_folder(settings, overrides, conf)
-    try:
-        if early is not None:
-            port, secret = prelaunch.gateway_address(early)
-            with patched_environ(PYSPARK_GATEWAY_PORT=str(port), PYSPARK_GATEWAY_SECRET=secret):
-                gateway = launch_gateway(conf)
-            gateway.proc = early.process  # launch_gateway leaves None for a JVM it did not start
-        else:
-            with patched_environ(**settings.launch_environ(overrides, folder)):
-                gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
-        # Before any SparkConf of this JVM: the UI's key as a system property, never on a command line.
-        uiauth.protect_ui(gateway.jvm, settings.submit_args)
-        if folder and getattr(gateway, "proc", None) is not None:
-            localdirs.record_jvm(folder, gateway.proc.pid)
-            gateway.pyspark_kernel_temp = folder  # removed by stop_gateway once the JVM has exited
-        return gateway
-    except Exception as error:
+    except BaseException:
         if early is not None:
             prelaunch.end(early, release=False)
+        raise
+    log_path = settings.log_path
+    launched = early
+    try:
+        if launched is None:
+            launched = prelaunch.spawn(settings, overrides, conf, temp_folder(settings, overrides, conf))
+        port, secret = prelaunch.gateway_address(launched)
+        gateway = connect_gateway(port, secret, launched.process)
+        # Before any SparkConf of this JVM: the UI's key as a system property, never on a command line.
+        uiauth.protect_ui(gateway.jvm, settings.submit_args)
+        if launched.folder:
+            localdirs.record_jvm(launched.folder, launched.process.pid)
+            gateway.pyspark_kernel_temp = launched.folder  # removed by stop_gateway once the JVM has exited
+        return gateway
+    except Exception as error:
+        if launched is not None:
+            prelaunch.end(launched, release=False)
         tail = read_tail(log_path)
         cause, fix = diagnose(tail)
         raise SparkStartError(f"The Spark JVM exited while starting: {cause}.\n{tail}".rstrip(), fix) from error
-    finally:
-        if log_path:
-            log.close()  # type: ignore[union-attr]
+
+
+def connect_gateway(port: int, secret: str, process: subprocess.Popen[bytes]) -> Any:
+    """A py4j gateway to the JVM ``process`` runs, built as pyspark's launch_gateway builds it for a JVM
+    that runs already (PYSPARK_GATEWAY_PORT/_SECRET), with the port and secret passed in instead."""
+    from py4j.clientserver import ClientServer, JavaParameters, PythonParameters
+    from py4j.java_gateway import GatewayParameters, JavaGateway, java_import
+
+    if os.environ.get("PYSPARK_PIN_THREAD", "true").lower() == "true":
+        gateway = ClientServer(
+            java_parameters=JavaParameters(port=port, auth_token=secret, auto_convert=True),
+            python_parameters=PythonParameters(port=0, eager_load=False),
+        )
+    else:
+        gateway = JavaGateway(gateway_parameters=GatewayParameters(port=port, auth_token=secret, auto_convert=True))
+    gateway.proc = process
+    for name in PYSPARK_JAVA_IMPORTS:
+        java_import(gateway.jvm, name)
+    return gateway
 
 
 def temp_folder(settings: SessionSettings, overrides: dict[str, str], conf: Any) -> Path | None:
@@ -120,21 +148,6 @@ def temp_folder(settings: SessionSettings, overrides: dict[str, str], conf: Any)
     if conf is not None and conf.get("spark.local.dir") is not None:
         chosen["spark.local.dir"] = conf.get("spark.local.dir")
     return localdirs.launch_folder(chosen)
-
-
-@contextlib.contextmanager
-def patched_environ(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration of a block (launch_gateway reads os.environ)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def is_alive(gateway: Any, grace: float = 0.0) -> bool:
@@ -151,6 +164,25 @@ def is_alive(gateway: Any, grace: float = 0.0) -> bool:
     except subprocess.TimeoutExpired:
         return True
     return process.poll() is None
+
+
+def from_jvm_connection(error: BaseException, traceback: Any) -> bool:
+    """Whether ``error`` came from this process's connection to its JVM: py4j's network error, or a
+    ConnectionError raised inside py4j or pyspark (a py4j call, a collect's socket to the JVM). Only
+    such an error may mean a dying JVM, worth a moment's wait for it to be reaped before the cell
+    shows it; a user's own socket or HTTP client raises from elsewhere and is shown at once."""
+    from py4j.protocol import Py4JNetworkError
+
+    if isinstance(error, Py4JNetworkError):
+        return True
+    if not isinstance(error, ConnectionError):
+        return False
+    folders = tuple(str(Path(module.__file__).parent) + os.sep for name in ("py4j", "pyspark") if (module := sys.modules.get(name)) and module.__file__)
+    while traceback is not None:
+        if folders and traceback.tb_frame.f_code.co_filename.startswith(folders):
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def pyspark_gateway() -> Any:
@@ -192,28 +224,44 @@ def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
 
 
 def end_child_jvms(grace: float = 0.5) -> None:
-    """End the java processes this process started (the JVMs of its starts): terminate, then kill.
+    """End the JVMs this process's launches started (prelaunch.spawn records each): the spark-submit
+    process, which becomes the driver JVM, and what runs under it (while it is a script, the launcher
+    JVM that builds its command). Terminate, then kill. A java process the user started from a cell
+    is not under a launch, so it runs on; a process that exits during the scan is skipped.
 
     Never reaps them: the Popen that started one must see its real exit, and after someone else's
-    waitpid it reads 0, which pyspark's launch_gateway takes for "still starting" and waits forever.
+    waitpid it reads 0, which a wait for the JVM's gateway takes for "still starting".
     """
     import psutil
 
     def running(process: psutil.Process) -> bool:
         try:
             return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
+        except psutil.Error:
             return False
 
-    jvms = [child for child in psutil.Process().children(recursive=True) if "java" in child.name()]
-    for jvm in jvms:
-        jvm.terminate()
+    processes = [process for launch in prelaunch.running_launches() for process in launch_tree(launch.pid)]
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
     deadline = time.monotonic() + grace
-    while any(running(jvm) for jvm in jvms) and time.monotonic() < deadline:
+    while any(running(process) for process in processes) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for jvm in jvms:
-        if running(jvm):
-            jvm.kill()
+    for process in processes:
+        if running(process):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+
+def launch_tree(pid: int) -> list[Any]:
+    """The process ``pid`` and everything under it, as psutil.Process objects; [] once it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [*root.children(recursive=True), root]
+    except psutil.Error:
+        return []
 
 
 def forget_spark_state() -> None:

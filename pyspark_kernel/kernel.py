@@ -258,12 +258,14 @@ class PySparkKernel(IPythonKernel):
         """
         if self._interrupted or interrupted(value):
             return self._show_instead(shell, KeyboardInterrupt("interrupted; this cell's Spark jobs were cancelled"))
-        from py4j.protocol import Py4JNetworkError
+        from .jvm import from_jvm_connection
 
-        # A refused connection may come a moment before the dying JVM is reaped; a Java exception may not wait.
-        grace = 2.0 if isinstance(value, (ConnectionError, Py4JNetworkError)) else 0.0
+        # A connection to the JVM refused may come a moment before the dying JVM is reaped; a Java
+        # exception may not wait; a ConnectionError of the user's own sockets is theirs, shown at once.
+        from_jvm = from_jvm_connection(value, tb)
+        grace = 2.0 if from_jvm else 0.0
         session = self.controller.session
-        if session.ready and not session.jvm_alive(grace):
+        if (from_jvm or not isinstance(value, ConnectionError)) and session.ready and not session.jvm_alive(grace):
             gone = SparkJVMGone(
                 "The Spark JVM is gone (killed or crashed), so this session cannot run anything more. "
                 "Run %spark restart to start a new session; your Python variables are kept."

@@ -17,7 +17,7 @@ import warnings
 from enum import Enum
 from typing import Any, Callable
 
-from . import jvm, shared
+from . import jvm, prelaunch, shared
 from .backend import Backend, backend_for
 from .errors import Problem, SparkStartError
 from .settings import SessionSettings
@@ -171,6 +171,7 @@ class ManagedSession:
         except BaseException as error:  # the kernel must stay up: keep the reason for whoever asks
             self._error = error if isinstance(error, Problem) else SparkStartError(f"Spark could not start: {type(error).__name__}: {error}")
         finally:
+            prelaunch.discard()  # an early JVM this start did not take (it failed first) would idle until the kernel exits
             if self.started_at is not None:
                 self.start_seconds = time.monotonic() - self.started_at
             self._settled.set()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import localdirs, submitargs, uiauth
+from .errors import Problem, SparkEnvironmentError
 from .ports import PORT_TRIES, PortReservation, reserve_port
 
 # Notebook defaults, each applied unless the kernelspec's --conf sets it.
@@ -47,25 +48,38 @@ class SessionSettings:
     ui_proxy: str | None = None  # route prefix of a proxy to the Spark UI, e.g. /user/alice/proxy/
     ui_port: PortReservation | None = None  # held for the kernel's life when the UI's port is chosen here
     ui_route_key: str | None = None  # the key of this kernel's route in pyspark-kernel's server extension
+    problem: Problem | None = None  # why no JVM can be launched with these settings (the start says so in a cell)
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None, log_path: Path | None = None) -> SessionSettings:
+        """Never raises: a kernel that died here would be restarted by Jupyter in a loop; a fault is
+        kept in ``problem`` instead, for the session's start to show in a cell."""
         environ = dict(os.environ if environ is None else environ)
         remote = environ.get("SPARK_REMOTE") or None
         submit_args = environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
-        ui_proxy = ui_proxy_prefix(environ)
         defaults: dict[str, str] = {}
-        reservation = route_key = None
-        if ui_proxy and not remote:
-            # The UI's port is held (ports.py) so that a kernel starting beside this one cannot pick it too.
-            # A generic proxy's proxyBase names that port; pyspark-kernel's own route names a key of this
-            # kernel instead, which nobody can take before Spark binds (it may bind another port).
-            port = submitargs.parse(submit_args).conf.get("spark.ui.port")
-            if port is None:
-                reservation = reserve_port(UI_PORT_START)
-                port = str(reservation.port)
-            route_key = uiauth.route_key() if ui_proxy == own_route(environ) else None
-            defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{route_key or port}"}
+        reservation = route_key = problem = ui_proxy = None
+        try:
+            if not remote:
+                submitargs.parse(submit_args)
+            ui_proxy = ui_proxy_prefix(environ)
+            if ui_proxy and not remote:
+                # The UI's port is held (ports.py) so that a kernel starting beside this one cannot pick it too.
+                # A generic proxy's proxyBase names that port; pyspark-kernel's own route names a key of this
+                # kernel instead, which nobody can take before Spark binds (it may bind another port).
+                port = submitargs.parse(submit_args).conf.get("spark.ui.port")
+                if port is None:
+                    reservation = reserve_port(UI_PORT_START)
+                    port = str(reservation.port)
+                route_key = uiauth.route_key() if ui_proxy == own_route(environ) else None
+                defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{route_key or port}"}
+        except ValueError as error:  # shlex: an unbalanced quote or a trailing backslash
+            problem = SparkEnvironmentError(
+                f"PYSPARK_SUBMIT_ARGS in this kernel's environment is not valid shell syntax ({error}), so spark-submit cannot be given it.",
+                "correct its quoting in the kernelspec's env (pyspark-kernel show NAME prints it), or reinstall the kernelspec: pyspark-kernel install ... --replace",
+            )
+        except Problem as error:  # no free port for the Spark UI
+            problem = error
         return cls(
             start=environ.get("PYSPARK_KERNEL_START", "eager"),
             remote=remote,
@@ -77,6 +91,7 @@ class SessionSettings:
             ui_proxy=ui_proxy,
             ui_port=reservation,
             ui_route_key=route_key,
+            problem=problem,
         )
 
     def user_conf(self) -> dict[str, str]:

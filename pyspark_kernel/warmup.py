@@ -10,7 +10,13 @@ Classic sessions only: a Connect server warms itself.
 Each query sets the warm-up's job group again before it runs. An interrupt of a cell makes py4j drop
 the connections it pools, the warm-up thread's among them; that thread's next call then runs on a new
 connection, in a JVM thread with no job group, and its jobs were out of the reach of a group cancel.
-On by default (PYSPARK_KERNEL_WARMUP=off turns it off). A cancelled Python task ends only once Spark
+Only where it is free: a local master (this machine's cores) by default. On YARN, Kubernetes or a
+standalone cluster the same queries would ask for executors nobody wanted (with dynamic allocation,
+containers start), fill the cluster's history and cost money, so a kernel there warms only if its
+kernelspec says PYSPARK_KERNEL_WARMUP=on; =off turns it off anywhere. The master is the live session's
+(a Python attribute, no JVM call), so spark-defaults.conf's master or a user's builder after
+spark.stop() count as they are. local-cluster[...] is local: its executors are this machine's
+processes, started with the application whether or not anything runs. A cancelled Python task ends only once Spark
 kills its worker, spark.python.task.killTimeout later (settings.py makes that 500 ms in notebooks, from
 Spark's 2 s), so the UDF query runs in one partition: the cell that cancelled it has the other cores.
 """
@@ -18,10 +24,11 @@ Spark's 2 s), so the UDF query runs in one partition: the cell that cancelled it
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 GROUP_PREFIX = "pyspark-kernel-warmup"
 DESCRIPTION = "pyspark-kernel warm-up (cancelled when a cell runs)"
@@ -68,6 +75,29 @@ NAMES = tuple(name for name, _ in QUERIES)
 # user's next cell right after, each cell cancelled a query that had just begun and shared the cores
 # with it (bench row 8's second run of a count took as long as its first).
 RESUME_IDLE_SECONDS = 2.0
+
+SETTING = "PYSPARK_KERNEL_WARMUP"  # on | off; unset: on for local masters only
+# Spark's own local masters: local, local[N], local[*], local[N,F], local[*,F], local-cluster[N,C,M].
+LOCAL_MASTER = re.compile(r"local(\[\s*(\d+|\*)\s*(,\s*\d+\s*)?\])?|local-cluster\[[\d\s,]+\]")
+
+
+def chosen(environ: Mapping[str, str]) -> bool | None:
+    """What the kernelspec chose: True (on), False (off), or None (unset: the master decides)."""
+    value = environ.get(SETTING, "").strip().lower()
+    if value in ("off", "0", "false", "no"):
+        return False
+    if value in ("on", "1", "true", "yes"):
+        return True
+    return None
+
+
+def is_local_master(master: str | None) -> bool:
+    return master is not None and LOCAL_MASTER.fullmatch(master.strip()) is not None
+
+
+def worth_warming(choice: bool | None, master: str | None) -> bool:
+    """Whether a session on ``master`` is warmed: as chosen, else only where it costs nothing."""
+    return choice if choice is not None else is_local_master(master)
 
 
 class WarmUp:
@@ -132,7 +162,7 @@ class IdleWarmer:
 
     def __init__(self, session: Any) -> None:
         self.session = session
-        self.enabled = os.environ.get("PYSPARK_KERNEL_WARMUP", "on").lower() not in ("off", "0", "false", "no")
+        self.choice = chosen(os.environ)
         self.current: WarmUp | None = None  # the last warm-up, for the session it warmed
         self._cell_running = False
         self._cells = 0  # cells started so far: a resume waits for this to stay put
@@ -170,7 +200,7 @@ class IdleWarmer:
         session, or goes on with what a cell's start cut short."""
         with self._lock:
             spark = self.session.session
-            if not self.enabled or self._cell_running or spark is None or not self.session.ready or not self.session.backend.warmable:
+            if self._cell_running or spark is None or not self.session.ready or not self.wanted(spark):
                 return
             current = self.current
             if current is not None and current.spark is spark:
@@ -187,9 +217,17 @@ class IdleWarmer:
         if self.current is not None:
             self.current.cancel()
 
+    def wanted(self, spark: Any) -> bool:
+        """Whether ``spark`` is to be warmed: a kind of session worth it, on a master where it is free
+        or where the kernelspec asked for it."""
+        if self.choice is False or not self.session.backend.warmable:
+            return False
+        return worth_warming(self.choice, getattr(spark.sparkContext, "master", None))
+
     def warmed(self) -> bool:
         """Whether the live session has been warmed to the end (or is not to be warmed at all)."""
-        if not self.enabled or not self.session.backend.warmable:
+        spark = self.session.session
+        if self.choice is False or not self.session.backend.warmable or (spark is not None and not self.wanted(spark)):
             return True
         current = self.current
-        return current is not None and current.spark is self.session.session and current.finished.is_set() and not current.cancelled.is_set()
+        return current is not None and current.spark is spark and current.finished.is_set() and not current.cancelled.is_set()

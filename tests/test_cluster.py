@@ -92,6 +92,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneClus
     try:
         found = StandaloneCluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}", master, master)
         wait_until(lambda: found.state()["status"] == "ALIVE", 90, "the master's UI answering ALIVE", logs)
+        found.url = found.state()["url"]  # the port it bound: another process may have taken the one picked
         worker = spark_class(spark_home, logs[1], env, "org.apache.spark.deploy.worker.Worker", found.url,
                              "--host", "127.0.0.1", "--port", str(worker_port), "--webui-port", str(worker_ui),
                              "--cores", "1", "--memory", "1g", "--work-dir", str(work / "worker"))
@@ -131,6 +132,58 @@ def test_job_runs_on_the_executor_and_the_app_finishes(prefix: Path, cluster: St
     assert completed["state"] == "FINISHED", completed
     executors_left = [child for child in psutil.Process(cluster.worker.pid).children(recursive=True) if "java" in child.name()]
     assert wait_gone(executors_left, timeout=20) == [], "an executor of the finished application is still running"
+
+
+WARMER = "get_ipython().kernel.controller.warmer"
+JOBS_RUN = "sc._jsc.sc().statusStore().jobsList(None).size()"  # every job of the application so far
+
+
+def peek(kernel: KernelHarness, expression: str) -> str:
+    """``expression``'s repr through a silent execute, as a variable inspector asks: no cell runs, so
+    nothing starts or cancels a warm-up."""
+    msg_id = kernel.client.execute("", silent=True, store_history=False, user_expressions={"value": expression})
+    while True:
+        reply = kernel.client.get_shell_msg(timeout=120)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            value = reply["content"]["user_expressions"]["value"]
+            return value["data"]["text/plain"] if value["status"] == "ok" else repr(value)
+
+
+def wait_peek(kernel: KernelHarness, expression: str, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while (seen := peek(kernel, expression)) != "True":
+        if time.monotonic() > deadline:
+            state = peek(kernel, "get_ipython().kernel.controller.session.state, get_ipython().kernel.controller.session._error")
+            pytest.fail(f"{what} not within {timeout} s: {expression} is {seen}; the session: {state}")
+        time.sleep(1)
+
+
+def cluster_spec(prefix: Path, cluster: StandaloneCluster, name: str, *args: str) -> str:
+    return install(prefix, "--name", name, "--master", cluster.url, "--conf", "spark.executor.memory=512m",
+                   "--env", "SPARK_LOCAL_IP", "127.0.0.1", *args, "--replace").name
+
+
+def test_an_idle_kernel_on_a_cluster_runs_no_job_before_its_first_cell(prefix: Path, cluster: StandaloneCluster) -> None:
+    """The warm-up would ask the cluster for executors nobody wanted and fill its history: on a cluster
+    master it runs only when the kernelspec asks (next test)."""
+    kernel = KernelHarness(cluster_spec(prefix, cluster, "standalone-idle"))
+    try:
+        wait_peek(kernel, "get_ipython().kernel.controller.session.ready", 240, "the session up")
+        time.sleep(20)  # idle, as a user reading the notebook
+        assert peek(kernel, f"{WARMER}.current is None") == "True", "a warm-up ran on the cluster"
+        assert kernel.value(JOBS_RUN) == "0", "the idle kernel ran jobs on the cluster before its first cell"
+    finally:
+        kernel.shutdown()
+
+
+def test_a_cluster_kernelspec_that_asks_for_the_warm_up_gets_it(prefix: Path, cluster: StandaloneCluster) -> None:
+    kernel = KernelHarness(cluster_spec(prefix, cluster, "standalone-warm", "--env", "PYSPARK_KERNEL_WARMUP", "on"))
+    try:
+        wait_peek(kernel, "get_ipython().kernel.controller.session.ready", 240, "the session up")
+        wait_peek(kernel, f"{WARMER}.current is not None and {WARMER}.current.finished.is_set()", 300, "the warm-up's end")
+        assert int(kernel.value(JOBS_RUN)) > 0, "PYSPARK_KERNEL_WARMUP=on, yet no warm-up job ran"
+    finally:
+        kernel.shutdown()
 
 
 def rss_mb(process: psutil.Process) -> float:

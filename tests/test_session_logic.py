@@ -7,6 +7,7 @@ import shlex
 import sys
 import time
 import types
+from typing import Callable
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,121 @@ def test_kernels_starting_together_behind_a_proxy_get_different_ui_ports(tmp_pat
 def test_session_state_precedence(observed: dict, state: SessionState) -> None:
     """A session a user's builder made after a failed start is READY; a JVM that died under it wins."""
     assert derive_state(**observed) is state
+
+
+# -- the warm-up's decision (warmup.py): free where the master is local, on a cluster only when asked --
+
+
+@pytest.mark.parametrize("master", ["local", "local[2]", "local[*]", "local[2,3]", "local[*, 4]", "local-cluster[2,1,1024]"])
+def test_a_local_master_is_warmed_unless_the_kernelspec_says_off(master: str) -> None:
+    from pyspark_kernel.warmup import chosen, worth_warming
+
+    assert worth_warming(chosen({}), master)
+    assert worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "on"}), master)
+    assert not worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "off"}), master)
+
+
+@pytest.mark.parametrize("master", ["yarn", "spark://127.0.0.1:7077", "k8s://https://10.0.0.1:6443", "mesos://h:5050", "localhost:7077", None])
+def test_a_cluster_master_is_warmed_only_when_the_kernelspec_says_on(master: str | None) -> None:
+    from pyspark_kernel.warmup import chosen, worth_warming
+
+    assert not worth_warming(chosen({}), master)
+    assert worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "on"}), master)
+    assert not worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "off"}), master)
+
+
+# -- which ConnectionError waits for a dying JVM (kernel.py's error handler) ---------------------------
+
+
+def raised(action: Callable[[], object]) -> tuple[BaseException, object]:
+    try:
+        action()
+    except BaseException as error:  # noqa: BLE001 -- what the cell's handler gets
+        return error, error.__traceback__
+    raise AssertionError("did not raise")
+
+
+def test_a_users_own_refused_connection_is_not_taken_for_the_jvms() -> None:
+    import socket
+
+    from pyspark_kernel.jvm import from_jvm_connection
+
+    error, traceback = raised(lambda: socket.create_connection(("127.0.0.1", free_port()), timeout=5))
+    assert isinstance(error, ConnectionRefusedError)
+    assert not from_jvm_connection(error, traceback)
+
+
+def test_a_connection_error_inside_pyspark_or_py4j_is_the_jvms() -> None:
+    """A collect reads its result from a socket to the JVM (pyspark.serializers): a reset there, and
+    py4j's own network error, may mean a dying JVM."""
+    import socket
+    import struct
+
+    from py4j.java_gateway import GatewayParameters, JavaGateway
+    from pyspark.serializers import read_int
+
+    from pyspark_kernel.jvm import from_jvm_connection
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname(), timeout=5)
+        peer, _ = server.accept()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # a reset, as from a JVM that was killed mid-collect
+        with client, client.makefile("rb") as stream:
+            error, traceback = raised(lambda: read_int(stream))
+    assert isinstance(error, ConnectionResetError)
+    assert from_jvm_connection(error, traceback)
+    gateway = JavaGateway(gateway_parameters=GatewayParameters(port=free_port(), auth_token="x"))
+    try:
+        error, traceback = raised(lambda: gateway.jvm.java.lang.System.currentTimeMillis())
+    finally:
+        gateway.shutdown()
+    assert type(error).__name__ == "Py4JNetworkError" and from_jvm_connection(error, traceback)
+
+
+# -- a kernelspec the kernel cannot read fails the start, in a cell, never the kernel's process ------------
+
+MALFORMED_SUBMIT_ARGS = "--master 'local[2] pyspark-shell"  # an unbalanced quote
+
+
+def test_unreadable_submit_args_are_kept_as_the_starts_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyspark_kernel import jvm
+    from pyspark_kernel.errors import SparkStartError
+
+    # Behind the server extension's route the settings read PYSPARK_SUBMIT_ARGS at once: that raised.
+    settings = SessionSettings.from_environ({"PYSPARK_SUBMIT_ARGS": MALFORMED_SUBMIT_ARGS, "PYSPARK_KERNEL_UI_PROXY": "/user/a/proxy"})
+    assert settings.problem is not None and "No closing quotation" in settings.problem.problem
+    with pytest.raises(SparkStartError, match="not valid shell syntax") as raised_error:
+        jvm.launch(settings, {})
+    assert "Fix:" in str(raised_error.value)
+
+
+def test_no_free_ui_port_is_kept_as_the_starts_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every port of the UI's range held by other kernels: reserve_port raised in the kernel's import."""
+    from pyspark_kernel import jvm, ports
+    from pyspark_kernel.errors import SparkStartError
+
+    monkeypatch.setattr(ports, "lock_folder", lambda: tmp_path)  # this test's own locks, not other kernels'
+    held = [ports.hold(port) for port in range(4040, 4040 + ports.PORT_TRIES)]
+    try:
+        settings = SessionSettings.from_environ({"PYSPARK_KERNEL_UI_PROXY": "/user/a/proxy"})
+    finally:
+        for lock in held:
+            if lock is not None:
+                lock.close()
+    assert settings.problem is not None and "No free port for the Spark UI" in settings.problem.problem
+    with pytest.raises(SparkStartError, match="No free port for the Spark UI"):
+        jvm.launch(settings, {})
+
+
+def test_prelaunch_begin_never_raises(tmp_path: Path) -> None:
+    """__main__ calls begin before ipykernel exists: a raise there killed the kernel (and Jupyter
+    restarted it, in a loop). Run as the kernel's process would, with its environment."""
+    import pyspark
+    import subprocess
+
+    env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "PYSPARK_SUBMIT_ARGS": MALFORMED_SUBMIT_ARGS}
+    code = f"from pyspark_kernel import prelaunch; prelaunch.begin(['-f', {str(tmp_path / 'kernel-x.json')!r}]); print(prelaunch._early)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"  # no early JVM: the kernel's start meets the problem and shows it

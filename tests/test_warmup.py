@@ -1,5 +1,6 @@
 """Warm-up: once the session is up and no cell runs, the first cells' paths are warmed, invisibly, in a
-job group of their own, and a cell that starts cancels it. On by default (PYSPARK_KERNEL_WARMUP=off). Real
+job group of their own, and a cell that starts cancels it. On by default for local masters (a cluster only
+with PYSPARK_KERNEL_WARMUP=on: tests/test_cluster.py), off with PYSPARK_KERNEL_WARMUP=off. Real
 kernels and JVMs; no timing asserted (the gain is bench/run.py's row 8)."""
 
 from __future__ import annotations
