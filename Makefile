@@ -4,6 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8888
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+# CurveZMQ on every kernel whose kernelspec declares it (ours and ipykernel's do): other local accounts
+# can connect to a kernel's ports on 127.0.0.1 and would read its outputs. "auto", not "required": a
+# kernelspec that does not declare it (another kernel's, or one written by an older pyspark-kernel) starts,
+# unencrypted, and `pyspark-kernel check NAME` says so.
+ENCRYPTION := --KernelManager.transport_encryption=auto
 
 .PHONY: setup run kernelspec test test-quick e2e corpus corpus-reference bench soak burst matrix clean
 
@@ -23,11 +28,11 @@ kernelspec: setup  ## the PySpark_Python3 kernelspec, on pip's pyspark, in the v
 	$(VENV)/bin/pyspark-kernel install --sys-prefix --replace
 
 run: kernelspec  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark_Python3 (open the printed URL with its token)
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) $(ENCRYPTION) \
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 
 test: setup  ## the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, then the Docker image built and run
-	bash scripts/ensure-system.sh --browser
+	bash scripts/ensure-system.sh --browser --two-accounts
 	$(PY) -m pytest -q -rs --ignore=tests/image
 	bash scripts/image-test.sh
 
