@@ -1,7 +1,7 @@
 """Can a kernelspec's ZMQ channels be encrypted? The facts ``pyspark-kernel check`` reports.
 
 Any local account can subscribe to a kernel's iopub port on 127.0.0.1 and read every output (message
-signing stops forging, not reading). jupyter_client (>= 8.9) encrypts the channels with CurveZMQ when
+signing stops forging, not reading). jupyter_client (>= 8.10) encrypts the channels with CurveZMQ when
 Jupyter runs with ``--KernelManager.transport_encryption=auto`` (or ``required``) and the kernelspec
 declares ``"supported_encryption": ["curve"]``; the kernel's ipykernel (>= 7.3) must then apply the
 keys, or its clients cannot talk to it. Three things to know, each cheap to ask.
