@@ -4,8 +4,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8888
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+# CurveZMQ on every kernel whose kernelspec declares it (ours and ipykernel's do): other local accounts
+# can connect to a kernel's ports on 127.0.0.1 and would read its outputs. "auto", not "required": a
+# kernelspec that does not declare it (another kernel's, or one written by an older pyspark-kernel) starts,
+# unencrypted, and `pyspark-kernel check NAME` says so.
+ENCRYPTION := --KernelManager.transport_encryption=auto
+# The second venv of `make test-lowest`: every dependency at the lowest version pyproject.toml allows.
+LOWEST ?= .venv-lowest
+QUICK := -m "not slow and not e2e and not reliability and not image and not corpus"
 
-.PHONY: setup run kernelspec test test-quick e2e corpus corpus-reference bench soak burst matrix clean
+.PHONY: setup run kernelspec test test-quick test-lowest e2e corpus corpus-reference bench soak burst matrix clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-system.sh
@@ -23,16 +31,26 @@ kernelspec: setup  ## the PySpark_Python3 kernelspec, on pip's pyspark, in the v
 	$(VENV)/bin/pyspark-kernel install --sys-prefix --replace
 
 run: kernelspec  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark_Python3 (open the printed URL with its token)
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) $(ENCRYPTION) \
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 
-test: setup  ## the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, then the Docker image built and run
-	bash scripts/ensure-system.sh --browser
+test: setup  ## the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the lowest dependencies, then the Docker image built and run
+	bash scripts/ensure-system.sh --browser --two-accounts
 	$(PY) -m pytest -q -rs --ignore=tests/image
+	$(MAKE) test-lowest
 	bash scripts/image-test.sh
 
 test-quick: setup  ## the tests that start no JVM
-	$(PY) -m pytest -q -rs -m "not slow and not e2e and not reliability and not image and not corpus"
+	$(PY) -m pytest -q -rs $(QUICK)
+
+test-lowest: setup  ## the lowest versions pyproject.toml allows (uv --resolution lowest-direct) in a second venv: the quick suite and real kernels
+	rm -rf $(LOWEST)
+	$(VENV)/bin/uv venv -q --native-tls --python $(PYTHON) $(LOWEST)
+	VIRTUAL_ENV=$(LOWEST) $(VENV)/bin/uv pip install -q --native-tls --resolution lowest-direct -e '.[test]'
+	$(LOWEST)/bin/python scripts/lowest-versions.py
+	$(LOWEST)/bin/python -m pytest -q -rs -p no:cacheprovider $(QUICK)
+	$(LOWEST)/bin/python -m pytest -q -rs -p no:cacheprovider tests/test_kernel.py::test_dataframes_sql_and_pandas_work_out_of_the_box \
+		tests/test_channels.py::test_with_encryption_required_the_kernel_runs_and_another_account_reads_nothing
 
 e2e: setup  ## JupyterLab driven in headless Chromium
 	bash scripts/ensure-system.sh --browser
@@ -57,6 +75,6 @@ matrix: setup  ## Spark 3.5-4.3 x Java 17/21/25 x this Python: install, check, a
 	$(PY) scripts/matrix.py $(MATRIX_ARGS)
 
 clean:
-	rm -rf $(VENV) .cache build *.egg-info test-artifacts
+	rm -rf $(VENV) $(LOWEST) .cache build *.egg-info test-artifacts
 
 -include docker/docker.mk

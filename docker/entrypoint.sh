@@ -34,6 +34,20 @@ usage_error() {
   exit 2
 }
 
+# CurveZMQ on the channels of every kernel whose kernelspec declares it (ours and ipykernel's do), so
+# that no other process of the container reads a kernel's outputs from its ports. "auto": a kernel
+# whose kernelspec does not declare it still starts, unencrypted (pyspark-kernel check NAME says so).
+ENCRYPTION="--KernelManager.transport_encryption=auto"
+
+# Whether the role's arguments set that policy themselves (e.g. =required): traitlets refuses a value
+# given twice, so ours is then left out.
+sets_encryption() {
+  for arg in "$@"; do
+    case "$arg" in *KernelManager.transport_encryption*) return 0 ;; esac
+  done
+  return 1
+}
+
 # The JVM class-data archive that the image's `pyspark-kernel install` built (see the Dockerfile).
 KERNEL_CACHE="${PYSPARK_KERNEL_CACHE:-/opt/pyspark-kernel/cache}"
 NB_HOME="${NB_HOME:-/home/${NB_USER:-jovyan}}"
@@ -81,12 +95,14 @@ notebook() {
   fi
   # jupyter_server reads the token from the environment: on the command line `docker top` would show it.
   export JUPYTER_TOKEN
+  sets_encryption "$@" || set -- "$ENCRYPTION" "$@"
   become jupyter lab --no-browser --ip=0.0.0.0 --port="${JUPYTER_PORT:-8888}" --ServerApp.root_dir="$(notebook_dir)" \
     --MappingKernelManager.default_kernel_name=pyspark_python3 "$@"
 }
 
 singleuser() {
   # The hub passes the port, base URL and token in JUPYTERHUB_* variables; the server reads them.
+  sets_encryption "$@" || set -- "$ENCRYPTION" "$@"
   become jupyterhub-singleuser --ip=0.0.0.0 --ServerApp.root_dir="$(notebook_dir)" \
     --MappingKernelManager.default_kernel_name=pyspark_python3 "$@"
 }

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import cds, environment, kernelspec, localdirs, options, submitargs, uiauth
+from . import cds, channels, environment, kernelspec, localdirs, options, submitargs, uiauth
 from .pythons import PythonFacts, probe_python, python_imports
 from .errors import Problem, SparkEnvironmentError
 
@@ -283,6 +283,28 @@ def check_isolation(env: dict[str, str], spark_version: str | None) -> CheckResu
     return CheckResult("isolation", WARN, detail, fix)
 
 
+def check_channels(python: str, env: dict[str, str], metadata: dict[str, Any]) -> CheckResult:
+    """Whether Jupyter can encrypt this kernel's ZMQ channels with CurveZMQ (channels.py)."""
+    if not channels.declares_curve(metadata):
+        return CheckResult(
+            "channels", WARN, "the kernelspec does not declare CurveZMQ (metadata.supported_encryption): its channels stay unencrypted, "
+            "so other local accounts can read its outputs from its ports (and transport_encryption=required refuses it)",
+            "reinstall it with pyspark-kernel install … --replace",
+        )
+    if not channels.pyzmq_has_curve():
+        return CheckResult(
+            "channels", FAIL, f"pyzmq in {sys.executable} has no CurveZMQ: Jupyter refuses transport_encryption=auto or required (make run and the image set auto)",
+            "pip install --force-reinstall pyzmq (PyPI's wheels have CurveZMQ), or a libzmq built with libsodium",
+        )
+    version = channels.kernel_ipykernel(python, env)
+    if version is None or not channels.applies_curve_keys(version):
+        return CheckResult(
+            "channels", FAIL, f"{python} has ipykernel {version or '(none)'}, which ignores CurveZMQ keys: with transport encryption on, Jupyter cannot talk to the kernel",
+            "pip install 'ipykernel>=7.3' into the kernel's Python",
+        )
+    return CheckResult("channels", OK, f"CurveZMQ declared, in pyzmq, applied by ipykernel {version}: encrypted when Jupyter runs with --KernelManager.transport_encryption=auto (make run and the image do)")
+
+
 def check(name: str | None = None, prefix: str | None = None) -> list[CheckResult]:
     """All checks for kernelspec ``name`` (or the default environment), in the order a fix is needed."""
     python, env, metadata = target(name, prefix)
@@ -292,6 +314,7 @@ def check(name: str | None = None, prefix: str | None = None) -> list[CheckResul
     results += check_cds(python, env)
     results.append(check_temp_dirs(python, env))
     results.append(check_isolation(env, spark_version))
+    results.append(check_channels(python, env, metadata if name else channels.template_metadata()))
     provisioner = check_provisioner(metadata)
     return results + ([provisioner] if provisioner else [])
 

@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# Install what pip cannot: Java for Spark, python3-venv where Debian's Python lacks it, and (with
-# --browser) Debian's Chromium for the JupyterLab end-to-end test. Uses apt-get, as root or via sudo.
+# Install what pip cannot: Java for Spark, python3-venv where Debian's Python lacks it, (with
+# --browser) Debian's Chromium for the JupyterLab end-to-end test, and (with --two-accounts, as root)
+# Debian's python3-zmq for the system Python that the second local account of the two-account tests
+# runs (tests/conftest.py): it connects ZMQ sockets to a kernel's ports. Uses apt-get, as root or via sudo.
 set -euo pipefail
+
+browser=false two_accounts=false
+for flag in "$@"; do
+  case "$flag" in
+    --browser) browser=true ;;
+    --two-accounts) two_accounts=true ;;
+    *) echo "ensure-system.sh: unknown option $flag (known: --browser, --two-accounts)" >&2; exit 2 ;;
+  esac
+done
 
 need=()
 if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
@@ -10,8 +21,12 @@ fi
 if ! "${PYTHON:-python3}" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need+=(python3-venv)
 fi
-if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+if [ "$browser" = true ] && ! command -v chromium >/dev/null 2>&1; then
   need+=(chromium)
+fi
+# Only root runs the two-account tests (they make the account); they skip where this is missing.
+if [ "$two_accounts" = true ] && [ "$(id -u)" -eq 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import zmq' >/dev/null 2>&1; then
+  need+=(python3-zmq)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -86,13 +86,16 @@ def entrypoint(tmp_path: Path) -> Entrypoint:
 
 
 JUPYTER = ["jupyter", "lab", "--no-browser", "--ip=0.0.0.0", "--port=8888"]
+# The server-wide CurveZMQ policy; tests/test_channels.py checks on a real server that this very flag
+# reaches each kernel's manager (its connection file gets keys).
+ENCRYPTION = "--KernelManager.transport_encryption=auto"
 
 
 def test_notebook_is_the_default_role_and_takes_the_token_from_the_environment(entrypoint: Entrypoint) -> None:
     result, calls = entrypoint.run(JUPYTER_TOKEN="s3cret-token")
     assert result.returncode == 0, result.stderr
     [call] = calls
-    assert call["argv"] == [*JUPYTER, f"--ServerApp.root_dir={entrypoint.home}/work", "--MappingKernelManager.default_kernel_name=pyspark_python3"]
+    assert call["argv"] == [*JUPYTER, f"--ServerApp.root_dir={entrypoint.home}/work", "--MappingKernelManager.default_kernel_name=pyspark_python3", ENCRYPTION]
     assert call["env"]["JUPYTER_TOKEN"] == "s3cret-token", "jupyter_server reads the token from its environment"
     assert "s3cret-token" not in " ".join(call["argv"]), "a token on the command line would show in docker top"
     assert "s3cret-token" not in result.stdout + result.stderr, "a token the user gave is not echoed"
@@ -132,6 +135,25 @@ def test_a_jupyterhub_spawn_runs_the_single_user_server(entrypoint: Entrypoint) 
         assert argv[:2] == ["jupyterhub-singleuser", "--ip=0.0.0.0"], argv
         assert "--MappingKernelManager.default_kernel_name=pyspark_python3" in argv
     assert entrypoint.command("singleuser", "--debug", JUPYTERHUB_API_TOKEN="t")[-1] == "--debug"
+
+
+def test_every_jupyter_role_and_make_run_encrypt_the_kernels_channels(entrypoint: Entrypoint) -> None:
+    """JupyterLab (alone or in compose, on a master) and the JupyterHub single-user server provision
+    CurveZMQ keys for the kernels that declare support; so does `make run`. Extra arguments come after
+    a user's own policy replaces it (traitlets refuses one given twice)."""
+    roles = [(("notebook",), {"JUPYTER_TOKEN": "t"}), (("notebook",), {"JUPYTER_TOKEN": "t", "SPARK_MASTER_URL": "spark://master:7077"}),
+             (("singleuser",), {"JUPYTERHUB_API_TOKEN": "t"})]
+    for args, env in roles:
+        result, calls = entrypoint.run(*args, **env)
+        assert result.returncode == 0, result.stderr
+        assert ENCRYPTION in calls[-1]["argv"], (args, env, calls[-1]["argv"])
+    for own in ("--KernelManager.transport_encryption=required", "--MappingKernelManager.transport_encryption=required"):
+        for args, env in ((("notebook", own), {"JUPYTER_TOKEN": "t"}), (("singleuser", own), {"JUPYTERHUB_API_TOKEN": "t"})):
+            argv = entrypoint.command(*args, **env)
+            assert own in argv and ENCRYPTION not in argv, argv
+    run_recipe = re.search(r"^run:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert run_recipe and "$(ENCRYPTION)" in run_recipe.group(1), "make run starts Jupyter with encryption on"
+    assert f"ENCRYPTION := {ENCRYPTION}" in (REPO / "Makefile").read_text()
 
 
 def test_notebook_port_follows_jupyter_port(entrypoint: Entrypoint) -> None:

@@ -1,0 +1,218 @@
+"""The kernel's own ZMQ channels, read from another local account.
+
+Message signing stops forging, not reading: any account of the machine can connect a SUB socket to a
+kernel's iopub port on loopback and read every output. jupyter_client (``transport_encryption``)
+provisions CurveZMQ keys for kernelspecs that declare ``"supported_encryption": ["curve"]``, and
+ipykernel applies them. These tests start our kernel so, with and without the provisioner, and run a
+spy as the second account (conftest.py) that subscribes to the iopub port without keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from conftest import REPO, SECOND_ACCOUNT, SYSTEM_PYTHON, KernelHarness, as_second_account, cli, free_port, install
+from pyspark_kernel import channels, doctor
+
+# Run by the second account's system Python (Debian's python3-zmq): subscribes to every iopub message
+# of the port it is given, says "ready" once connected, and reads until its stdin closes; then prints
+# what it read as JSON. The connection file is 0600: the port comes on the command line, as `ss` shows it.
+SPY = """
+import json, select, sys, zmq
+socket = zmq.Context().socket(zmq.SUB)
+socket.setsockopt(zmq.SUBSCRIBE, b"")
+socket.connect("tcp://127.0.0.1:%d" % int(sys.argv[1]))
+print("ready", flush=True)
+poller = zmq.Poller()
+poller.register(socket, zmq.POLLIN)
+frames = []
+while not select.select([sys.stdin], [], [], 0)[0]:
+    if poller.poll(200):
+        frames.extend(part.decode("utf-8", "replace") for part in socket.recv_multipart())
+print(json.dumps(frames))
+"""
+
+
+class EncryptedKernel(KernelHarness):
+    """KernelHarness, with the manager's transport encryption policy chosen."""
+
+    def __init__(self, kernel_name: str, policy: str) -> None:
+        self.manager = KernelManager(kernel_name=kernel_name, transport_encryption=policy)
+        self.manager.start_kernel()
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=120)
+
+    def connection_file(self) -> dict:
+        return json.loads(Path(self.manager.connection_file).read_text())
+
+
+@pytest.fixture(scope="module")
+def spy_python(second_account: str) -> str:
+    """The second account's Python, which must import zmq (Debian's python3-zmq)."""
+    probe = as_second_account([SYSTEM_PYTHON, "-c", "import zmq"])
+    if probe.returncode != 0:
+        pytest.skip(f"{SYSTEM_PYTHON} cannot import zmq for the second account: apt-get install python3-zmq (scripts/ensure-system.sh --two-accounts does)")
+    return SYSTEM_PYTHON
+
+
+def spied_frames(kernel: EncryptedKernel, python: str, marker: str, cells: int = 3) -> list[str]:
+    """Run ``cells`` cells that print ``marker`` while the second account's spy listens to the iopub
+    port; the owner's client must read every one. Returns the frames the spy read."""
+    port = kernel.manager.iopub_port
+    spy = subprocess.Popen(
+        ["runuser", "-u", SECOND_ACCOUNT, "--", python, "-c", SPY, str(port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert spy.stdout is not None and spy.stdout.readline().strip() == "ready", spy.stderr.read() if spy.stderr else ""
+        time.sleep(1)  # a SUB socket's subscription reaches the publisher after the handshake
+        for cell in range(cells):
+            outputs = kernel.run(f"print({marker!r}, {cell})")["outputs"]
+            assert [output.get("text") for output in outputs] == [f"{marker} {cell}\n"], outputs
+        time.sleep(1)
+        out, err = spy.communicate(input="done\n", timeout=120)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait(30)
+    assert spy.returncode == 0, err
+    return json.loads(out.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def provisioner_spec(prefix: Path) -> Path:
+    return install(prefix, "--name", "pyspark_channels_provisioner", "--provisioner", "--replace")
+
+
+@pytest.fixture
+def kernel_of() -> Iterator[list[EncryptedKernel]]:
+    """Kernels a test starts, shut down after it whatever happened."""
+    started: list[EncryptedKernel] = []
+    yield started
+    for kernel in started:
+        kernel.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["default_spec", "provisioner_spec"])
+def test_with_encryption_required_the_kernel_runs_and_another_account_reads_nothing(
+    spec: str, spy_python: str, kernel_of: list[EncryptedKernel], request: pytest.FixtureRequest,
+) -> None:
+    """Our kernel, started directly or through our provisioner (not pooled), gets CurveZMQ keys, uses
+    them (its owner's client talks to it), and a subscriber without keys reads no output."""
+    kernel_name = request.getfixturevalue(spec).name
+    kernel = EncryptedKernel(kernel_name, "required")
+    kernel_of.append(kernel)
+    info = kernel.connection_file()
+    assert info.get("curve_publickey") and info.get("curve_secretkey"), sorted(info)
+    assert kernel.value("spark.range(7).count()") == "7", "the kernel's Spark works over encrypted channels"
+    marker = f"secret-output-{uuid.uuid4().hex}"
+    frames = spied_frames(kernel, spy_python, marker)
+    assert frames == [], f"the second account read {len(frames)} frame(s) of an encrypted kernel: {frames[:5]}"
+
+
+@pytest.mark.slow
+def test_with_encryption_off_another_account_reads_the_output(default_spec: Path, spy_python: str, kernel_of: list[EncryptedKernel]) -> None:
+    """The same spy against the same kernelspec without encryption reads the cells' output: the test
+    above can fail."""
+    kernel = EncryptedKernel(default_spec.name, "disabled")
+    kernel_of.append(kernel)
+    assert "curve_publickey" not in kernel.connection_file()
+    marker = f"secret-output-{uuid.uuid4().hex}"
+    frames = spied_frames(kernel, spy_python, marker)
+    assert any(marker in frame for frame in frames), f"the spy read {len(frames)} frame(s), none with the output"
+
+
+# --- pyspark-kernel check: can this kernelspec's channels be encrypted? ----------------------------------
+
+
+def test_check_says_an_installed_kernelspec_can_be_encrypted_and_an_old_one_cannot(tmp_path: Path) -> None:
+    folder = install(tmp_path, "--name", "chan", "--no-cds")
+    checked = cli("check", "chan", "--prefix", str(tmp_path))
+    assert re.search(r"^OK +channels +CurveZMQ declared, in pyzmq, applied by ipykernel \d", checked.stdout, re.M), checked.stdout
+    spec = json.loads((folder / "kernel.json").read_text())
+    del spec["metadata"]["supported_encryption"]  # as kernelspecs were written before
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    checked = cli("check", "chan", "--prefix", str(tmp_path))
+    assert re.search(r"^WARN +channels +the kernelspec does not declare CurveZMQ .*other local accounts can read its outputs", checked.stdout, re.M), checked.stdout
+    assert "fix: reinstall it with pyspark-kernel install … --replace" in checked.stdout
+
+
+def test_check_fails_where_jupyter_could_not_encrypt_or_the_kernel_would_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyzmq without CurveZMQ and an ipykernel older than 7.3 cannot be installed beside this venv's:
+    the first is stubbed, the second is a version the probe reads."""
+    declared = {"supported_encryption": ["curve"]}
+    assert doctor.check_channels(sys.executable, dict(os.environ), declared).status == doctor.OK
+    assert [channels.applies_curve_keys(v) for v in ("7.2.0", "7.3.0", "7.4.1", "8.0")] == [False, True, True, True]
+    assert channels.declares_curve({"supported_encryption": "Curve"}) and not channels.declares_curve({"supported_encryption": []})
+    monkeypatch.setattr(channels, "kernel_ipykernel", lambda python, env: "7.2.0")
+    old = doctor.check_channels(sys.executable, dict(os.environ), declared)
+    assert old.status == doctor.FAIL and "ipykernel 7.2.0, which ignores CurveZMQ keys" in old.detail and "ipykernel>=7.3" in old.fix
+    monkeypatch.setattr(channels, "pyzmq_has_curve", lambda: False)
+    no_curve = doctor.check_channels(sys.executable, dict(os.environ), declared)
+    assert no_curve.status == doctor.FAIL and "has no CurveZMQ" in no_curve.detail and "pyzmq" in no_curve.fix
+
+
+# --- the flag make run and the image give Jupyter ------------------------------------------------------
+
+
+def test_the_flag_of_make_run_gives_each_kernel_of_a_jupyter_server_its_keys(tmp_path: Path) -> None:
+    """`--KernelManager.transport_encryption=auto` (Makefile, docker/entrypoint.sh) reaches the managers
+    jupyter_server makes per kernel (its MappingKernelManager is no KernelManager): a kernel started
+    through the REST API gets CurveZMQ keys. ipykernel's own kernelspec, so no JVM is needed."""
+    flag = re.search(r"^ENCRYPTION := (\S+)$", (REPO / "Makefile").read_text(), re.M)
+    assert flag, "Makefile: ENCRYPTION := --KernelManager.transport_encryption=..."
+    runtime = tmp_path / "runtime"
+    with jupyter_server(tmp_path, runtime, flag.group(1)) as (url, token):
+        request = urllib.request.Request(f"{url}api/kernels", data=b'{"name": "python3"}', method="POST", headers={"Authorization": f"token {token}"})
+        kernel_id = json.loads(urllib.request.urlopen(request, timeout=120).read())["id"]
+        info = json.loads((runtime / f"kernel-{kernel_id}.json").read_text())
+        assert info.get("curve_publickey") and info.get("curve_secretkey"), sorted(info)
+
+
+@contextlib.contextmanager
+def jupyter_server(work: Path, runtime: Path, *flags: str) -> Iterator[tuple[str, str]]:
+    """A Jupyter server on 127.0.0.1 with ``flags``, runtime files in ``runtime``; yields (url, token),
+    then shuts it down (its kernels with it) through its API, and by PID if that fails."""
+    port, token = free_port(), uuid.uuid4().hex
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTER_CONFIG_DIR": str(work / "config")}
+    log = work / "server.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+             f"--ServerApp.root_dir={work}", "--allow-root", *flags],
+            env={**env, "JUPYTER_TOKEN": token}, stdout=output, stderr=subprocess.STDOUT,
+        )
+    headers = {"Authorization": f"token {token}"}
+    try:
+        deadline = time.monotonic() + 120
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(urllib.request.Request(f"{url}api/status", headers=headers), timeout=5)
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert server.poll() is None, f"the server did not start: {log.read_text()[-2000:]}"
+        yield url, token
+    finally:
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"{url}api/shutdown", headers=headers, method="POST"), timeout=10)
+            server.wait(60)
+        except Exception:
+            server.kill()
+            server.wait(10)
