@@ -46,6 +46,14 @@ PYSPARK_JAVA_IMPORTS = (
     "org.apache.spark.sql.classic.*", "org.apache.spark.sql.api.python.*", "org.apache.spark.sql.hive.*",
     "scala.Tuple2",
 )
+# Spark 3.x has no sql.classic package: its SparkSession and friends are found through sql.*.
+PYSPARK_3_JAVA_IMPORTS = (
+    "org.apache.spark.SparkConf", "org.apache.spark.api.java.*", "org.apache.spark.api.python.*",
+    "org.apache.spark.ml.python.*", "org.apache.spark.mllib.api.python.*", "org.apache.spark.resource.*",
+    "org.apache.spark.sql.*", "org.apache.spark.sql.api.python.*", "org.apache.spark.sql.hive.*",
+    "scala.Tuple2",
+)
+
 UNKNOWN_CAUSE = ("see the JVM's last lines below", "run pyspark-kernel check NAME to test this kernelspec's Spark and Java.")
 
 
@@ -136,9 +144,17 @@ def connect_gateway(port: int, secret: str, process: subprocess.Popen[bytes]) ->
     else:
         gateway = JavaGateway(gateway_parameters=GatewayParameters(port=port, auth_token=secret, auto_convert=True))
     gateway.proc = process
-    for name in PYSPARK_JAVA_IMPORTS:
+    for name in java_imports():
         java_import(gateway.jvm, name)
     return gateway
+
+
+def java_imports() -> tuple[str, ...]:
+    """The classes pyspark's own launch_gateway imports into the gateway, for the pyspark this kernel
+    runs: 4.x names its SparkSession in sql.classic, 3.x in sql (a 3.5 kernelspec runs 3.5's pyspark)."""
+    import pyspark
+
+    return PYSPARK_3_JAVA_IMPORTS if pyspark.__version__.startswith("3.") else PYSPARK_JAVA_IMPORTS
 
 
 def temp_folder(settings: SessionSettings, overrides: dict[str, str], conf: Any) -> Path | None:
