@@ -12,10 +12,11 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 
 from jupyter_core.paths import prefer_environment_over_user
 
-from . import __version__, cds, doctor, environment, kernelspec, submitargs
+from . import __version__, cds, doctor, environment, kernelspec, secrets, submitargs
 from .errors import KernelSpecError, Problem
 from .options import DEFAULT_DISPLAY_NAME, DEFAULT_GRAPHFRAMES_VERSION, DEFAULT_NAME, SparkOptions, check_cluster, check_options, with_driver_java_options
 
@@ -110,18 +111,34 @@ def run_install(args: argparse.Namespace) -> int:
     spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None, environ={**os.environ, **options.env})
     if args.cds and options.remote is None:
         options = with_class_data_sharing(spark, options)
-    spec = kernelspec.kernel_json(spark, options)
+    private = kernelspec.private_values(options)
+    private_file = secrets.store_path(options.name, target) if private else None
+    spec = kernelspec.kernel_json(spark, options, private_file=private_file)
     try:
-        installed = kernelspec.install(spec, options.name, user=user, prefix=prefix, replace=args.replace)
+        installed = kernelspec.install(spec, options.name, user=user, prefix=prefix, replace=args.replace, private=private)
     except OSError as error:
-        raise KernelSpecError(f"Cannot write the kernelspec to {target}: {error.strerror or error}.", "choose --user, or a --prefix you can write to.") from None
+        where = private_file if private_file and error.filename and str(private_file.parent) in str(error.filename) else target
+        raise KernelSpecError(f"Cannot write the kernelspec to {where}: {error.strerror or error}.", "choose --user, or a --prefix you can write to.") from None
     print(f"Installed kernelspec {options.name!r} in {installed}")
-    print(f"  Spark {spark.spark_version} at {spark.spark_home}, master {options.remote or options.master}, Python {spark.python_version}")
+    print(f"  Spark {spark.spark_version} at {spark.spark_home}, master {spec['metadata'][kernelspec.METADATA_KEY]['master']}, Python {spark.python_version}")
     if prefix and not args.sys_prefix and prefix != sys.prefix:
         print(f"  Jupyter finds it with JUPYTER_PATH={prefix}/share/jupyter")
+    for line in secret_lines(private, private_file, user):
+        print(f"  {line}")
     for note in doctor.install_notes(spec):
         print(f"  note: {note}")
     return 0
+
+
+def secret_lines(private: dict[str, str], private_file: Path | None, user: bool) -> list[str]:
+    """Where install put the secret values (never kernel.json), and who can launch the kernelspec then."""
+    if not private or private_file is None:
+        return []
+    names = ", ".join(sorted(private))
+    lines = [f"secret values ({names}) stored in {private_file} (0600, readable by you only); kernel.json holds only its path"]
+    if not user:
+        lines.append("note: the secrets are yours: another account launching this kernelspec cannot read them; it installs its own with --user")
+    return lines
 
 
 def with_class_data_sharing(spark: environment.SparkEnvironment, options: SparkOptions) -> SparkOptions:
@@ -145,7 +162,8 @@ def run_list(args: argparse.Namespace) -> int:
     rows = [("NAME", "SPARK", "MASTER", "SPARK_HOME", "LOCATION")]
     for name, found in specs.items():
         meta = found["spec"]["metadata"][kernelspec.METADATA_KEY]
-        rows.append((name, meta.get("spark_version", "?"), meta.get("master", "?"), meta.get("spark_home", "?"), found["resource_dir"]))
+        master = secrets.redact_remote(str(meta.get("master", "?")))  # older kernelspecs kept a token in it
+        rows.append((name, meta.get("spark_version", "?"), master, meta.get("spark_home", "?"), found["resource_dir"]))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
