@@ -117,8 +117,12 @@ def run_install(args: argparse.Namespace) -> int:
     try:
         installed = kernelspec.install(spec, options.name, user=user, prefix=prefix, replace=args.replace, private=private)
     except OSError as error:
-        where = private_file if private_file and error.filename and str(private_file.parent) in str(error.filename) else target
-        raise KernelSpecError(f"Cannot write the kernelspec to {where}: {error.strerror or error}.", "choose --user, or a --prefix you can write to.") from None
+        if private_file and str(error.filename or "").startswith(str(secrets.store_dir().parent.parent)):
+            raise KernelSpecError(
+                f"Cannot write the secret file {private_file}: {error.strerror or error}.",
+                "make your Jupyter data dir writable (or set JUPYTER_DATA_DIR to a folder of yours).",
+            ) from None
+        raise KernelSpecError(f"Cannot write the kernelspec to {target}: {error.strerror or error}.", "choose --user, or a --prefix you can write to.") from None
     print(f"Installed kernelspec {options.name!r} in {installed}")
     print(f"  Spark {spark.spark_version} at {spark.spark_home}, master {spec['metadata'][kernelspec.METADATA_KEY]['master']}, Python {spark.python_version}")
     if prefix and not args.sys_prefix and prefix != sys.prefix:
