@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import json
 import os
 import sys
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--master", default="local[*]", metavar="URL", help="Spark master URL, as for spark-submit (default: %(default)s)")
     install.add_argument("--remote", metavar="URL", help="Spark Connect server (sc://HOST:PORT): the kernel runs no local JVM")
     install.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark property, as for spark-submit; repeatable")
+    install.add_argument(
+        "--secret-conf", action="append", default=[], metavar="KEY",
+        help="a Spark property whose value is read from stdin (a prompt without echo on a terminal), so it is on no command line; "
+        "kept in a 0600 file of yours like every secret --conf; with --remote, a URL parameter such as token; repeatable",
+    )
     install.add_argument("--packages", metavar="COORDS", help="comma-separated Maven coordinates, as for spark-submit")
     install.add_argument("--jars", metavar="PATHS", help="comma-separated jars for the driver and executors")
     install.add_argument("--py-files", metavar="PATHS", help="comma-separated .zip/.egg/.py files, also put on the kernel's PYTHONPATH")
@@ -75,12 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> SparkOptions:
+    conf = submitargs.parse_pairs(args.conf, "--conf")
+    remote = args.remote
+    for key in args.secret_conf:
+        value = read_secret(key)
+        if remote and not key.startswith("spark."):
+            remote = secrets.join_remote(remote, {key: value})  # a Connect URL parameter (;token=…)
+        else:
+            conf[key] = value
     return SparkOptions(
+        secret_keys=tuple(args.secret_conf),
         name=args.name,
         display_name=args.display_name or (args.name if args.name != DEFAULT_NAME else DEFAULT_DISPLAY_NAME),
         master=args.master,
-        remote=args.remote,
-        conf=submitargs.parse_pairs(args.conf, "--conf"),
+        remote=remote,
+        conf=conf,
         packages=args.packages,
         jars=args.jars,
         py_files=args.py_files,
@@ -94,6 +109,17 @@ def options_from(args: argparse.Namespace) -> SparkOptions:
         k8s_namespace=args.k8s_namespace,
         graphframes=args.graphframes,
     )
+
+
+def read_secret(key: str) -> str:
+    """The value of ``--secret-conf KEY``: prompted without echo on a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"{key}: ")
+    else:
+        value = sys.stdin.readline().rstrip("\n")
+    if not value:
+        raise KernelSpecError(f"--secret-conf {key} got no value on stdin.", f"pipe it in, one line per --secret-conf: printf '%s\\n' \"$VALUE\" | pyspark-kernel install --secret-conf {key} …")
+    return value
 
 
 def run_install(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ DIAGNOSES = (
     ("UnsupportedClassVersionError", "this Java is too old for this Spark", "install Java 17 or 21 and set JAVA_HOME to it."),
     ("JAVA_HOME is not set", "Spark found no Java", "install Java 17 or 21 (apt-get install default-jre-headless) or set JAVA_HOME."),
     ("Failed to find Spark jars directory", "SPARK_HOME has no jars", "point the kernelspec at a complete Spark (pyspark-kernel install --spark-home PATH --replace)."),
+    ("Invalid properties file", "this account cannot read the kernelspec's secret settings file (secrets are kept per user, 0600)", "install a kernelspec of your own with pyspark-kernel install --user … --conf KEY=VALUE."),
     ("No such file or directory", "a file Spark needs is missing", "check SPARK_HOME and JAVA_HOME in the kernelspec (pyspark-kernel check NAME)."),
 )
 UNKNOWN_CAUSE = ("see the JVM's last lines below", "run pyspark-kernel check NAME to test this kernelspec's Spark and Java.")

@@ -36,18 +36,20 @@ def submit_args(options: SparkOptions, private_file: Path | None = None, spark_v
     """PYSPARK_SUBMIT_ARGS for spark-submit: the master, the driver's memory, jars and files, the plain
     --conf; secret --conf values are read by spark-submit from ``private_file``, never put here."""
     flags = {"--driver-memory": options.driver_memory, "--packages": options.packages, "--jars": options.jars, "--py-files": options.py_files}
-    plain, _ = secrets.split(cluster_conf(options))
+    plain, _ = secrets.split(cluster_conf(options), options.secret_keys)
     extra = secrets.submit_flags(private_file, spark_version) if private_file else []
     return submitargs.build(options.master, flags, plain, extra)
 
 
 def private_values(options: SparkOptions) -> dict[str, str]:
     """What goes into the kernelspec's secret file instead of kernel.json: secret --conf values (none
-    for a Spark Connect kernel, which takes no --conf) and the secret parameters of a --remote URL."""
+    for a Spark Connect kernel, which takes no --conf), the secret parameters of a --remote URL and
+    secret-named --env variables (the kernel process sets them itself, __main__.py)."""
+    env = {secrets.ENV_PREFIX + name: value for name, value in options.env.items() if secrets.is_secret(name)}
     if options.remote:
         _, hidden = secrets.split_remote(options.remote)
-        return {secrets.REMOTE_PREFIX + name: value for name, value in hidden.items()}
-    return secrets.split(cluster_conf(options))[1]
+        return {**{secrets.REMOTE_PREFIX + name: value for name, value in hidden.items()}, **env}
+    return {**secrets.split(cluster_conf(options), options.secret_keys)[1], **env}
 
 
 def kernel_env(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[str, str] | None = None, private_file: Path | None = None) -> dict[str, str]:
@@ -81,7 +83,7 @@ def kernel_env(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[
         env["JAVA_HOME"] = environ["JAVA_HOME"]  # the Java that was checked at install
     if is_yarn_master(options.master) and not options.remote:
         env.update({name: environ[name] for name in HADOOP_CONF_VARS if environ.get(name)})
-    env.update(options.env)
+    env.update({name: value for name, value in options.env.items() if not secrets.is_secret(name)})
     return env
 
 

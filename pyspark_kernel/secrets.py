@@ -16,7 +16,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Collection, Mapping
 
 from jupyter_core.paths import jupyter_data_dir
 
@@ -25,6 +25,7 @@ from .errors import KernelSpecError
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 PRIVATE_FILE_VAR = "PYSPARK_KERNEL_PRIVATE_CONF"  # kernel.json: the path of this kernelspec's secret file
 REMOTE_PREFIX = "pyspark.kernel.remote."  # a Spark Connect URL's secret parameters, in that file
+ENV_PREFIX = "pyspark.kernel.env."  # secret environment variables (install --env NAME VALUE), in that file
 # Spark 4 reads spark-defaults.conf beside a --properties-file only when told to; Spark 3 never does.
 LOAD_DEFAULTS_SINCE = 4
 
@@ -40,10 +41,11 @@ def mask(value: str) -> str:
     return value[:2] + "****" if len(value) > 8 else "****"
 
 
-def split(conf: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(plain, secret) settings of ``conf``, by :func:`is_secret` on each key."""
-    plain = {key: value for key, value in conf.items() if not is_secret(key)}
-    return plain, {key: value for key, value in conf.items() if is_secret(key)}
+def split(conf: Mapping[str, str], private_keys: Collection[str] = ()) -> tuple[dict[str, str], dict[str, str]]:
+    """(plain, secret) settings of ``conf``, by :func:`is_secret` on each key; ``private_keys`` are secret
+    whatever their names (``install --secret-conf``)."""
+    hidden = {key for key in conf if is_secret(key) or key in private_keys}
+    return {key: value for key, value in conf.items() if key not in hidden}, {key: value for key, value in conf.items() if key in hidden}
 
 
 def masked(conf: Mapping[str, str]) -> dict[str, str]:
@@ -84,6 +86,21 @@ def redact_remote(url: str) -> str:
 def remote_params(stored: Mapping[str, str]) -> dict[str, str]:
     """The Connect URL's secret parameters among a secret file's entries."""
     return {key[len(REMOTE_PREFIX):]: value for key, value in stored.items() if key.startswith(REMOTE_PREFIX)}
+
+
+def load_private_env(environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """Put the kernelspec's secret environment variables into the kernel process's own environment
+    (readable by its owner and root only), before its JVM is launched and inherits them. Returns what
+    went wrong, for the kernel's log, or None."""
+    path = environ.get(PRIVATE_FILE_VAR)
+    if not path:
+        return None
+    try:
+        stored = read_private(Path(path))
+    except OSError as error:
+        return f"pyspark-kernel: cannot read this kernelspec's secret file {path} ({error.strerror or error}); it belongs to the account that installed it"
+    environ.update({key[len(ENV_PREFIX):]: value for key, value in stored.items() if key.startswith(ENV_PREFIX)})
+    return None
 
 
 # -- the file ---------------------------------------------------------------------------------------

@@ -66,6 +66,22 @@ def test_spark_3_gets_no_load_defaults_switch_it_would_refuse() -> None:
     assert words[words.index("--properties-file") + 1] == "/f.properties" and "--load-spark-defaults" not in words
 
 
+def test_a_secret_env_variable_goes_to_the_file_too() -> None:
+    options = SparkOptions(env={"AWS_SECRET_ACCESS_KEY": "env-value-1", "HADOOP_USER_NAME": "me"})
+    assert kernelspec.private_values(options) == {"pyspark.kernel.env.AWS_SECRET_ACCESS_KEY": "env-value-1"}
+    env = kernelspec.kernel_json(SPARK, options, private_file=Path("/p/x.properties"))["env"]
+    assert "AWS_SECRET_ACCESS_KEY" not in env and env["HADOOP_USER_NAME"] == "me"
+
+
+def test_the_kernel_process_sets_the_secret_env_variables_itself(tmp_path: Path) -> None:
+    path = tmp_path / "x.properties"
+    secrets.write_private(path, {"pyspark.kernel.env.AWS_SECRET_ACCESS_KEY": "env-value-1", "spark.a.password": "p"})
+    environ = {secrets.PRIVATE_FILE_VAR: str(path)}
+    assert secrets.load_private_env(environ) is None and environ["AWS_SECRET_ACCESS_KEY"] == "env-value-1" and "spark.a.password" not in environ
+    missing = {secrets.PRIVATE_FILE_VAR: str(tmp_path / "gone.properties")}
+    assert "cannot read" in (secrets.load_private_env(missing) or "")
+
+
 def test_no_secret_no_file_and_submit_args_as_before() -> None:
     options = SparkOptions(conf={"spark.x": "1"})
     assert kernelspec.private_values(options) == {}
@@ -293,21 +309,23 @@ def new_secret(label: str) -> str:
 
 @pytest.mark.slow
 def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account: str, shared_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    s3_key, password, cell_token = new_secret("s3key"), new_secret("pw"), new_secret("celltok")
-    needles = [s3_key, password, cell_token]
+    s3_key, password, cell_token, env_token = new_secret("s3key"), new_secret("pw"), new_secret("celltok"), new_secret("envtok")
+    needles = [s3_key, password, cell_token, env_token]
     data, prefix = shared_folder / "data", shared_folder / "prefix"
     watch = PsWatch(shared_folder, needles)
     kernel = None
     try:
         env = {**os.environ, "JUPYTER_DATA_DIR": str(data)}
         installed = cli("install", "--prefix", str(prefix), "--name", "secret-probe", "--no-cds",
-                        "--conf", f"spark.hadoop.fs.s3a.secret.key={s3_key}", "--conf", f"spark.kernel.test.password={password}", env=env)
+                        "--conf", f"spark.hadoop.fs.s3a.secret.key={s3_key}", "--conf", f"spark.kernel.test.password={password}",
+                        "--env", "PYSPARK_KERNEL_TEST_TOKEN", env_token, env=env)
         assert installed.returncode == 0, installed.stderr
         monkeypatch.setenv("JUPYTER_PATH", f"{prefix}/share/jupyter{os.pathsep}{os.environ.get('JUPYTER_PATH', '')}")
         kernel = KernelHarness("secret-probe")
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.secret.key')") == repr(s3_key)
         assert kernel.value("sc._jsc.hadoopConfiguration().get('fs.s3a.secret.key')") == repr(s3_key)
         assert kernel.value("spark.conf.get('spark.kernel.test.password')") == repr(password)
+        assert kernel.value("sc._jvm.java.lang.System.getenv('PYSPARK_KERNEL_TEST_TOKEN')") == repr(env_token), "the JVM inherits a secret --env"
         kernel.run(f"%spark conf spark.hadoop.fs.s3a.session.token={cell_token}")
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.session.token')") == repr(cell_token)
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.secret.key')") == repr(s3_key), "the kernelspec's secrets stay after %spark conf"
@@ -382,3 +400,36 @@ def test_a_connect_token_works_and_no_other_account_sees_it(second_account: str,
     for command in (["show", "token-probe"], ["list"]):
         shown = cli(*command, "--prefix", str(prefix), env=env)
         assert shown.returncode == 0 and token not in shown.stdout, shown.stdout
+
+
+def test_secret_conf_reads_the_value_from_stdin_not_the_command_line(tmp_path: Path) -> None:
+    """``install --conf KEY=VALUE`` puts VALUE on install's own command line for its second of life and in
+    the shell's history; ``--secret-conf KEY`` reads it from stdin (a prompt without echo on a terminal),
+    and keeps it private whatever its key: the rule cannot know every connector's secret settings."""
+    env = private_env(tmp_path)
+    command = [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(tmp_path / "p"), "--name", "sc", "--no-cds",
+               "--secret-conf", "spark.hadoop.fs.s3a.secret.key", "--secret-conf", "spark.mongodb.connection.uri"]
+    result = subprocess.run(command, input="stdin-secret-1\nmongodb://u:stdin-secret-2@h/db\n", capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    spec_text = (tmp_path / "p" / "share" / "jupyter" / "kernels" / "sc" / "kernel.json").read_text()
+    assert "stdin-secret" not in spec_text + result.stdout + result.stderr
+    (stored,) = (tmp_path / "data" / "pyspark-kernel" / "secrets").glob("sc-*.properties")
+    assert secrets.read_private(stored) == {"spark.hadoop.fs.s3a.secret.key": "stdin-secret-1", "spark.mongodb.connection.uri": "mongodb://u:stdin-secret-2@h/db"}
+
+
+def test_secret_conf_adds_a_connect_urls_token(tmp_path: Path) -> None:
+    env = private_env(tmp_path)
+    command = [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(tmp_path / "p"), "--name", "st",
+               "--remote", "sc://h:15002/;use_ssl=true", "--secret-conf", "token"]
+    result = subprocess.run(command, input="stdin-token-1\n", capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    spec = json.loads((tmp_path / "p" / "share" / "jupyter" / "kernels" / "st" / "kernel.json").read_text())
+    assert spec["env"]["SPARK_REMOTE"] == "sc://h:15002/;use_ssl=true"
+    assert secrets.read_private(Path(spec["env"][secrets.PRIVATE_FILE_VAR])) == {"pyspark.kernel.remote.token": "stdin-token-1"}
+
+
+def test_secret_conf_without_a_value_is_refused(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(tmp_path / "p"), "--name", "sn", "--no-cds", "--secret-conf", "spark.a.password"]
+    result = subprocess.run(command, input="", capture_output=True, text=True, env=private_env(tmp_path), timeout=300)
+    assert result.returncode == 2 and "--secret-conf spark.a.password" in result.stderr and "Fix:" in result.stderr, result.stderr
+    assert not list(tmp_path.rglob("kernel.json")) and not list(tmp_path.rglob("*.properties"))
