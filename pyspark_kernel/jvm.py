@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import environment, localdirs, prelaunch, uiauth
+from . import environment, localdirs, prelaunch, secrets, uiauth
 from .errors import SparkEnvironmentError, SparkStartError
 from .settings import SessionSettings
 
@@ -92,8 +92,9 @@ def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = Non
                 gateway = launch_gateway(conf)
             gateway.proc = early.process  # launch_gateway leaves None for a JVM it did not start
         else:
-            with patched_environ(**settings.launch_environ(overrides, folder)):
-                gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
+            launch_conf, conf_secrets = without_secrets(conf)  # a builder's secrets go where %spark conf's go
+            with patched_environ(**settings.launch_environ({**overrides, **conf_secrets}, folder)):
+                gateway = launch_gateway(launch_conf, popen_kwargs={"stdout": log, "stderr": subprocess.STDOUT})
         # Before any SparkConf of this JVM: the UI's key as a system property, never on a command line.
         uiauth.protect_ui(gateway.jvm, settings.submit_args, {**settings.defaults, **settings.user_conf(), **overrides}.get("spark.ui.port"))
         if folder and getattr(gateway, "proc", None) is not None:
@@ -109,6 +110,20 @@ def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = Non
     finally:
         if log_path:
             log.close()  # type: ignore[union-attr]
+
+
+def without_secrets(conf: Any) -> tuple[Any, dict[str, str]]:
+    """A builder's SparkConf as pyspark puts it on spark-submit's command line, less its secret settings
+    (secrets.py), which this launch's 0600 properties file carries instead. The SparkContext still sets
+    them all in the JVM afterwards, in-process."""
+    if conf is None:
+        return None, {}
+    plain, hidden = secrets.split(dict(conf.getAll()))
+    if not hidden:
+        return conf, {}
+    from pyspark import SparkConf
+
+    return SparkConf(loadDefaults=False).setAll(list(plain.items())), hidden
 
 
 def temp_folder(settings: SessionSettings, overrides: dict[str, str], conf: Any) -> Path | None:

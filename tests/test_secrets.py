@@ -310,7 +310,8 @@ def new_secret(label: str) -> str:
 @pytest.mark.slow
 def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account: str, shared_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s3_key, password, cell_token, env_token = new_secret("s3key"), new_secret("pw"), new_secret("celltok"), new_secret("envtok")
-    needles = [s3_key, password, cell_token, env_token]
+    builder_key = new_secret("builderkey")
+    needles = [s3_key, password, cell_token, env_token, builder_key]
     data, prefix = shared_folder / "data", shared_folder / "prefix"
     watch = PsWatch(shared_folder, needles)
     kernel = None
@@ -329,6 +330,10 @@ def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account
         kernel.run(f"%spark conf spark.hadoop.fs.s3a.session.token={cell_token}")
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.session.token')") == repr(cell_token)
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.secret.key')") == repr(s3_key), "the kernelspec's secrets stay after %spark conf"
+        # A builder's own secret, after spark.stop(): the new JVM's launch takes it off the command line too.
+        kernel.run("spark.stop()")
+        rebuilt = f"SparkSession.builder.config('spark.hadoop.fs.s3a.access.key', {builder_key!r}).getOrCreate()"
+        assert kernel.value(f"from pyspark.sql import SparkSession\n{rebuilt}.conf.get('spark.hadoop.fs.s3a.access.key')") == repr(builder_key)
         listed = kernel.run("%spark conf")
         assert cell_token not in json.dumps(listed["outputs"]) and "spark.hadoop.fs.s3a.session.token=" in json.dumps(listed["outputs"])
         time.sleep(3)  # a few more samples of the kernel at rest
