@@ -330,8 +330,9 @@ def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account
         kernel.run(f"%spark conf spark.hadoop.fs.s3a.session.token={cell_token}")
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.session.token')") == repr(cell_token)
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.secret.key')") == repr(s3_key), "the kernelspec's secrets stay after %spark conf"
-        # A builder's own secret, after spark.stop(): the new JVM's launch takes it off the command line too.
-        kernel.run("spark.stop()")
+        # A builder's own secret when no JVM runs (%spark stop ends it; a lazy kernel has none yet): pyspark
+        # launches the JVM with the builder's settings as spark-submit arguments, less the secret ones.
+        kernel.run("%spark stop")
         rebuilt = f"SparkSession.builder.config('spark.hadoop.fs.s3a.access.key', {builder_key!r}).getOrCreate()"
         assert kernel.value(f"from pyspark.sql import SparkSession\n{rebuilt}.conf.get('spark.hadoop.fs.s3a.access.key')") == repr(builder_key)
         listed = kernel.run("%spark conf")
