@@ -258,9 +258,9 @@ needles = sys.stdin.readline().split()
 stop_file, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
 samples, saw_spark, leaks = 0, 0, []
 while time.monotonic() < deadline and not os.path.exists(stop_file):
-    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    listing = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout  # -ww: whole lines, whatever COLUMNS says
     samples += 1
-    saw_spark += "org.apache.spark.deploy.SparkSubmit" in listing or "pyspark_kernel" in listing
+    saw_spark += "org.apache.spark.deploy.SparkSubmit" in listing  # far right on a JVM's line: proves whole lines
     leaks += [line[:400] for line in listing.splitlines() if any(needle in line for needle in needles)]
     time.sleep(0.1)
 print(json.dumps({"samples": samples, "saw_spark": saw_spark, "leaks": leaks[:5]}))
@@ -310,17 +310,19 @@ def new_secret(label: str) -> str:
 @pytest.mark.slow
 def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account: str, shared_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s3_key, password, cell_token, env_token = new_secret("s3key"), new_secret("pw"), new_secret("celltok"), new_secret("envtok")
-    builder_key = new_secret("builderkey")
-    needles = [s3_key, password, cell_token, env_token, builder_key]
+    needles = [s3_key, password, cell_token, env_token]
     data, prefix = shared_folder / "data", shared_folder / "prefix"
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(data)}
+    # --secret-conf reads the values from stdin: install's own command line has none of them. (--env and
+    # --conf KEY=VALUE would show theirs for install's second of life; the watch begins after it.)
+    install_command = [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(prefix), "--name", "secret-probe", "--no-cds",
+                       "--secret-conf", "spark.hadoop.fs.s3a.secret.key", "--secret-conf", "spark.kernel.test.password",
+                       "--env", "PYSPARK_KERNEL_TEST_TOKEN", env_token]
+    installed = subprocess.run(install_command, input=f"{s3_key}\n{password}\n", capture_output=True, text=True, env=env, timeout=300)
+    assert installed.returncode == 0, installed.stderr
     watch = PsWatch(shared_folder, needles)
     kernel = None
     try:
-        env = {**os.environ, "JUPYTER_DATA_DIR": str(data)}
-        installed = cli("install", "--prefix", str(prefix), "--name", "secret-probe", "--no-cds",
-                        "--conf", f"spark.hadoop.fs.s3a.secret.key={s3_key}", "--conf", f"spark.kernel.test.password={password}",
-                        "--env", "PYSPARK_KERNEL_TEST_TOKEN", env_token, env=env)
-        assert installed.returncode == 0, installed.stderr
         monkeypatch.setenv("JUPYTER_PATH", f"{prefix}/share/jupyter{os.pathsep}{os.environ.get('JUPYTER_PATH', '')}")
         kernel = KernelHarness("secret-probe")
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.secret.key')") == repr(s3_key)
@@ -330,11 +332,6 @@ def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account
         kernel.run(f"%spark conf spark.hadoop.fs.s3a.session.token={cell_token}")
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.session.token')") == repr(cell_token)
         assert kernel.value("spark.conf.get('spark.hadoop.fs.s3a.secret.key')") == repr(s3_key), "the kernelspec's secrets stay after %spark conf"
-        # A builder's own secret when no JVM runs (%spark stop ends it; a lazy kernel has none yet): pyspark
-        # launches the JVM with the builder's settings as spark-submit arguments, less the secret ones.
-        kernel.run("%spark stop")
-        rebuilt = f"SparkSession.builder.config('spark.hadoop.fs.s3a.access.key', {builder_key!r}).getOrCreate()"
-        assert kernel.value(f"from pyspark.sql import SparkSession\n{rebuilt}.conf.get('spark.hadoop.fs.s3a.access.key')") == repr(builder_key)
         listed = kernel.run("%spark conf")
         assert cell_token not in json.dumps(listed["outputs"]) and "spark.hadoop.fs.s3a.session.token=" in json.dumps(listed["outputs"])
         time.sleep(3)  # a few more samples of the kernel at rest
@@ -439,3 +436,29 @@ def test_secret_conf_without_a_value_is_refused(tmp_path: Path) -> None:
     result = subprocess.run(command, input="", capture_output=True, text=True, env=private_env(tmp_path), timeout=300)
     assert result.returncode == 2 and "--secret-conf spark.a.password" in result.stderr and "Fix:" in result.stderr, result.stderr
     assert not list(tmp_path.rglob("kernel.json")) and not list(tmp_path.rglob("*.properties"))
+
+
+@pytest.mark.slow
+def test_a_builders_secret_stays_off_the_jvms_command_line(second_account: str, shared_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no JVM runs (%spark stop ended it; a lazy kernel has none yet), a notebook's builder launches
+    one, and pyspark puts the builder's settings on spark-submit's command line: the secret ones go to
+    the launch's 0600 properties file instead, as %spark conf's do."""
+    builder_key = new_secret("builderkey")
+    prefix = shared_folder / "prefix"
+    assert cli("install", "--prefix", str(prefix), "--name", "builder-probe", "--no-cds", env={**os.environ, "JUPYTER_DATA_DIR": str(shared_folder / "data")}).returncode == 0
+    monkeypatch.setenv("JUPYTER_PATH", f"{prefix}/share/jupyter{os.pathsep}{os.environ.get('JUPYTER_PATH', '')}")
+    watch = PsWatch(shared_folder, [builder_key])
+    kernel = KernelHarness("builder-probe")
+    try:
+        assert kernel.value("spark.range(3).count()") == "3"
+        kernel.run("%spark stop")
+        rebuilt = f"SparkSession.builder.config('spark.hadoop.fs.s3a.access.key', {builder_key!r}).getOrCreate()"
+        assert kernel.value(f"from pyspark.sql import SparkSession\n{rebuilt}.conf.get('spark.hadoop.fs.s3a.access.key')") == repr(builder_key)
+        launched_with = "spark.sparkContext._jvm.java.lang.System.getProperty('spark.hadoop.fs.s3a.access.key')"
+        assert kernel.value(launched_with) == repr(builder_key), "spark-submit did not get the builder's setting at the JVM's launch"
+        time.sleep(3)
+    finally:
+        watched = watch.stop()
+        kernel.shutdown()
+    assert watched["samples"] > 20 and watched["saw_spark"], watched
+    assert watched["leaks"] == [], f"a builder's secret on a command line, seen by {second_account}: {watched['leaks']}"
