@@ -44,6 +44,12 @@ def main() -> None:
     sys.meta_path.insert(0, PinnedPackages(("pyspark", "py4j")))
     for name in INHERITED_GATEWAY_VARS:
         os.environ.pop(name, None)
+    # Secret --env variables live in the kernelspec's 0600 file, not kernel.json: set them before the JVM.
+    from .secrets import load_private_env
+
+    problem = load_private_env(os.environ)
+    if problem:
+        print(problem, file=sys.stderr)
     # The JVM's launch, the longest wait of a kernel's start, needs nothing of what follows: begin it
     # first, while ipykernel is imported (prelaunch.py; the kernel's start then connects to it).
     from . import prelaunch

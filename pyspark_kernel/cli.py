@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import json
 import os
 import sys
+from pathlib import Path
 
 from jupyter_core.paths import prefer_environment_over_user
 
-from . import __version__, cds, doctor, environment, kernelspec, submitargs
+from . import __version__, cds, doctor, environment, kernelspec, secrets, submitargs
 from .errors import KernelSpecError, Problem
 from .options import DEFAULT_DISPLAY_NAME, DEFAULT_GRAPHFRAMES_VERSION, DEFAULT_NAME, SparkOptions, check_cluster, check_options, with_driver_java_options
 
@@ -42,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--master", default="local[*]", metavar="URL", help="Spark master URL, as for spark-submit (default: %(default)s)")
     install.add_argument("--remote", metavar="URL", help="Spark Connect server (sc://HOST:PORT): the kernel runs no local JVM")
     install.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark property, as for spark-submit; repeatable")
+    install.add_argument(
+        "--secret-conf", action="append", default=[], metavar="KEY",
+        help="a Spark property whose value is read from stdin (a prompt without echo on a terminal), so it is on no command line; "
+        "kept in a 0600 file of yours like every secret --conf; with --remote, a URL parameter such as token; repeatable",
+    )
     install.add_argument("--packages", metavar="COORDS", help="comma-separated Maven coordinates, as for spark-submit")
     install.add_argument("--jars", metavar="PATHS", help="comma-separated jars for the driver and executors")
     install.add_argument("--py-files", metavar="PATHS", help="comma-separated .zip/.egg/.py files, also put on the kernel's PYTHONPATH")
@@ -74,12 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> SparkOptions:
+    conf = submitargs.parse_pairs(args.conf, "--conf")
+    remote = args.remote
+    for key in args.secret_conf:
+        value = read_secret(key)
+        if remote and not key.startswith("spark."):
+            remote = secrets.join_remote(remote, {key: value})  # a Connect URL parameter (;token=…)
+        else:
+            conf[key] = value
     return SparkOptions(
+        secret_keys=tuple(args.secret_conf),
         name=args.name,
         display_name=args.display_name or (args.name if args.name != DEFAULT_NAME else DEFAULT_DISPLAY_NAME),
         master=args.master,
-        remote=args.remote,
-        conf=submitargs.parse_pairs(args.conf, "--conf"),
+        remote=remote,
+        conf=conf,
         packages=args.packages,
         jars=args.jars,
         py_files=args.py_files,
@@ -93,6 +109,17 @@ def options_from(args: argparse.Namespace) -> SparkOptions:
         k8s_namespace=args.k8s_namespace,
         graphframes=args.graphframes,
     )
+
+
+def read_secret(key: str) -> str:
+    """The value of ``--secret-conf KEY``: prompted without echo on a terminal, else one line of stdin."""
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"{key}: ")
+    else:
+        value = sys.stdin.readline().rstrip("\n")
+    if not value:
+        raise KernelSpecError(f"--secret-conf {key} got no value on stdin.", f"pipe it in, one line per --secret-conf: printf '%s\\n' \"$VALUE\" | pyspark-kernel install --secret-conf {key} …")
+    return value
 
 
 def run_install(args: argparse.Namespace) -> int:
@@ -110,18 +137,38 @@ def run_install(args: argparse.Namespace) -> int:
     spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None, environ={**os.environ, **options.env})
     if args.cds and options.remote is None:
         options = with_class_data_sharing(spark, options)
-    spec = kernelspec.kernel_json(spark, options)
+    private = kernelspec.private_values(options)
+    private_file = secrets.store_path(options.name, target) if private else None
+    spec = kernelspec.kernel_json(spark, options, private_file=private_file)
     try:
-        installed = kernelspec.install(spec, options.name, user=user, prefix=prefix, replace=args.replace)
+        installed = kernelspec.install(spec, options.name, user=user, prefix=prefix, replace=args.replace, private=private)
     except OSError as error:
+        if private_file and str(error.filename or "").startswith(str(secrets.store_dir().parent.parent)):
+            raise KernelSpecError(
+                f"Cannot write the secret file {private_file}: {error.strerror or error}.",
+                "make your Jupyter data dir writable (or set JUPYTER_DATA_DIR to a folder of yours).",
+            ) from None
         raise KernelSpecError(f"Cannot write the kernelspec to {target}: {error.strerror or error}.", "choose --user, or a --prefix you can write to.") from None
     print(f"Installed kernelspec {options.name!r} in {installed}")
-    print(f"  Spark {spark.spark_version} at {spark.spark_home}, master {options.remote or options.master}, Python {spark.python_version}")
+    print(f"  Spark {spark.spark_version} at {spark.spark_home}, master {spec['metadata'][kernelspec.METADATA_KEY]['master']}, Python {spark.python_version}")
     if prefix and not args.sys_prefix and prefix != sys.prefix:
         print(f"  Jupyter finds it with JUPYTER_PATH={prefix}/share/jupyter")
+    for line in secret_lines(private, private_file, user):
+        print(f"  {line}")
     for note in doctor.install_notes(spec):
         print(f"  note: {note}")
     return 0
+
+
+def secret_lines(private: dict[str, str], private_file: Path | None, user: bool) -> list[str]:
+    """Where install put the secret values (never kernel.json), and who can launch the kernelspec then."""
+    if not private or private_file is None:
+        return []
+    names = ", ".join(sorted(private))
+    lines = [f"secret values ({names}) stored in {private_file} (0600, readable by you only); kernel.json holds only its path"]
+    if not user:
+        lines.append("note: the secrets are yours: another account launching this kernelspec cannot read them; it installs its own with --user")
+    return lines
 
 
 def with_class_data_sharing(spark: environment.SparkEnvironment, options: SparkOptions) -> SparkOptions:
@@ -145,7 +192,8 @@ def run_list(args: argparse.Namespace) -> int:
     rows = [("NAME", "SPARK", "MASTER", "SPARK_HOME", "LOCATION")]
     for name, found in specs.items():
         meta = found["spec"]["metadata"][kernelspec.METADATA_KEY]
-        rows.append((name, meta.get("spark_version", "?"), meta.get("master", "?"), meta.get("spark_home", "?"), found["resource_dir"]))
+        master = secrets.redact_remote(str(meta.get("master", "?")))  # older kernelspecs kept a token in it
+        rows.append((name, meta.get("spark_version", "?"), master, meta.get("spark_home", "?"), found["resource_dir"]))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -11,16 +11,34 @@ import os
 import socket
 import threading
 import uuid
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from . import shared
+from . import secrets, shared
 from .errors import SparkStartError
 from .progress import ConnectProgressMonitor, Publisher
 from .settings import SessionSettings
 
 DEFAULT_PORT = 15002
 SERVER_FIX = "start the server (sbin/start-connect-server.sh), or correct --remote in the kernelspec."
+
+
+def full_remote(remote: str, environ: dict[str, str] | None = None) -> str:
+    """The server's URL with its secret parameters (``;token=…``), read from the kernelspec's 0600 file
+    (secrets.py): built in this process for the client's builder, never put in an environment or argv."""
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    private_file = environ.get(secrets.PRIVATE_FILE_VAR)
+    if not private_file:
+        return remote
+    try:
+        stored = secrets.read_private(Path(private_file))
+    except OSError as error:
+        raise SparkStartError(
+            f"Cannot read this kernelspec's secret file {private_file} ({error.strerror or error}); it holds the Spark Connect token.",
+            "the file belongs to the account that installed the kernelspec: install your own with pyspark-kernel install --user --remote URL.",
+        ) from None
+    return secrets.join_remote(remote, secrets.remote_params(stored))
 
 
 def check_reachable(remote: str, timeout: float = 5.0) -> None:
@@ -31,7 +49,7 @@ def check_reachable(remote: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as error:
-        raise SparkStartError(f"Nothing answers at the Spark Connect server {remote} ({host}:{port}: {error.strerror or error}).", SERVER_FIX) from None
+        raise SparkStartError(f"Nothing answers at the Spark Connect server {secrets.redact_remote(remote)} ({host}:{port}: {error.strerror or error}).", SERVER_FIX) from None
 
 
 class ConnectBackend:
@@ -55,13 +73,17 @@ class ConnectBackend:
         check_reachable(self.remote or "")
         from pyspark.sql import SparkSession
 
-        builder = SparkSession.builder.remote(self.remote).appName(self.settings.app_name)
-        for key, value in overrides.items():
+        url = full_remote(self.remote or "")
+        builder = SparkSession.builder.remote(url).appName(self.settings.app_name)
+        for key, value in overrides.items():  # in-process, to the server: on no command line
             builder = builder.config(key, value)
         try:
             return builder.getOrCreate()
         except Exception as error:
-            raise SparkStartError(f"Could not connect to the Spark Connect server at {self.remote}: {error}", SERVER_FIX) from error
+            text = str(error)
+            for value in [*secrets.split_remote(url)[1].values(), *secrets.split(overrides)[1].values()]:
+                text = text.replace(value, secrets.mask(value)) if value else text
+            raise SparkStartError(f"Could not connect to the Spark Connect server at {secrets.redact_remote(self.remote or '')}: {text}", SERVER_FIX) from None
 
     def cell_tag(self, session: Any) -> str:
         """The calling thread's operation tag, added on first use and again when the session changes.
@@ -99,10 +121,11 @@ class ConnectBackend:
         return thread
 
     def describe(self, session: Any) -> dict[str, str | None]:
-        return {"version": session.version, "master": self.remote or os.environ.get("SPARK_REMOTE"), "app_id": getattr(session, "session_id", None), "ui": None}
+        master = secrets.redact_remote(self.remote or os.environ.get("SPARK_REMOTE") or "")
+        return {"version": session.version, "master": master, "app_id": getattr(session, "session_id", None), "ui": None}
 
     def status_lines(self, session: Any) -> list[str]:
-        return [f"remote: {self.remote}"]
+        return [f"remote: {secrets.redact_remote(self.remote or '')}"]
 
     def set_log_level(self, session: Any, level: str) -> None:
         raise SparkStartError("A Spark Connect kernel has no local JVM whose log level could be set.", "set the level in the Connect server's log4j2 configuration.")

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import cds, channels, environment, kernelspec, localdirs, options, submitargs, uiauth
+from . import cds, channels, environment, kernelspec, localdirs, options, secrets, submitargs, uiauth
 from .pythons import PythonFacts, probe_python, python_imports
 from .errors import Problem, SparkEnvironmentError
 
@@ -170,7 +170,7 @@ def check_connect(python: str, env: dict[str, str]) -> list[CheckResult]:
     except Problem as error:
         server = CheckResult.failed("Connect server", error)
     else:
-        server = CheckResult("Connect server", OK, f"{remote} accepts connections")
+        server = CheckResult("Connect server", OK, f"{secrets.redact_remote(remote)} accepts connections")
     return [client, server]
 
 

@@ -35,10 +35,10 @@ DIAGNOSES = (
     ("UnsupportedClassVersionError", "this Java is too old for this Spark", "install Java 17 or 21 and set JAVA_HOME to it."),
     ("JAVA_HOME is not set", "Spark found no Java", "install Java 17 or 21 (apt-get install default-jre-headless) or set JAVA_HOME."),
     ("Failed to find Spark jars directory", "SPARK_HOME has no jars", "point the kernelspec at a complete Spark (pyspark-kernel install --spark-home PATH --replace)."),
+    ("Invalid properties file", "this account cannot read the kernelspec's secret settings file (secrets are kept per user, 0600)", "install a kernelspec of your own with pyspark-kernel install --user … --conf KEY=VALUE."),
     ("No such file or directory", "a file Spark needs is missing", "check SPARK_HOME and JAVA_HOME in the kernelspec (pyspark-kernel check NAME)."),
 )
-# What pyspark's launch_gateway imports into a new gateway's JVM view (pyspark 3.5 and 4.x; a package
-# a Spark does not have is harmless: py4j only records the import).
+# What pyspark 4.x's launch_gateway imports into a new gateway's JVM view.
 PYSPARK_JAVA_IMPORTS = (
     "org.apache.spark.SparkConf", "org.apache.spark.api.java.*", "org.apache.spark.api.python.*",
     "org.apache.spark.ml.python.*", "org.apache.spark.mllib.api.python.*", "org.apache.spark.resource.*",

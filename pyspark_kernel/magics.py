@@ -13,6 +13,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
+from . import secrets
 from .controller import SparkController
 from .errors import ConfPairError
 from .jvm import read_tail
@@ -90,7 +91,8 @@ class SparkMagics(Magics):
             return
         if not pairs:
             overrides = self.controller.session.conf_overrides
-            print("\n".join(f"{key}={value}" for key, value in overrides.items()) or "no settings from %spark conf yet")
+            shown = secrets.masked(overrides)  # a cell's output is saved in the notebook
+            print("\n".join(f"{key}={value}" for key, value in shown.items()) or "no settings from %spark conf yet")
             return
         self.controller.restart(pairs)
 

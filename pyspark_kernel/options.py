@@ -60,6 +60,7 @@ class SparkOptions:
     k8s_image: str | None = None  # spark.kubernetes.container.image: what executor pods run
     k8s_namespace: str | None = None  # spark.kubernetes.namespace
     graphframes: str | None = None  # a GraphFrames version: its Maven coordinate, or the jar in --jars
+    secret_keys: tuple[str, ...] = ()  # --secret-conf: kept out of kernel.json whatever their names
 
 
 def check_options(options: SparkOptions) -> None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import localdirs
+from . import localdirs, secrets
 from .settings import SessionSettings, log_path_for
 
 OFF_VARIABLE = "PYSPARK_KERNEL_EARLY_JVM"  # "off": start the JVM from the kernel's __init__, as before 0.1
@@ -118,8 +118,11 @@ def spawn(settings: SessionSettings, overrides: dict[str, str], conf: Any, folde
     """Run spark-submit as pyspark's launch_gateway would (its command, stdin pipe, SIGINT ignored, the
     file it writes its gateway's port and secret to), with its variables in its own environment only
     and its output in the kernel's log. Recorded for end_child_jvms (jvm.py)."""
-    from_conf = [word for key, value in (conf.getAll() if conf is not None else []) for word in ("--conf", f"{key}={value}")]
-    env = {**os.environ, **settings.launch_environ(overrides, folder), "SPARK_CONNECT_MODE": "0"}
+    # A builder's secret settings go where %spark conf's go (secrets.py), never onto the command line;
+    # the SparkContext still sets every setting of the builder in the JVM afterwards, in-process.
+    plain, hidden = secrets.split(dict(conf.getAll()) if conf is not None else {})
+    from_conf = [word for key, value in plain.items() for word in ("--conf", f"{key}={value}")]
+    env = {**os.environ, **settings.launch_environ({**overrides, **hidden}, folder), "SPARK_CONNECT_MODE": "0"}
     submit_args = shlex.split(env["PYSPARK_SUBMIT_ARGS"])
     if env.get("SPARK_TESTING"):  # as launch_gateway does
         submit_args = ["--conf", "spark.ui.enabled=false", *submit_args]

@@ -7,12 +7,15 @@ process reads (the kernel's start, a user's builder, %spark restart).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import localdirs, submitargs, uiauth
+from . import environment, localdirs, secrets, submitargs, uiauth
 from .errors import Problem, SparkEnvironmentError
 from .ports import PORT_TRIES, PortReservation, reserve_port
 
@@ -116,7 +119,9 @@ class SessionSettings:
         if local_dir:  # this launch's own temp folder (localdirs.py), unless the user chose Spark's local dirs
             kernel_conf["spark.local.dir"] = local_dir
         defaults = {key: value for key, value in kernel_conf.items() if key not in user_conf}
-        return submitargs.with_conf(submitargs.with_conf(self.submit_args, defaults), overrides)
+        plain, secret = secrets.split(overrides)
+        submit_args = submitargs.with_conf(submitargs.with_conf(self.submit_args, defaults), plain)
+        return with_private_conf(submit_args, secret, Path(local_dir) if local_dir else None) if secret else submit_args
 
     def launch_environ(self, overrides: dict[str, str], local_dir: Path | None = None) -> dict[str, str]:
         """The variables a JVM launch sets for spark-submit: its arguments, and the JVM options that put
@@ -132,6 +137,34 @@ class SessionSettings:
         if not ui_url or not self.ui_proxy:
             return ui_url
         return f"{self.ui_proxy}{self.ui_route_key or ui_url.rsplit(':', 1)[-1].strip('/')}/jobs/"
+
+
+def with_private_conf(submit_args: str, secret: dict[str, str], folder: Path | None) -> str:
+    """``submit_args`` reading ``secret`` (%spark conf values whose keys name secrets, secrets.py) from a
+    0600 properties file of this launch, merged over the kernelspec's own secret file: spark-submit
+    reads one, and a command line is for every local account to see.
+
+    The file lives in the launch's temp folder (localdirs.py), removed with it once the JVM has exited;
+    without one, in a 0700 folder of its own, removed when the kernel exits.
+    """
+    submitted = submitargs.parse(submit_args)
+    current = submitted.flags.get(submitargs.PROPERTIES_FILE)
+    stored = secrets.read_private(Path(current)) if current else {}
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="pyspark-kernel-conf-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "secret-conf.properties"
+    secrets.write_private(path, {**stored, **secret})
+    switches = [] if current else secrets.submit_flags(path, local_spark_version())[2:]
+    return submitargs.with_properties_file(submit_args, str(path), switches)
+
+
+def local_spark_version() -> str:
+    """The version of the Spark this kernel launches (its SPARK_HOME); "3" (read no defaults) if unknown."""
+    try:
+        return environment.spark_version_of(environment.find_spark_home(None, dict(os.environ)))[0]
+    except Exception:
+        return "3"
 
 
 def log_path_for(connection_file: str) -> Path:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from .errors import ConfPairError
 
 CLOSING = "pyspark-shell"  # what pyspark's launcher expects last
 DEFAULT_MASTER = "local[*]"
+PROPERTIES_FILE = "--properties-file"
+# spark-submit's flags that take no value (SparkSubmitOptionParser's switches this tool may write).
+SWITCHES = frozenset({"--load-spark-defaults", "--verbose", "--supervise"})
 
 
 @dataclass(frozen=True)
@@ -27,28 +30,44 @@ class SubmitArgs:
     flags: dict[str, str] = field(default_factory=dict)
 
 
-def build(master: str, flags: Mapping[str, str | None], conf: Mapping[str, str]) -> str:
-    """PYSPARK_SUBMIT_ARGS from a master, spark-submit flags (``--driver-memory`` …; None: left out)
-    and ``--conf`` pairs."""
+def build(master: str, flags: Mapping[str, str | None], conf: Mapping[str, str], extra: Sequence[str] = ()) -> str:
+    """PYSPARK_SUBMIT_ARGS from a master, spark-submit flags (``--driver-memory`` …; None: left out),
+    ``extra`` words as they are (``--properties-file PATH --load-spark-defaults``) and ``--conf`` pairs."""
     words = ["--master", master]
     for flag, value in flags.items():
         if value:
             words += [flag, value]
-    return with_conf(join(words + [CLOSING]), conf)
+    return with_conf(join(words + list(extra) + [CLOSING]), conf)
 
 
 def parse(text: str) -> SubmitArgs:
     words = shlex.split(text)
     master, conf, flags = DEFAULT_MASTER, {}, {}
-    for flag, value in zip(words, words[1:]):
-        if flag == "--master":
+    for flag, value in zip(words, words[1:] + [""]):
+        if flag in SWITCHES:
+            flags[flag] = ""
+        elif flag == "--master":
             master = value
         elif flag == "--conf" and "=" in value:
             key, _, setting = value.partition("=")
             conf[key] = setting
-        elif flag.startswith("--"):
+        elif flag.startswith("--") and value not in SWITCHES:
             flags[flag] = value
     return SubmitArgs(master, conf, flags)
+
+
+def with_properties_file(text: str, path: str, switches: Sequence[str] = ()) -> str:
+    """``text`` reading its ``--properties-file`` from ``path`` (spark-submit reads one: the last), with
+    ``switches`` added where missing (``--load-spark-defaults``)."""
+    words = shlex.split(text)
+    closing = [CLOSING] if words[-1:] == [CLOSING] else []
+    body = words[: len(words) - len(closing)]
+    if PROPERTIES_FILE in body:
+        body[body.index(PROPERTIES_FILE) + 1] = path
+    else:
+        body += [PROPERTIES_FILE, path]
+    body += [switch for switch in switches if switch not in body]
+    return join(body + closing)
 
 
 def with_conf(text: str, conf: Mapping[str, str]) -> str:
