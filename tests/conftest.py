@@ -83,13 +83,23 @@ ACTIVE_JOBS_BUT_WARM_UP = f"[(j, g) for j, g in {ACTIVE_JOBS} if not (g or '').s
 class KernelHarness:
     """A started kernel and its blocking client, with helpers to run code and read what it sent."""
 
-    def __init__(self, kernel_name: str, extra_env: dict[str, str] | None = None, cwd: str | None = None) -> None:
-        self.manager = KernelManager(kernel_name=kernel_name)
+    def __init__(self, kernel_name: str, extra_env: dict[str, str] | None = None, cwd: str | None = None,
+                 transport_encryption: str | None = None) -> None:
+        """``transport_encryption``: the manager's CurveZMQ policy ("required", "auto", "disabled"),
+        as a Jupyter server started with ``--KernelManager.transport_encryption`` sets it."""
+        policy = {"transport_encryption": transport_encryption} if transport_encryption else {}
+        self.manager = KernelManager(kernel_name=kernel_name, **policy)
         env = {**os.environ, **(extra_env or {})}
         self.manager.start_kernel(env=env, **({"cwd": cwd} if cwd else {}))
         self.client = self.manager.client()
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
+        self.client.wait_for_ready(timeout=120 if transport_encryption else 60)
+
+    def connection_info(self) -> dict[str, Any]:
+        """The kernel's connection file as written (ports, key, CurveZMQ keys when provisioned)."""
+        import json
+
+        return json.loads(Path(self.manager.connection_file).read_text())  # type: ignore[no-any-return]
 
     @property
     def pid(self) -> int:
@@ -220,6 +230,57 @@ def second_account() -> str:
 def as_second_account(command: list[str], timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run ``command`` as the second account (the ``second_account`` fixture must have made it)."""
     return subprocess.run(["runuser", "-u", SECOND_ACCOUNT, "--", *command], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+# Run by the second account's system Python (Debian's python3-zmq): subscribes to every iopub message of
+# the port it is given, says "ready" once connected, reads until its stdin closes, then prints what it
+# read as JSON. The port comes on the command line: any account sees listening ports (ss -ltn), while
+# the connection file is 0600.
+IOPUB_SPY = """
+import json, select, sys, zmq
+socket = zmq.Context().socket(zmq.SUB)
+socket.setsockopt(zmq.SUBSCRIBE, b"")
+socket.connect("tcp://127.0.0.1:%d" % int(sys.argv[1]))
+print("ready", flush=True)
+poller = zmq.Poller()
+poller.register(socket, zmq.POLLIN)
+frames = []
+while not select.select([sys.stdin], [], [], 0)[0]:
+    if poller.poll(200):
+        frames.extend(part.decode("utf-8", "replace") for part in socket.recv_multipart())
+print(json.dumps(frames))
+"""
+
+
+@pytest.fixture(scope="session")
+def spy_account(second_account: str) -> str:
+    """The second account, whose system Python must import zmq (Debian's python3-zmq) to run IOPUB_SPY."""
+    if as_second_account([SYSTEM_PYTHON, "-c", "import zmq"]).returncode != 0:
+        pytest.skip(f"{SYSTEM_PYTHON} cannot import zmq for the second account: apt-get install python3-zmq (scripts/ensure-system.sh --two-accounts does)")
+    return second_account
+
+
+def spied_frames(kernel: KernelHarness, marker: str, cells: int = 3) -> list[str]:
+    """Run ``cells`` cells printing ``marker`` (the owner's client must read each) while the second
+    account's IOPUB_SPY listens on the kernel's iopub port; the frames the spy read."""
+    import json
+
+    spy = subprocess.Popen(["runuser", "-u", SECOND_ACCOUNT, "--", SYSTEM_PYTHON, "-c", IOPUB_SPY, str(kernel.manager.iopub_port)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert spy.stdout is not None and spy.stdout.readline().strip() == "ready", spy.stderr.read() if spy.stderr else ""
+        time.sleep(1)  # a SUB socket's subscription reaches the publisher after the handshake
+        for cell in range(cells):
+            outputs = kernel.run(f"print({marker!r}, {cell})")["outputs"]
+            assert [output.get("text") for output in outputs] == [f"{marker} {cell}\n"], outputs
+        time.sleep(1)
+        out, err = spy.communicate(input="done\n", timeout=120)
+    finally:
+        if spy.poll() is None:
+            spy.kill()
+            spy.wait(30)
+    assert spy.returncode == 0, err
+    return json.loads(out.splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def free_port() -> int:

@@ -22,76 +22,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from jupyter_client.manager import KernelManager
 
-from conftest import REPO, SECOND_ACCOUNT, SYSTEM_PYTHON, KernelHarness, as_second_account, cli, free_port, install
+from conftest import REPO, KernelHarness, cli, free_port, install, spied_frames
 from pyspark_kernel import channels, doctor
-
-# Run by the second account's system Python (Debian's python3-zmq): subscribes to every iopub message
-# of the port it is given, says "ready" once connected, and reads until its stdin closes; then prints
-# what it read as JSON. The connection file is 0600: the port comes on the command line, as `ss` shows it.
-SPY = """
-import json, select, sys, zmq
-socket = zmq.Context().socket(zmq.SUB)
-socket.setsockopt(zmq.SUBSCRIBE, b"")
-socket.connect("tcp://127.0.0.1:%d" % int(sys.argv[1]))
-print("ready", flush=True)
-poller = zmq.Poller()
-poller.register(socket, zmq.POLLIN)
-frames = []
-while not select.select([sys.stdin], [], [], 0)[0]:
-    if poller.poll(200):
-        frames.extend(part.decode("utf-8", "replace") for part in socket.recv_multipart())
-print(json.dumps(frames))
-"""
-
-
-class EncryptedKernel(KernelHarness):
-    """KernelHarness, with the manager's transport encryption policy chosen."""
-
-    def __init__(self, kernel_name: str, policy: str) -> None:
-        self.manager = KernelManager(kernel_name=kernel_name, transport_encryption=policy)
-        self.manager.start_kernel()
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=120)
-
-    def connection_file(self) -> dict:
-        return json.loads(Path(self.manager.connection_file).read_text())
-
-
-@pytest.fixture(scope="module")
-def spy_python(second_account: str) -> str:
-    """The second account's Python, which must import zmq (Debian's python3-zmq)."""
-    probe = as_second_account([SYSTEM_PYTHON, "-c", "import zmq"])
-    if probe.returncode != 0:
-        pytest.skip(f"{SYSTEM_PYTHON} cannot import zmq for the second account: apt-get install python3-zmq (scripts/ensure-system.sh --two-accounts does)")
-    return SYSTEM_PYTHON
-
-
-def spied_frames(kernel: EncryptedKernel, python: str, marker: str, cells: int = 3) -> list[str]:
-    """Run ``cells`` cells that print ``marker`` while the second account's spy listens to the iopub
-    port; the owner's client must read every one. Returns the frames the spy read."""
-    port = kernel.manager.iopub_port
-    spy = subprocess.Popen(
-        ["runuser", "-u", SECOND_ACCOUNT, "--", python, "-c", SPY, str(port)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert spy.stdout is not None and spy.stdout.readline().strip() == "ready", spy.stderr.read() if spy.stderr else ""
-        time.sleep(1)  # a SUB socket's subscription reaches the publisher after the handshake
-        for cell in range(cells):
-            outputs = kernel.run(f"print({marker!r}, {cell})")["outputs"]
-            assert [output.get("text") for output in outputs] == [f"{marker} {cell}\n"], outputs
-        time.sleep(1)
-        out, err = spy.communicate(input="done\n", timeout=120)
-    finally:
-        if spy.poll() is None:
-            spy.kill()
-            spy.wait(30)
-    assert spy.returncode == 0, err
-    return json.loads(out.splitlines()[-1])
-
 
 @pytest.fixture(scope="module")
 def provisioner_spec(prefix: Path) -> Path:
@@ -99,9 +32,9 @@ def provisioner_spec(prefix: Path) -> Path:
 
 
 @pytest.fixture
-def kernel_of() -> Iterator[list[EncryptedKernel]]:
+def kernel_of() -> Iterator[list[KernelHarness]]:
     """Kernels a test starts, shut down after it whatever happened."""
-    started: list[EncryptedKernel] = []
+    started: list[KernelHarness] = []
     yield started
     for kernel in started:
         kernel.shutdown()
@@ -110,30 +43,30 @@ def kernel_of() -> Iterator[list[EncryptedKernel]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["default_spec", "provisioner_spec"])
 def test_with_encryption_required_the_kernel_runs_and_another_account_reads_nothing(
-    spec: str, spy_python: str, kernel_of: list[EncryptedKernel], request: pytest.FixtureRequest,
+    spec: str, spy_account: str, kernel_of: list[KernelHarness], request: pytest.FixtureRequest,
 ) -> None:
     """Our kernel, started directly or through our provisioner (not pooled), gets CurveZMQ keys, uses
     them (its owner's client talks to it), and a subscriber without keys reads no output."""
     kernel_name = request.getfixturevalue(spec).name
-    kernel = EncryptedKernel(kernel_name, "required")
+    kernel = KernelHarness(kernel_name, transport_encryption="required")
     kernel_of.append(kernel)
-    info = kernel.connection_file()
+    info = kernel.connection_info()
     assert info.get("curve_publickey") and info.get("curve_secretkey"), sorted(info)
     assert kernel.value("spark.range(7).count()") == "7", "the kernel's Spark works over encrypted channels"
     marker = f"secret-output-{uuid.uuid4().hex}"
-    frames = spied_frames(kernel, spy_python, marker)
+    frames = spied_frames(kernel, marker)
     assert frames == [], f"the second account read {len(frames)} frame(s) of an encrypted kernel: {frames[:5]}"
 
 
 @pytest.mark.slow
-def test_with_encryption_off_another_account_reads_the_output(default_spec: Path, spy_python: str, kernel_of: list[EncryptedKernel]) -> None:
+def test_with_encryption_off_another_account_reads_the_output(default_spec: Path, spy_account: str, kernel_of: list[KernelHarness]) -> None:
     """The same spy against the same kernelspec without encryption reads the cells' output: the test
     above can fail."""
-    kernel = EncryptedKernel(default_spec.name, "disabled")
+    kernel = KernelHarness(default_spec.name, transport_encryption="disabled")
     kernel_of.append(kernel)
-    assert "curve_publickey" not in kernel.connection_file()
+    assert "curve_publickey" not in kernel.connection_info()
     marker = f"secret-output-{uuid.uuid4().hex}"
-    frames = spied_frames(kernel, spy_python, marker)
+    frames = spied_frames(kernel, marker)
     assert any(marker in frame for frame in frames), f"the spy read {len(frames)} frame(s), none with the output"
 
 

@@ -21,9 +21,9 @@ from typing import Any, Iterator
 
 import psutil
 import pytest
-from jupyter_client.manager import AsyncKernelManager, KernelManager
+from jupyter_client.manager import AsyncKernelManager
 
-from conftest import SECOND_ACCOUNT, SYSTEM_PYTHON, KernelHarness, as_second_account, install, wait_gone
+from conftest import KernelHarness, install, spied_frames, wait_gone
 from pyspark_kernel import pool as pool_module
 from pyspark_kernel import pooledkernel
 from pyspark_kernel.pool import KernelPool
@@ -180,67 +180,6 @@ def edit_spec(folder: Path, provisioner: dict[str, Any] | None = None, env: dict
     (folder / "kernel.json").write_text(json.dumps(spec))
 
 
-class ManagedKernel(KernelHarness):
-    """KernelHarness with the KernelManager's transport_encryption policy chosen, as a server's config does."""
-
-    def __init__(self, kernel_name: str, policy: str, extra_env: dict[str, str] | None = None) -> None:
-        import os
-
-        self.manager = KernelManager(kernel_name=kernel_name, transport_encryption=policy)
-        self.manager.start_kernel(env={**os.environ, **(extra_env or {})})
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=120)
-
-
-# Run by the second account's system Python (Debian's python3-zmq): subscribes to every iopub message of
-# the port it is given, says "ready" once connected, reads until its stdin closes, then prints what it
-# read as JSON. The port comes on the command line: any account sees listening ports (ss -ltn).
-SPY = """
-import json, select, sys, zmq
-socket = zmq.Context().socket(zmq.SUB)
-socket.setsockopt(zmq.SUBSCRIBE, b"")
-socket.connect("tcp://127.0.0.1:%d" % int(sys.argv[1]))
-print("ready", flush=True)
-poller = zmq.Poller()
-poller.register(socket, zmq.POLLIN)
-frames = []
-while not select.select([sys.stdin], [], [], 0)[0]:
-    if poller.poll(200):
-        frames.extend(part.decode("utf-8", "replace") for part in socket.recv_multipart())
-print(json.dumps(frames))
-"""
-
-
-def spied_frames(kernel: KernelHarness, marker: str, cells: int = 3) -> list[str]:
-    """Run ``cells`` cells printing ``marker`` (the owner reads each) while the second account's spy
-    listens on the kernel's iopub port; the frames the spy read."""
-    spy = subprocess.Popen(["runuser", "-u", SECOND_ACCOUNT, "--", SYSTEM_PYTHON, "-c", SPY, str(kernel.manager.iopub_port)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert spy.stdout is not None and spy.stdout.readline().strip() == "ready", spy.stderr.read() if spy.stderr else ""
-        time.sleep(1)  # a SUB socket's subscription reaches the publisher after the handshake
-        for cell in range(cells):
-            outputs = kernel.run(f"print({marker!r}, {cell})")["outputs"]
-            assert [output.get("text") for output in outputs] == [f"{marker} {cell}\n"], outputs
-        time.sleep(1)
-        out, err = spy.communicate(input="done\n", timeout=120)
-    finally:
-        if spy.poll() is None:
-            spy.kill()
-            spy.wait(30)
-    assert spy.returncode == 0, err
-    return json.loads(out.splitlines()[-1])  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module")
-def spy_account(second_account: str) -> str:
-    """The second account, whose system Python must import zmq (Debian's python3-zmq)."""
-    if as_second_account([SYSTEM_PYTHON, "-c", "import zmq"]).returncode != 0:
-        pytest.skip(f"{SYSTEM_PYTHON} cannot import zmq for the second account: apt-get install python3-zmq")
-    return second_account
-
-
 def test_a_pooled_kernel_handed_over_is_as_protected_as_a_fresh_one(prefix: Path, spy_account: str) -> None:
     """The pool starts its kernels through jupyter_client with the launching manager's settings: under
     transport_encryption="required" a pooled kernel gets CurveZMQ keys, the notebook's manager receives
@@ -249,14 +188,14 @@ def test_a_pooled_kernel_handed_over_is_as_protected_as_a_fresh_one(prefix: Path
     fail). No Spark is needed for the channels: the kernelspec starts none."""
     spec = install(prefix, "--name", "pooled-curve", "--pool", "1", "--start", "none", "--no-cds", "--replace")
     edit_spec(spec, curve=True)
-    first = ManagedKernel(spec.name, "required")
+    first = KernelHarness(spec.name, transport_encryption="required")
     try:
         pool = the_pool(first)
         assert pool.wait_ready(1, READY), "the pool filled one kernel"
         pooled = pool.idle[0]
         forced = psutil.Process(pooled.pid).environ().get("PYSPARK_KERNEL_WARMUP")
         assert forced is None, f"the pool set PYSPARK_KERNEL_WARMUP={forced}: a kernel warms by its own default"
-        notebook = ManagedKernel(spec.name, "required")
+        notebook = KernelHarness(spec.name, transport_encryption="required")
         try:
             assert notebook.pid == pooled.pid, "the launch took the pooled kernel"
             info = notebook.manager.get_connection_info()
@@ -270,7 +209,7 @@ def test_a_pooled_kernel_handed_over_is_as_protected_as_a_fresh_one(prefix: Path
             notebook.shutdown()
     finally:
         first.shutdown()
-    plain = ManagedKernel(spec.name, "disabled")  # another template: a fresh start, no keys
+    plain = KernelHarness(spec.name, transport_encryption="disabled")  # another template: a fresh start, no keys
     try:
         marker = f"plain-output-{uuid.uuid4().hex}"
         assert any(marker in frame for frame in spied_frames(plain, marker)), "the spy reads an unencrypted kernel"

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import SYSTEM_PYTHON, KernelHarness, as_second_account, cli, free_port, install, running_connect_server
+from conftest import SYSTEM_PYTHON, KernelHarness, as_second_account, cli, running_connect_server
 from pyspark_kernel import kernelspec, secrets, settings, submitargs
 from pyspark_kernel.options import SparkOptions
 from test_kernelspec import SPARK

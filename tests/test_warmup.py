@@ -82,8 +82,8 @@ def test_a_cell_that_starts_cancels_the_warm_up_and_its_jobs(warm_spec: Path) ->
         kernel.shutdown()
 
 
-# A query that closes its thread's py4j connection, as an interrupt of a cell does to every connection
-# py4j pools (the warm-up thread's among them), then a job of 50 tasks that runs for a while.
+# A query that closes its thread's py4j connection (as a dropped socket would; an interrupt now closes
+# only the cell thread's, kernel.py), then a job of 50 tasks that runs for a while.
 DROPPED_THEN_LONG = """
 from pyspark_kernel.warmup import WarmUp
 def dropped(spark):

@@ -14,14 +14,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import KernelHarness, free_port, install, java_processes_under, wait_gone
+from conftest import KernelHarness, free_port, install, wait_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 

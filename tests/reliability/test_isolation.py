@@ -10,7 +10,6 @@ page, a message dispatched by the driver, the bytes of a cached block, so a refu
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
