@@ -13,13 +13,13 @@ ENCRYPTION := --KernelManager.transport_encryption=auto
 LOWEST ?= .venv-lowest
 QUICK := -m "not slow and not e2e and not reliability and not image and not corpus"
 
-.PHONY: setup run kernelspec test test-quick test-lowest e2e corpus corpus-reference bench soak burst matrix clean
+.PHONY: setup run kernelspec lint test test-quick test-lowest e2e corpus corpus-reference bench soak burst matrix clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-system.sh
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test,lab,e2e]'
-	# An editable install skips data-files: enable the Spark UI route (serverext.py) as a wheel install does.
+	$(PY) -m pip install -q -e '.[test,lab,e2e,lint]'
+	# An editable install skips data-files: enable the Spark UI route (server/uiproxy.py) as a wheel install does.
 	install -D -m 644 pyspark_kernel/etc/pyspark_kernel.json $(VENV)/etc/jupyter/jupyter_server_config.d/pyspark_kernel.json
 	# Bytecode as a wheel install has it (pip compiles it there), even where PYTHONDONTWRITEBYTECODE is set.
 	$(PY) -m compileall -q pyspark_kernel
@@ -34,11 +34,17 @@ run: kernelspec  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark_Python3 (open t
 	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) $(ENCRYPTION) \
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 
-test: setup  ## the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the lowest dependencies, then the Docker image built and run
+test: lint  ## the checks, then the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the lowest dependencies, then the Docker image built and run
 	bash scripts/ensure-system.sh --browser --two-accounts
 	$(PY) -m pytest -q -rs --ignore=tests/image
 	$(MAKE) test-lowest
 	bash scripts/image-test.sh
+
+lint: setup  ## ruff (lint and format), mypy, and the import contracts between the kernel, server and command-line folders
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-quick: setup  ## the tests that start no JVM
 	$(PY) -m pytest -q -rs $(QUICK)

@@ -18,7 +18,9 @@ from conftest import KernelHarness, java_processes_under, start_together  # noqa
 
 COUNT = "spark.range(10).count()"
 LONG_JOB = "spark.range(0, 4_000_000_000, numPartitions=200).selectExpr('sum(sqrt(id))').collect()"
-BARE = "from pyspark.sql import SparkSession\nspark = SparkSession.builder.master('local[*]').getOrCreate()\nassert spark.range(10).count() == 10\nspark.stop()\n"
+BARE = (
+    "from pyspark.sql import SparkSession\nspark = SparkSession.builder.master('local[*]').getOrCreate()\nassert spark.range(10).count() == 10\nspark.stop()\n"
+)
 
 
 def start_and_info(name: str) -> float:

@@ -32,7 +32,6 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 import psutil  # noqa: E402
-
 from conftest import free_port, java_processes_under, wait_gone  # noqa: E402
 from machine import machine_line  # noqa: E402
 from measure import Progress, Quiet  # noqa: E402
@@ -224,13 +223,20 @@ def delete_all(server: JupyterServer, sessions: list[dict], result: Burst) -> No
 
 def spy_on(pid: int, output: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling the server's threads (raw collapsed stacks, one line per stack with its count)."""
-    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--threads", "--rate", "100", "--output", str(output)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--threads", "--rate", "100", "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def install(prefix: Path, name: str, *args: str) -> str:
-    subprocess.run([sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(prefix), "--name", name, "--replace", *args],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(prefix), "--name", name, "--replace", *args],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return name
 
 
@@ -252,9 +258,11 @@ def table(results: list[Burst]) -> list[str]:
         memory = result.memory_mb
         memory_text = f"{statistics.median(memory):.0f} MB ({min(memory):.0f}-{max(memory):.0f})" if memory else "-"
         counted = f"{result.all_counted_s:.1f} s" if result.all_counted_s is not None else f"NOT ALL ({len(result.failures)} failed)"
-        lines.append(f"| {result.label} | {result.count} | {result.posts_spread_s:.2f} s | {counted} | {latency(result.latencies_ms)} | {verdict} | "
-                     f"{result.status_errors} | {latency(result.control_ms)} | {memory_text} | {'-' if result.left is None else result.left} | "
-                     f"{result.load[0]:.0f} → {result.load[1]:.0f} | {result.ui_ports_taken} of {len(SPARK_UI_WINDOW)} |")
+        lines.append(
+            f"| {result.label} | {result.count} | {result.posts_spread_s:.2f} s | {counted} | {latency(result.latencies_ms)} | {verdict} | "
+            f"{result.status_errors} | {latency(result.control_ms)} | {memory_text} | {'-' if result.left is None else result.left} | "
+            f"{result.load[0]:.0f} → {result.load[1]:.0f} | {result.ui_ports_taken} of {len(SPARK_UI_WINDOW)} |"
+        )
     return lines
 
 
@@ -314,11 +322,17 @@ def main() -> int:
             specs = {label: install(root / "prefix", f"burst-{label}", *options) for label, options in SPECS.items() if not args.only or label in args.only}
             progress.end(", ".join(specs.values()))
             results = run_bursts(specs, args.count, root, logs, args.py_spy, quiet)
-    lines = ["# A Jupyter server under a burst of notebooks", "", f"{machine_line()} · other work shares this machine: see the load column", "",
-             f"{args.count} notebooks opened at once (POST /api/sessions from {args.count} threads), each counting `spark.range(10).count()` "
-             "over its websocket; GET /api/status polled every 50 ms from the first POST until the last count, and in the same "
-             "window a control HTTP server (a tornado app doing nothing else, its own process) polled alike.", "",
-             *table(results)]
+    lines = [
+        "# A Jupyter server under a burst of notebooks",
+        "",
+        f"{machine_line()} · other work shares this machine: see the load column",
+        "",
+        f"{args.count} notebooks opened at once (POST /api/sessions from {args.count} threads), each counting `spark.range(10).count()` "
+        "over its websocket; GET /api/status polled every 50 ms from the first POST until the last count, and in the same "
+        "window a control HTTP server (a tornado app doing nothing else, its own process) polled alike.",
+        "",
+        *table(results),
+    ]
     print("\n".join(lines))
     if output is not None:
         output.write_text("\n".join(lines) + "\n")

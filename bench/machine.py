@@ -27,5 +27,7 @@ def java_version() -> str:
 def machine_line() -> str:
     import pyspark
 
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {os.cpu_count()} cores ({cpu_model()}) · "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB · Python {platform.python_version()} · pyspark {pyspark.__version__} · {java_version()}")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · {os.cpu_count()} cores ({cpu_model()}) · "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB · Python {platform.python_version()} · pyspark {pyspark.__version__} · {java_version()}"
+    )

@@ -11,9 +11,10 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 NOISY_LOGGERS = ("py4j", "pip", "jupyter_client", "traitlets", "asyncio", "urllib3")
 

@@ -13,12 +13,11 @@ import time
 from typing import Any
 
 import psutil
-
 from actions import start_and_count
 from conftest import KernelHarness
 from measure import Line, paired, ratio_line, spread
 
-from pyspark_kernel import pool as pool_module
+from pyspark_kernel.server import pool as pool_module
 
 ROW_9_LIMIT = 1.0  # s, launch -> first count with a warm pool
 POOL_SIZE = 2

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import psutil
 
@@ -28,12 +28,23 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from actions import COUNT, bare_floor, four_at_once, idle_then_first, interrupt_latency, round_trips, start_and_count, start_and_info, timed_cell  # noqa: E402
+from actions import (  # noqa: E402
+    COUNT,
+    bare_floor,
+    four_at_once,
+    idle_then_first,
+    interrupt_latency,
+    round_trips,
+    start_and_count,
+    start_and_info,
+    timed_cell,
+)
 from conftest import KernelHarness, running_connect_server  # noqa: E402
 from machine import machine_line  # noqa: E402
 from measure import Line, Progress, Quiet, median_interval, paired, ratio_line, spread  # noqa: E402
 from pool_row import ROW_9_LIMIT, row_9, row_9_verdict  # noqa: E402
-from pyspark_kernel.pool import tree_cpu_seconds, wait_settled  # noqa: E402
+
+from pyspark_kernel.server.pool import tree_cpu_seconds, wait_settled  # noqa: E402
 
 # Row 4's job: 200 tasks, sized in each run (job_rows) to take about ROW_4_JOB_SECONDS once the JIT has
 # compiled it. The display's cost is mostly fixed, at the cell's end (its final poll and summary: 14 ms
@@ -110,8 +121,16 @@ def row_1(bench: Bench) -> list[Line]:
 
 def row_2(bench: Bench) -> list[Line]:
     ours, no_cds, plain = bench.spec("spark"), bench.spec("nocds", "--no-cds"), bench.spec("plain")
-    samples = paired({"no-cds": lambda: start_and_count(no_cds), "cds": lambda: start_and_count(ours), "floor": bare_floor,
-                      "first cell": lambda: start_and_count(plain, FIRST_CELL, {"SPARK_LOCAL_IP": "127.0.0.1"})}, bench.reps, bench.progress)
+    samples = paired(
+        {
+            "no-cds": lambda: start_and_count(no_cds),
+            "cds": lambda: start_and_count(ours),
+            "floor": bare_floor,
+            "first cell": lambda: start_and_count(plain, FIRST_CELL, {"SPARK_LOCAL_IP": "127.0.0.1"}),
+        },
+        bench.reps,
+        bench.progress,
+    )
     floor, first_cell = samples["floor"], samples["first cell"]
     without = ratio_line("2 start → first count (--no-cds)", samples["no-cds"], floor, "bare python, no CDS", "no-cds")
     without.baseline += f"; ipykernel + first cell {spread(first_cell)}"
@@ -153,13 +172,17 @@ def row_3(bench: Bench) -> list[Line]:
             plain = bench.kept("plain", copy=1)
             ours = bench.kept("steady", copy=1)
         round_trips(ours, 20), round_trips(plain, 20)
-        pair = paired({"ours": lambda: timed(ours, "ours"), "plain": lambda: timed(plain, "plain")}, bench.reps * ROW_3_ROUNDS_PER_PAIR, bench.progress)
+        pair = paired(
+            {"ours": lambda ours=ours: timed(ours, "ours"), "plain": lambda plain=plain: timed(plain, "plain")},
+            bench.reps * ROW_3_ROUNDS_PER_PAIR,
+            bench.progress,
+        )
         for side in samples:
             samples[side] += pair[side]
     bench.drop("plain", 1)
     bench.drop("steady", 1)
     line = ratio_line(f"3 {trips} × `1+1`", samples["ours"], samples["plain"], "plain ipykernel")
-    ratios = [mine / base for mine, base in zip(samples["ours"], samples["plain"])]
+    ratios = [mine / base for mine, base in zip(samples["ours"], samples["plain"], strict=False)]
     line.ratio = statistics.median(ratios)
     median = statistics.median
     line.ratio_text = (
@@ -202,7 +225,7 @@ def row_4(bench: Bench) -> list[Line]:
     finally:
         kernel.run("%spark progress on")
     line = ratio_line("4 200-task job, progress on", samples["on"], samples["off"], "progress off, same kernel")
-    ratios = [on / off for on, off in zip(samples["on"], samples["off"])]
+    ratios = [on / off for on, off in zip(samples["on"], samples["off"], strict=False)]
     line.ratio = statistics.median(ratios)
     low, high = median_interval(ratios)
     cpu_on, cpu_off = statistics.median(cpu["on"]), statistics.median(cpu["off"])
@@ -243,7 +266,14 @@ def row_5(bench: Bench) -> list[Line]:
         runs.append(interrupt_latency(kernel))
         bench.progress.step(f"{rep + 1}/{bench.reps}")
     cancelled = sum(gone for _, gone in runs)
-    return [Line("5 interrupt → reply", [latency for latency, _ in runs], f"job gone 15 s later in {cancelled}/{len(runs)}", facts={"cancelled": cancelled, "runs": len(runs)})]
+    return [
+        Line(
+            "5 interrupt → reply",
+            [latency for latency, _ in runs],
+            f"job gone 15 s later in {cancelled}/{len(runs)}",
+            facts={"cancelled": cancelled, "runs": len(runs)},
+        )
+    ]
 
 
 def row_5_verdict(line: Line) -> str:
@@ -259,8 +289,15 @@ def row_6(bench: Bench) -> list[Line]:
         bench.progress.step(f"{rep + 1}/{bench.reps}")
     rss = [value for _, each, _ in runs for value in each]
     ports = [count for _, _, count in runs]
-    return [Line("6 4 kernels at once → all counted", [ready for ready, _, _ in runs], f"RSS kernel+JVM {statistics.median(rss):.0f} MB each ({min(rss):.0f}-{max(rss):.0f})",
-                 ratio_text=f"{min(ports)}-{max(ports)} distinct UI ports", facts={"ports": ports})]
+    return [
+        Line(
+            "6 4 kernels at once → all counted",
+            [ready for ready, _, _ in runs],
+            f"RSS kernel+JVM {statistics.median(rss):.0f} MB each ({min(rss):.0f}-{max(rss):.0f})",
+            ratio_text=f"{min(ports)}-{max(ports)} distinct UI ports",
+            facts={"ports": ports},
+        )
+    ]
 
 
 def row_6_verdict(line: Line) -> str:
@@ -282,7 +319,11 @@ def row_8(bench: Bench) -> list[Line]:
     lines = []
     for label, code in FIRST_CELLS:
         floors: list[float] = []
-        samples = paired({"on": lambda: idle_then_first(warm, code, floors), "off": lambda: idle_then_first(cold, code, [])}, bench.reps, bench.progress)
+        samples = paired(
+            {"on": lambda code=code, floors=floors: idle_then_first(warm, code, floors), "off": lambda code=code: idle_then_first(cold, code, [])},
+            bench.reps,
+            bench.progress,
+        )
         line = ratio_line(f"8 open → idle 10 s → first {label}", samples["on"], samples["off"], "warm-up off", label)
         line.baseline += f"; second run {spread(floors)}"
         line.facts["floor"] = statistics.median(floors)
@@ -356,7 +397,10 @@ def run_rows(rows: tuple[Row, ...], bench: Bench, quiet: Quiet) -> tuple[list[st
             continue
         verdicts = [row.verdict(line) for line in lines]
         bench.progress.end(", ".join(verdicts))
-        table += [f"| {line.label} | {line.mine()} | {line.baseline} | {line.ratio_text} | {row.target} | {verdict} |" for line, verdict in zip(lines, verdicts)]
+        table += [
+            f"| {line.label} | {line.mine()} | {line.baseline} | {line.ratio_text} | {row.target} | {verdict} |"
+            for line, verdict in zip(lines, verdicts, strict=False)
+        ]
     return table, failed
 
 

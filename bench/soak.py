@@ -19,8 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import psutil  # noqa: E402
-
-from conftest import KernelHarness, start_together, java_processes_under, wait_gone  # noqa: E402
+from conftest import KernelHarness, java_processes_under, start_together, wait_gone  # noqa: E402
 from reliability.probes import restart_cycles  # noqa: E402
 
 
@@ -38,7 +37,7 @@ def four_at_once(name: str) -> tuple[list[str], list[psutil.Process], float]:
     try:
         results = [kernel.value("spark.range(0, 20_000_000, numPartitions=8).selectExpr('sum(id % 3)').first()[0]") for kernel in kernels]
         ready = time.monotonic() - started
-        for kernel, result in zip(kernels, results):
+        for kernel, result in zip(kernels, results, strict=False):
             children = java_processes_under(kernel.pid)
             jvms += children
             rss = (psutil.Process(kernel.pid).memory_info().rss + sum(jvm.memory_info().rss for jvm in children)) / 2**20
@@ -85,9 +84,16 @@ def main() -> None:
     for s in samples:
         gone = "-" if s.cycle == 0 else (f"{s.old_jvm_gone_s:.1f}" if s.old_jvm_gone_s is not None else "NOT GONE")
         lines.append(f"| {s.cycle} | {s.kernel_pid} | {s.open_files} | {s.threads} | {s.kernel_rss_mb:.0f} | {s.jvm_rss_mb:.0f} | {s.job_ok} | {gone} |")
-    lines += ["", f"Four kernels started together, each running a job: all answered in {crowd_ready:.1f} s.", "",
-              "| kernel pid | Spark UI | job right | RSS kernel + JVM MB |", "| --- | --- | --- | --- |", *crowd, "",
-              f"Faults survived: {args.cycles} restarts, 4 concurrent kernels. Orphans found: {orphans}."]
+    lines += [
+        "",
+        f"Four kernels started together, each running a job: all answered in {crowd_ready:.1f} s.",
+        "",
+        "| kernel pid | Spark UI | job right | RSS kernel + JVM MB |",
+        "| --- | --- | --- | --- |",
+        *crowd,
+        "",
+        f"Faults survived: {args.cycles} restarts, 4 concurrent kernels. Orphans found: {orphans}.",
+    ]
     args.output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     sys.exit(1 if orphans else 0)

@@ -32,7 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pyspark_kernel import cds, environment, settings, submitargs, warmup  # noqa: E402
+from pyspark_kernel import environment, notebookconf, submitargs  # noqa: E402
+from pyspark_kernel.cli import cds  # noqa: E402
+from pyspark_kernel.kernel import warmup  # noqa: E402
 
 SESSION = """
 import json, sys, time
@@ -66,13 +68,19 @@ def time_launcher(spark: environment.SparkEnvironment, options: str) -> tuple[fl
 
 
 def session_env(spark: environment.SparkEnvironment, driver_options: str, launcher_options: str, class_path: str = "") -> dict[str, str]:
-    conf = dict(settings.NOTEBOOK_DEFAULTS)
+    conf = dict(notebookconf.NOTEBOOK_DEFAULTS)
     if driver_options:
         conf["spark.driver.extraJavaOptions"] = driver_options
     if class_path:
         conf["spark.driver.extraClassPath"] = class_path
-    env = {**os.environ, "SPARK_HOME": str(spark.spark_home), "PYTHONPATH": os.pathsep.join(spark.python_path), "PYSPARK_PYTHON": str(spark.python),
-           "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_SUBMIT_ARGS": submitargs.build("local[*]", {}, conf)}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark.spark_home),
+        "PYTHONPATH": os.pathsep.join(spark.python_path),
+        "PYSPARK_PYTHON": str(spark.python),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_SUBMIT_ARGS": submitargs.build("local[*]", {}, conf),
+    }
     env.pop("SPARK_LAUNCHER_OPTS", None)
     if launcher_options:
         env["SPARK_LAUNCHER_OPTS"] = launcher_options
@@ -82,7 +90,14 @@ def session_env(spark: environment.SparkEnvironment, driver_options: str, launch
 def time_session(spark: environment.SparkEnvironment, driver_options: str, launcher_options: str, class_path: str = "") -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="start-probe-") as work:
         started = time.perf_counter()
-        result = subprocess.run([str(spark.python), "-c", SESSION], env=session_env(spark, driver_options, launcher_options, class_path), cwd=work, capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [str(spark.python), "-c", SESSION],
+            env=session_env(spark, driver_options, launcher_options, class_path),
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         phases = json.loads(result.stdout.strip().splitlines()[-1])
         phases["process"] = time.perf_counter() - started
     return phases
@@ -108,25 +123,42 @@ def summary(values: list[float]) -> str:
 def launcher_report(spark: environment.SparkEnvironment, pairs: int) -> None:
     archive = cds.launcher_archive(spark, rebuild=True)
     share = f"-XX:SharedArchiveFile={archive} -Xshare:auto"
-    variants = {"none": "", "archive": share, "C1 only": "-XX:TieredStopAtLevel=1", "serial GC": "-XX:+UseSerialGC",
-                "archive + C1": f"{share} -XX:TieredStopAtLevel=1", "all (archive, C1, serial GC)": f"{share} -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+    variants = {
+        "none": "",
+        "archive": share,
+        "C1 only": "-XX:TieredStopAtLevel=1",
+        "serial GC": "-XX:+UseSerialGC",
+        "archive + C1": f"{share} -XX:TieredStopAtLevel=1",
+        "all (archive, C1, serial GC)": f"{share} -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    }
     samples = paired(variants, lambda options: time_launcher(spark, options), pairs)
     wall_base = statistics.median(wall for wall, _ in samples["none"])
     cpu_base = statistics.median(cpu for _, cpu in samples["none"])
     for name, values in samples.items():
         wall, cpu = [w for w, _ in values], [c for _, c in values]
-        print(f"launcher JVM, {name:<30} wall {summary(wall)} {statistics.median(wall) - wall_base:+.3f} s; CPU {summary(cpu)} {statistics.median(cpu) - cpu_base:+.3f} s")
+        print(
+            f"launcher JVM, {name:<30} wall {summary(wall)} {statistics.median(wall) - wall_base:+.3f} s; CPU {summary(cpu)} {statistics.median(cpu) - cpu_base:+.3f} s"
+        )
 
 
 def session_report(spark: environment.SparkEnvironment, pairs: int, variants: dict[str, tuple[str, ...]]) -> None:
     samples = paired(variants, lambda setting: time_session(spark, *setting), pairs)
     for name, runs in samples.items():
         phases = {phase: [run[phase] for run in runs] for phase in runs[0]}
-        print(f"{name}: " + "; ".join(f"{phase} {statistics.median(values):.3f}" for phase, values in phases.items()) + f"  (process {summary(phases['process'])})")
+        print(
+            f"{name}: "
+            + "; ".join(f"{phase} {statistics.median(values):.3f}" for phase, values in phases.items())
+            + f"  (process {summary(phases['process'])})"
+        )
 
 
-NOTEBOOK = ("spark.range(10).count()", "spark.sql('SELECT 1 AS one').collect()", "spark.range(5).toPandas().shape", "spark.range(3).withColumn('x', F.col('id') * 2)",
-            "spark.range(100).groupBy((F.col('id') % 3).alias('k')).agg(F.sum('id')).orderBy('k').collect()")
+NOTEBOOK = (
+    "spark.range(10).count()",
+    "spark.sql('SELECT 1 AS one').collect()",
+    "spark.range(5).toPandas().shape",
+    "spark.range(3).withColumn('x', F.col('id') * 2)",
+    "spark.range(100).groupBy((F.col('id') % 3).alias('k')).agg(F.sum('id')).orderBy('k').collect()",
+)
 
 
 def source_kind(line: str) -> str:
@@ -151,9 +183,28 @@ def class_sources(archive: Path | None, idle: float, class_path: str = "") -> tu
         for variable in ("JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
             os.environ[variable] = str(Path(work) / variable.lower())
         os.environ["JUPYTER_PATH"] = f"{work}/share/jupyter"
-        subprocess.run([sys.executable, "-m", "pyspark_kernel", "install", "--prefix", work, "--name", "probe", "--no-cds", "--replace",
-                        "--conf", f"spark.driver.extraJavaOptions={options}", "--env", "PYSPARK_KERNEL_WARMUP", "on",
-                        *(["--conf", f"spark.driver.extraClassPath={class_path}"] if class_path else [])], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyspark_kernel",
+                "install",
+                "--prefix",
+                work,
+                "--name",
+                "probe",
+                "--no-cds",
+                "--replace",
+                "--conf",
+                f"spark.driver.extraJavaOptions={options}",
+                "--env",
+                "PYSPARK_KERNEL_WARMUP",
+                "on",
+                *(["--conf", f"spark.driver.extraClassPath={class_path}"] if class_path else []),
+            ],
+            check=True,
+            capture_output=True,
+        )
         kernel = KernelHarness("probe")
         try:
             kernel.value(NOTEBOOK[0])
@@ -214,7 +265,11 @@ def main() -> None:
         launcher_report(spark, args.pairs)
     elif args.what == "session":
         driver = cds.java_options(cds.build_archive(spark))
-        session_report(spark, args.pairs, {"driver archive": (driver, ""), "driver archive + launcher options": (driver, cds.launcher_options(cds.launcher_archive(spark)))})
+        session_report(
+            spark,
+            args.pairs,
+            {"driver archive": (driver, ""), "driver archive + launcher options": (driver, cds.launcher_options(cds.launcher_archive(spark)))},
+        )
     elif args.what == "unsigned":
         current = cds.build_archive(spark)
         if args.archive is None:
@@ -223,7 +278,11 @@ def main() -> None:
             loaded, shared, misses = class_sources(archive, 20, class_path)
             print(f"{name}: the kernel's driver loaded {loaded} classes, {shared} from the archive, {loaded - shared} not")
             print("   not from the archive: " + ", ".join(f"{kind} {count}" for kind, count in misses.most_common(8)))
-        session_report(spark, args.pairs, {"signed janino": (cds.java_options(current), ""), "unsigned copies first": (cds.java_options(args.archive), "", args.class_path)})
+        session_report(
+            spark,
+            args.pairs,
+            {"signed janino": (cds.java_options(current), ""), "unsigned copies first": (cds.java_options(args.archive), "", args.class_path)},
+        )
     elif args.what == "classes":
         for archive in (args.old_archive, cds.build_archive(spark)) if args.old_archive else (cds.build_archive(spark),):
             loaded, shared, misses = class_sources(archive, idle=20)
@@ -232,7 +291,15 @@ def main() -> None:
     else:
         current = cds.build_archive(spark)
         old = args.old_archive
-        session_report(spark, args.pairs, {"no archive": ("", ""), f"old training {old.name}": (cds.java_options(old), ""), f"kernel training {current.name}": (cds.java_options(current), "")})
+        session_report(
+            spark,
+            args.pairs,
+            {
+                "no archive": ("", ""),
+                f"old training {old.name}": (cds.java_options(old), ""),
+                f"kernel training {current.name}": (cds.java_options(current), ""),
+            },
+        )
 
 
 if __name__ == "__main__":

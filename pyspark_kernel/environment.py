@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SparkEnvironmentError
-from .pythons import kernel_python, pip_pyspark_home
+from pyspark_kernel.errors import SparkEnvironmentError
+from pyspark_kernel.pythons import kernel_python, pip_pyspark_home
 
 # Java feature releases each Spark line supports, from the "Downloading" section of its docs
 # (spark.apache.org/docs/<version>/): 3.3-3.5 "Java 8/11/17" (3.5 on 21 is only preliminary and
@@ -89,7 +89,7 @@ def find_spark_home(explicit: str | os.PathLike[str] | None = None, environ: dic
             return Path(candidate)
     raise SparkEnvironmentError(
         "No Spark found: --spark-home was not given, SPARK_HOME is not set and pyspark is not installed.",
-        "pip install pyspark, or pass --spark-home /path/to/spark."
+        "pip install pyspark, or pass --spark-home /path/to/spark.",
     )
 
 
@@ -116,21 +116,19 @@ def spark_version_of(spark_home: Path) -> tuple[str, str]:
     jars = spark_home / "jars"
     if not spark_home.is_dir():
         raise SparkEnvironmentError(
-            f"SPARK_HOME {spark_home} does not exist.",
-            "pass --spark-home with the folder of a Spark install (it holds bin/ and jars/)."
+            f"SPARK_HOME {spark_home} does not exist.", "pass --spark-home with the folder of a Spark install (it holds bin/ and jars/)."
         )
     if not jars.is_dir():
         raise SparkEnvironmentError(
             f"{spark_home} is not a Spark: it has no jars/ folder.",
-            "pass --spark-home with the top folder of a Spark distribution or of pip's pyspark package."
+            "pass --spark-home with the top folder of a Spark distribution or of pip's pyspark package.",
         )
     for jar in sorted(jars.glob("spark-core_*.jar")):
         match = re.fullmatch(r"spark-core_(\d+\.\d+)-(\d+\.\d+\.\d+[\w.-]*)\.jar", jar.name)
         if match:
             return match.group(2), match.group(1)
     raise SparkEnvironmentError(
-        f"{jars} has no spark-core_<scala>-<version>.jar, so its Spark version is unknown.",
-        "point --spark-home at a complete Spark install."
+        f"{jars} has no spark-core_<scala>-<version>.jar, so its Spark version is unknown.", "point --spark-home at a complete Spark install."
     )
 
 
@@ -140,8 +138,7 @@ def find_py4j_zip(spark_home: Path) -> Path:
     zips = sorted(lib.glob("py4j-*-src.zip"))
     if not zips:
         raise SparkEnvironmentError(
-            f"No py4j zip in {lib} (expected py4j-<version>-src.zip).",
-            "reinstall Spark there, or pass --spark-home with a complete Spark install."
+            f"No py4j zip in {lib} (expected py4j-<version>-src.zip).", "reinstall Spark there, or pass --spark-home with a complete Spark install."
         )
     return zips[-1]
 
@@ -163,7 +160,7 @@ def find_pyspark_path(spark_home: Path, python_pyspark_home: Path | None) -> Pat
         return zipped
     raise SparkEnvironmentError(
         f"{spark_home} has no pyspark package (neither python/pyspark/__init__.py nor python/lib/pyspark.zip).",
-        "point --spark-home at a Spark distribution or at pip's pyspark folder."
+        "point --spark-home at a Spark distribution or at pip's pyspark folder.",
     )
 
 
@@ -193,8 +190,7 @@ def find_java(environ: dict[str, str] | None = None) -> JavaRuntime:
     if executable is None or not executable.exists():
         where = f"JAVA_HOME points at {executable.parent.parent}, which has no bin/java" if executable else "no java on PATH and JAVA_HOME is not set"
         raise SparkEnvironmentError(
-            f"Java not found ({where}).",
-            "install Java 17 or 21 (Debian/Ubuntu: sudo apt-get install default-jre-headless) or set JAVA_HOME."
+            f"Java not found ({where}).", "install Java 17 or 21 (Debian/Ubuntu: sudo apt-get install default-jre-headless) or set JAVA_HOME."
         )
     try:
         result = subprocess.run([str(executable), "-version"], capture_output=True, text=True, timeout=60)
@@ -228,7 +224,7 @@ def java_update(java: JavaRuntime) -> tuple[int, int, int]:
 
 
 def spoken_list(versions: tuple[int, ...] | list[int], conjunction: str = "or") -> str:
-    """"17, 21 or 25": the versions as a user reads them in a sentence."""
+    """ "17, 21 or 25": the versions as a user reads them in a sentence."""
     words = [str(version) for version in versions]
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
 

@@ -20,14 +20,13 @@ import json
 import logging
 import os
 import re
-import shlex
 import shutil
 import stat
 import tempfile
-import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -142,45 +141,6 @@ def ensure_root(root: Path) -> bool:
         return False
 
 
-def new_folder(environ: Mapping[str, str] | None = None) -> Path | None:
-    """A fresh folder for one JVM launch, recorded as this process's; None if none can be made (the
-    launch then goes on with Spark's defaults: temp files never stop a start)."""
-    root = user_root(environ)
-    me = describe(os.getpid())
-    if me is None or not ensure_root(root):
-        return None
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=f"{me.pid}-{int(me.create_time)}-", dir=root))
-        write_record(folder, {"host": host_identity(), "launcher": vars(me)})
-    except OSError as error:
-        logger.warning("pyspark-kernel: cannot make a temp folder in %s (%s)", root, error)
-        return None
-    return folder
-
-
-def launch_folder(conf: Mapping[str, str]) -> Path | None:
-    """A JVM launch's own folder, or None when the user chose Spark's local dirs (in ``conf``, the
-    launch's Spark conf, or the environment): then Spark's choice stands."""
-    return None if user_chose_local_dirs(conf, os.environ) else new_folder()
-
-
-def record_jvm(folder: Path, pid: int) -> None:
-    """Name the launched JVM as the folder's owner from now on (it may outlive this process a moment)."""
-    record = read_record(folder) or {}
-    jvm = describe(pid)
-    record["jvm"] = vars(jvm) if jvm else {"pid": pid, "create_time": 0.0}  # already gone: a leftover
-    try:
-        write_record(folder, record)
-    except OSError as error:
-        logger.warning("pyspark-kernel: cannot record the JVM in %s (%s)", folder, error)
-
-
-def java_options(folder: Path) -> str:
-    """For SPARK_SUBMIT_OPTS: the JVM's own temp files (spark-submit's dir, artifacts, native libs) go
-    to ``folder`` too; a -Djava.io.tmpdir in spark.driver.extraJavaOptions comes later and wins."""
-    return f"-Djava.io.tmpdir={shlex.quote(str(folder))}"
-
-
 def write_record(folder: Path, record: dict[str, Any]) -> None:
     partial = folder / f".{RECORD}.partial"
     partial.write_text(json.dumps(record))
@@ -224,11 +184,6 @@ def sweep(root: Path | None = None) -> list[Path]:
     for folder in removed:
         remove(folder)
     return removed
-
-
-def sweep_in_background() -> None:
-    """Called at kernel start: the sweep runs off the start path (kernel_info and the session's start never wait)."""
-    threading.Thread(target=sweep, name="pyspark-kernel-sweep", daemon=True).start()
 
 
 def size_of(folder: Path) -> int:

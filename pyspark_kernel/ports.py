@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .errors import Problem
-from .localdirs import private_folder, uid
+from pyspark_kernel.errors import Problem
+from pyspark_kernel.localdirs import private_folder, uid
 
 PORT_TRIES = 500
 
@@ -91,4 +91,3 @@ def reserve_port(start: int, tries: int = PORT_TRIES) -> PortReservation:
             return PortReservation(port, lock)
         lock.close()
     raise NoFreePortError(f"No free port for the Spark UI in {start}-{start + tries - 1}.", "set --conf spark.ui.port=PORT in the kernelspec.")
-

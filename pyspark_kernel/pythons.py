@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SparkEnvironmentError
+from pyspark_kernel.errors import SparkEnvironmentError
 
 
 def pip_pyspark_home() -> Path | None:
@@ -65,7 +65,9 @@ def probe_python(python: str | os.PathLike[str], environ: dict[str, str] | None 
         found = shutil.which(str(executable))
         executable = Path(found) if found else executable.absolute()
     if not executable.is_file() or not os.access(executable, os.X_OK):
-        raise SparkEnvironmentError(f"Python {python} is not an executable file.", "pass the full path of a Python 3 interpreter that has pyspark-jupyter-kernel installed.")
+        raise SparkEnvironmentError(
+            f"Python {python} is not an executable file.", "pass the full path of a Python 3 interpreter that has pyspark-jupyter-kernel installed."
+        )
     try:
         result = subprocess.run([str(executable), "-c", PROBE], env=environ, capture_output=True, text=True, timeout=120, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as error:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Collection, Mapping
 
 from jupyter_core.paths import jupyter_data_dir
 
-from .errors import KernelSpecError
+from pyspark_kernel.errors import KernelSpecError
 
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
 PRIVATE_FILE_VAR = "PYSPARK_KERNEL_PRIVATE_CONF"  # kernel.json: the path of this kernelspec's secret file
@@ -85,7 +85,7 @@ def redact_remote(url: str) -> str:
 
 def remote_params(stored: Mapping[str, str]) -> dict[str, str]:
     """The Connect URL's secret parameters among a secret file's entries."""
-    return {key[len(REMOTE_PREFIX):]: value for key, value in stored.items() if key.startswith(REMOTE_PREFIX)}
+    return {key[len(REMOTE_PREFIX) :]: value for key, value in stored.items() if key.startswith(REMOTE_PREFIX)}
 
 
 def load_private_env(environ: dict[str, str] | os._Environ[str]) -> str | None:
@@ -99,7 +99,7 @@ def load_private_env(environ: dict[str, str] | os._Environ[str]) -> str | None:
         stored = read_private(Path(path))
     except OSError as error:
         return f"pyspark-kernel: cannot read this kernelspec's secret file {path} ({error.strerror or error}); it belongs to the account that installed it"
-    environ.update({key[len(ENV_PREFIX):]: value for key, value in stored.items() if key.startswith(ENV_PREFIX)})
+    environ.update({key[len(ENV_PREFIX) :]: value for key, value in stored.items() if key.startswith(ENV_PREFIX)})
     return None
 
 
@@ -139,7 +139,9 @@ def check_storable(values: Mapping[str, str]) -> None:
     """Refuse a value Spark would change on the way: it trims what it reads from a properties file."""
     for key, value in values.items():
         if value != value.strip():
-            raise KernelSpecError(f"--conf {key}: the value starts or ends with white space, which Spark drops from a properties file.", "remove the spaces around the value.")
+            raise KernelSpecError(
+                f"--conf {key}: the value starts or ends with white space, which Spark drops from a properties file.", "remove the spaces around the value."
+            )
 
 
 def write_private(path: Path, values: Mapping[str, str]) -> None:

@@ -9,10 +9,10 @@ value is quoted; a later ``--conf`` of a key wins, as on spark-submit's command 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
-from .errors import ConfPairError
+from pyspark_kernel.errors import ConfPairError
 
 CLOSING = "pyspark-shell"  # what pyspark's launcher expects last
 DEFAULT_MASTER = "local[*]"
@@ -43,7 +43,7 @@ def build(master: str, flags: Mapping[str, str | None], conf: Mapping[str, str],
 def parse(text: str) -> SubmitArgs:
     words = shlex.split(text)
     master, conf, flags = DEFAULT_MASTER, {}, {}
-    for flag, value in zip(words, words[1:] + [""]):
+    for flag, value in zip(words, words[1:] + [""], strict=False):
         if flag in SWITCHES:
             flags[flag] = ""
         elif flag == "--master":
@@ -109,7 +109,7 @@ def java_option(text: str, prefix: str) -> str | None:
     options = parse(text).conf.get("spark.driver.extraJavaOptions", "")
     for option in shlex.split(options):
         if option.startswith(prefix):
-            return option[len(prefix):]
+            return option[len(prefix) :]
     return None
 
 

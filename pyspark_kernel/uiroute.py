@@ -1,9 +1,9 @@
 """The route file: where the Jupyter server's route to a kernel's Spark UI leads, and whether it still may.
 
-A local-mode kernel's UI sits behind JWSFilter (uiauth.py). Its kernel writes
+A local-mode kernel's UI sits behind JWSFilter (isolation.py, kernel/uiprotect.py). Its kernel writes
 ``<runtime dir>/pyspark-ui-<key>.json`` (mode 0600, in the user's own runtime folder): the route's
 key, the UI's token, the port Spark bound (once it has), and which JVM bound it (pid, start time, uid).
-The server extension (serverext.py) reads it for ``<base_url>pyspark-ui/<key>/...``.
+The server extension (server/uiproxy.py) reads it for ``<base_url>pyspark-ui/<key>/...``.
 
 Keyed by a random key chosen in the kernel before its JVM starts (the UI's ``spark.ui.proxyBase`` names
 it), not by a port: a port picked before Spark binds it can be lost to another program in between, and
@@ -20,16 +20,19 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROUTE_FILE = "pyspark-ui-{key}.json"
 # Listening addresses through which 127.0.0.1:<port> reaches the socket (the UI binds all interfaces
 # unless SPARK_LOCAL_IP says otherwise): a socket on another address would leave loopback to others.
 REACHES_LOOPBACK = ("127.0.0.1", "0.0.0.0", "::", "::ffff:127.0.0.1")
 START_TIME_TOLERANCE_SECONDS = 1.0  # psutil derives start times from the boot time, which NTP may nudge
-GONE = "The Spark UI of this kernel is gone: its JVM exited (or was killed, e.g. for lack of memory). Run %spark restart in its notebook, then open the new link."
+GONE = (
+    "The Spark UI of this kernel is gone: its JVM exited (or was killed, e.g. for lack of memory). Run %spark restart in its notebook, then open the new link."
+)
 
 
 @dataclass(frozen=True)

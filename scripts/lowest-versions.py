@@ -9,10 +9,10 @@ than what was tested, and should be raised to what is shown.
 from __future__ import annotations
 
 import sys
-import tomllib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -38,7 +38,7 @@ def main() -> int:
             print(f"  {requirement.name:<24} floor {lowest or '-':<10} NOT INSTALLED")
             missing += 1
             continue
-        above = lowest is not None and Version(installed).release[:len(Version(lowest).release)] != Version(lowest).release
+        above = lowest is not None and Version(installed).release[: len(Version(lowest).release)] != Version(lowest).release
         note = "  (above the floor: raise it to what was tested)" if above else ""
         print(f"  {requirement.name:<24} floor {lowest or '-':<10} installed {installed}{note}")
     return 1 if missing else 0

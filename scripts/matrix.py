@@ -100,8 +100,12 @@ def spark_home_for(version: str) -> Path:
     target = CACHE / "matrix" / f"pyspark-{version}"
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(partial), f"pyspark=={version}"],
-                   check=True, capture_output=True, timeout=1800)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(partial), f"pyspark=={version}"],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
     partial.rename(target)
     return target / "pyspark"
 
@@ -121,20 +125,44 @@ def run_cell(cell: Cell, work: Path) -> Outcome:
     java = java_for(cell.java)
     spark = cell.spark_version
     if java is None:
-        judged = "; the rule would refuse this pair anyway" if environment.java_refusal(spark, environment.JavaRuntime(Path("java"), cell.java, str(cell.java))) else ""
+        judged = (
+            "; the rule would refuse this pair anyway"
+            if environment.java_refusal(spark, environment.JavaRuntime(Path("java"), cell.java, str(cell.java)))
+            else ""
+        )
         return Outcome(cell, "not run", f"no Java {cell.java} on this machine (looked under {', '.join(environment.JVM_FOLDERS)}){judged}")
     java_home = java.executable.parent.parent
     prefix = work / "prefix"
     env = {key: value for key, value in os.environ.items() if key not in ("JAVA_HOME", "SPARK_HOME", "PYSPARK_SUBMIT_ARGS")}
-    env.update(JUPYTER_PATH=str(prefix / "share" / "jupyter"), JUPYTER_DATA_DIR=str(work / "data"), JUPYTER_RUNTIME_DIR=str(work / "runtime"),
-               XDG_CACHE_HOME=str(CACHE / "xdg"))  # class-data archives: once per Java and Spark, beside the tests'
+    env.update(
+        JUPYTER_PATH=str(prefix / "share" / "jupyter"),
+        JUPYTER_DATA_DIR=str(work / "data"),
+        JUPYTER_RUNTIME_DIR=str(work / "runtime"),
+        XDG_CACHE_HOME=str(CACHE / "xdg"),
+    )  # class-data archives: once per Java and Spark, beside the tests'
     name = "m-" + cell.name.replace(".", "-").replace("/", "-java")
     try:
         home = spark_home_for(spark)
     except subprocess.CalledProcessError as error:
         return Outcome(cell, "FAIL", f"pip install pyspark=={spark}: {first_line(error.stderr or '')}", time.monotonic() - started)
-    installed = cli(["install", "--prefix", str(prefix), "--name", name, "--spark-home", str(home), "--env", "JAVA_HOME", str(java_home),
-                     "--master", "local[2]", "--replace"], env)
+    installed = cli(
+        [
+            "install",
+            "--prefix",
+            str(prefix),
+            "--name",
+            name,
+            "--spark-home",
+            str(home),
+            "--env",
+            "JAVA_HOME",
+            str(java_home),
+            "--master",
+            "local[2]",
+            "--replace",
+        ],
+        env,
+    )
     refusal = environment.java_refusal(spark, java)
     seconds = lambda: time.monotonic() - started  # noqa: E731
     if refusal is not None:
@@ -158,22 +186,28 @@ def notebook(spark: str, java: environment.JavaRuntime) -> nbformat.NotebookNode
     """The short notebook each cell runs; every check is an assert, so a wrong answer is an error."""
     java_home = str(java.executable.parent.parent.resolve())
     sources = [
-        ("import pyspark, os\n"
-         "jvm = spark.sparkContext._jvm.System\n"
-         f"assert spark.version == {spark!r} and pyspark.__version__ == {spark!r}, (spark.version, pyspark.__version__)\n"
-         f"assert jvm.getProperty('java.version') == {java.version_text!r}, jvm.getProperty('java.version')\n"
-         f"assert os.path.realpath(jvm.getProperty('java.home')) == {java_home!r}, jvm.getProperty('java.home')\n"
-         "print(spark.version, jvm.getProperty('java.version'), jvm.getProperty('java.home'))"),
+        (
+            "import pyspark, os\n"
+            "jvm = spark.sparkContext._jvm.System\n"
+            f"assert spark.version == {spark!r} and pyspark.__version__ == {spark!r}, (spark.version, pyspark.__version__)\n"
+            f"assert jvm.getProperty('java.version') == {java.version_text!r}, jvm.getProperty('java.version')\n"
+            f"assert os.path.realpath(jvm.getProperty('java.home')) == {java_home!r}, jvm.getProperty('java.home')\n"
+            "print(spark.version, jvm.getProperty('java.version'), jvm.getProperty('java.home'))"
+        ),
         "assert spark.range(1000).count() == 1000",
         "spark.range(10).createOrReplaceTempView('t')\nassert spark.sql('SELECT sum(id) AS s FROM t').collect()[0].s == 45",
-        ("import pandas as pd\nfrom pyspark.sql.functions import pandas_udf\n\n"
-         "@pandas_udf('long')\ndef plus_one(v: pd.Series) -> pd.Series:\n    return v + 1\n\n"
-         "assert [row[0] for row in spark.range(3).select(plus_one('id')).collect()] == [1, 2, 3]"),
+        (
+            "import pandas as pd\nfrom pyspark.sql.functions import pandas_udf\n\n"
+            "@pandas_udf('long')\ndef plus_one(v: pd.Series) -> pd.Series:\n    return v + 1\n\n"
+            "assert [row[0] for row in spark.range(3).select(plus_one('id')).collect()] == [1, 2, 3]"
+        ),
         "spark.range(0, 2 * 10**11, numPartitions=400).selectExpr('sum(id % 7)').collect()  # minutes, unless interrupted",
-        ("import time\nfor _ in range(300):  # bounded: the interrupted job must go away\n"
-         "    if not spark.sparkContext.statusTracker().getActiveJobsIds():\n        break\n    time.sleep(0.1)\n"
-         "assert not spark.sparkContext.statusTracker().getActiveJobsIds(), 'the interrupted job still runs'\n"
-         "assert spark.range(5).count() == 5"),
+        (
+            "import time\nfor _ in range(300):  # bounded: the interrupted job must go away\n"
+            "    if not spark.sparkContext.statusTracker().getActiveJobsIds():\n        break\n    time.sleep(0.1)\n"
+            "assert not spark.sparkContext.statusTracker().getActiveJobsIds(), 'the interrupted job still runs'\n"
+            "assert spark.range(5).count() == 5"
+        ),
     ]
     cells = [nbformat.v4.new_code_cell(source) for source in sources]
     cells[LONG_JOB_CELL].metadata["tags"] = ["raises-exception"]  # nbclient: its error is expected
@@ -240,8 +274,10 @@ def stop_kernel(manager: KernelManager) -> None:
 def machine_line() -> str:
     javas = ", ".join(f"{java.version_text} ({java.executable.parent.parent})" for java in environment.installed_javas()) or "none"
     memory = psutil.virtual_memory().total / 2**30
-    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()} "
-            f"({sys.executable}); Javas under /usr/lib/jvm: {javas}")
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()} "
+        f"({sys.executable}); Javas under /usr/lib/jvm: {javas}"
+    )
 
 
 def report(outcomes: list[Outcome]) -> str:
@@ -271,9 +307,16 @@ def report(outcomes: list[Outcome]) -> str:
         lines.append(f"| {version} | " + " | ".join(row) + " |")
     lines += ["", f"Python: {platform.python_version()} (the kernel's, this venv's) in every cell.", "", "## Cells", ""]
     lines += [f"- **{outcome.cell.spark_version} / Java {outcome.cell.java}: {outcome.status}**: {outcome.detail}" for outcome in outcomes]
-    lines += ["", "## Run it again", "", "    make matrix                                   # every cell, rewrites this file",
-              "    .venv/bin/python scripts/matrix.py --cells 3.5/17,4.3/25   # some cells, printed only", "",
-              f"CI runs {' and '.join(CI_CELLS)} (tests/test_matrix.py, marked slow). Spark folders are cached in .cache/matrix/.", ""]
+    lines += [
+        "",
+        "## Run it again",
+        "",
+        "    make matrix                                   # every cell, rewrites this file",
+        "    .venv/bin/python scripts/matrix.py --cells 3.5/17,4.3/25   # some cells, printed only",
+        "",
+        f"CI runs {' and '.join(CI_CELLS)} (tests/test_matrix.py, marked slow). Spark folders are cached in .cache/matrix/.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -11,8 +11,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -72,8 +73,7 @@ def default_spec(prefix: Path) -> Path:
 
 # The application's active jobs as (id, job group), for an assert's message: whose job is still running.
 ACTIVE_JOBS = (
-    "[(j, (lambda g: g.get() if g.isDefined() else None)(sc._jsc.sc().statusStore().job(j).jobGroup()))"
-    " for j in sc.statusTracker().getActiveJobsIds()]"
+    "[(j, (lambda g: g.get() if g.isDefined() else None)(sc._jsc.sc().statusStore().job(j).jobGroup())) for j in sc.statusTracker().getActiveJobsIds()]"
 )
 # The same, less the warm-up's: idle for RESUME_IDLE_SECONDS after a cell (an interrupted one too), the
 # kernel warms on, in its own group, and the next cell cancels it (tests/test_warmup.py).
@@ -83,8 +83,7 @@ ACTIVE_JOBS_BUT_WARM_UP = f"[(j, g) for j, g in {ACTIVE_JOBS} if not (g or '').s
 class KernelHarness:
     """A started kernel and its blocking client, with helpers to run code and read what it sent."""
 
-    def __init__(self, kernel_name: str, extra_env: dict[str, str] | None = None, cwd: str | None = None,
-                 transport_encryption: str | None = None) -> None:
+    def __init__(self, kernel_name: str, extra_env: dict[str, str] | None = None, cwd: str | None = None, transport_encryption: str | None = None) -> None:
         """``transport_encryption``: the manager's CurveZMQ policy ("required", "auto", "disabled"),
         as a Jupyter server started with ``--KernelManager.transport_encryption`` sets it."""
         policy = {"transport_encryption": transport_encryption} if transport_encryption else {}
@@ -205,7 +204,9 @@ def spark_359_home() -> Path:
         target.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), f"pyspark=={SPARK_359}"],
-            capture_output=True, text=True, timeout=900,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         if result.returncode != 0:
             pytest.fail(f"could not install pyspark=={SPARK_359} from PyPI: {result.stderr[-500:]}")
@@ -265,8 +266,13 @@ def spied_frames(kernel: KernelHarness, marker: str, cells: int = 3) -> list[str
     account's IOPUB_SPY listens on the kernel's iopub port; the frames the spy read."""
     import json
 
-    spy = subprocess.Popen(["runuser", "-u", SECOND_ACCOUNT, "--", SYSTEM_PYTHON, "-c", IOPUB_SPY, str(kernel.manager.iopub_port)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    spy = subprocess.Popen(
+        ["runuser", "-u", SECOND_ACCOUNT, "--", SYSTEM_PYTHON, "-c", IOPUB_SPY, str(kernel.manager.iopub_port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert spy.stdout is not None and spy.stdout.readline().strip() == "ready", spy.stderr.read() if spy.stderr else ""
         time.sleep(1)  # a SUB socket's subscription reaches the publisher after the handshake
@@ -299,14 +305,31 @@ def running_connect_server(work: Path) -> Iterator[str]:
 
     spark_home = Path(pyspark.__file__).parent
     port = free_port()
-    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOG_DIR": str(work), "SPARK_PID_DIR": str(work), "SPARK_LOCAL_IP": "127.0.0.1",
-           "PYSPARK_PYTHON": sys.executable}  # Python UDFs run in the server's workers: this Python has pandas and pyarrow
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOG_DIR": str(work),
+        "SPARK_PID_DIR": str(work),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }  # Python UDFs run in the server's workers: this Python has pandas and pyarrow
     env.pop("PYSPARK_SUBMIT_ARGS", None)
     subprocess.run(
-        [str(spark_home / "sbin" / "start-connect-server.sh"), "--master", "local[2]",
-         "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", f"spark.connect.grpc.binding.port={port}",
-         "--conf", "spark.ui.enabled=false"],
-        env=env, check=True, capture_output=True, timeout=120,
+        [
+            str(spark_home / "sbin" / "start-connect-server.sh"),
+            "--master",
+            "local[2]",
+            "--conf",
+            "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf",
+            f"spark.connect.grpc.binding.port={port}",
+            "--conf",
+            "spark.ui.enabled=false",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     pid_files = list(work.glob("*.pid"))
     pid = int(pid_files[0].read_text()) if pid_files else None

@@ -9,9 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import KernelHarness, cli, install
-from pyspark_kernel import cds, environment, submitargs
+
+from pyspark_kernel import environment, submitargs
+from pyspark_kernel.cli import cds
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,9 @@ def test_install_builds_the_archive_and_the_kernel_jvm_maps_it(prefix: Path) -> 
     submit_args = json.loads((folder / "kernel.json").read_text())["env"]["PYSPARK_SUBMIT_ARGS"]
     archive = cds.archive_in_kernel(submit_args)
     assert archive is not None and archive.is_file() and archive == cds.archive_path(environment.resolve())
-    assert f"spark.driver.extraJavaOptions=-Dmine=1 -XX:SharedArchiveFile={archive} -Xshare:auto" in shlex.split(submit_args), "the user's own options come first"
+    assert f"spark.driver.extraJavaOptions=-Dmine=1 -XX:SharedArchiveFile={archive} -Xshare:auto" in shlex.split(submit_args), (
+        "the user's own options come first"
+    )
     kernel = KernelHarness(folder.name)
     try:
         assert kernel.value("spark.range(10).count()") == "10"
@@ -56,7 +59,9 @@ def test_spark_submits_launcher_jvm_maps_its_own_archive(prefix: Path, tmp_path:
     # -Xshare:on turns an archive that does not fit into an error instead of a quiet start without it
     run_env = {**os.environ, **env, "SPARK_LAUNCHER_OPTS": f"{env['SPARK_LAUNCHER_OPTS']} -Xshare:on -Xlog:class+load=info:file={log}"}
     run_env.pop("PYSPARK_SUBMIT_ARGS")
-    result = subprocess.run([f"{env['SPARK_HOME']}/bin/spark-class", "org.apache.spark.deploy.SparkSubmit", "--version"], env=run_env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [f"{env['SPARK_HOME']}/bin/spark-class", "org.apache.spark.deploy.SparkSubmit", "--version"], env=run_env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     main = [line for line in log.read_text().splitlines() if " org.apache.spark.launcher.Main " in line]
     assert main and "source: shared objects file (top)" in main[0], main
@@ -64,8 +69,18 @@ def test_spark_submits_launcher_jvm_maps_its_own_archive(prefix: Path, tmp_path:
 
 def test_a_missing_launcher_archive_is_reported(prefix: Path, tmp_path: Path) -> None:
     driver = cds.build_archive(environment.resolve())
-    folder = install(prefix, "--name", "gone-launcher", "--no-cds", "--replace", "--conf", f"spark.driver.extraJavaOptions={cds.java_options(driver)}",
-                     "--env", "SPARK_LAUNCHER_OPTS", f"-XX:SharedArchiveFile={tmp_path}/gone.jsa -Xshare:auto")
+    folder = install(
+        prefix,
+        "--name",
+        "gone-launcher",
+        "--no-cds",
+        "--replace",
+        "--conf",
+        f"spark.driver.extraJavaOptions={cds.java_options(driver)}",
+        "--env",
+        "SPARK_LAUNCHER_OPTS",
+        f"-XX:SharedArchiveFile={tmp_path}/gone.jsa -Xshare:auto",
+    )
     checked = cli("check", folder.name, "--prefix", str(prefix))
     assert f"WARN  CDS         launcher archive {tmp_path}/gone.jsa is missing" in checked.stdout, checked.stdout
 
@@ -74,7 +89,9 @@ def test_no_cds_and_a_stale_archive(prefix: Path, tmp_path: Path) -> None:
     folder = install(prefix, "--name", "without-cds", "--no-cds", "--replace")
     assert "SharedArchiveFile" not in (folder / "kernel.json").read_text()
     assert "SKIP  CDS" in cli("check", "without-cds", "--prefix", str(prefix)).stdout
-    stale = install(prefix, "--name", "stale-cds", "--conf", f"spark.driver.extraJavaOptions=-XX:SharedArchiveFile={tmp_path}/gone.jsa", "--no-cds", "--replace")
+    stale = install(
+        prefix, "--name", "stale-cds", "--conf", f"spark.driver.extraJavaOptions=-XX:SharedArchiveFile={tmp_path}/gone.jsa", "--no-cds", "--replace"
+    )
     checked = cli("check", stale.name, "--prefix", str(prefix))
     assert "WARN  CDS" in checked.stdout and "missing" in checked.stdout and checked.returncode == 0
     other = tmp_path / "spark-4.3.0-java-17-0123456789abcdef.jsa"  # made for another Java, Spark or jars
@@ -85,7 +102,9 @@ def test_no_cds_and_a_stale_archive(prefix: Path, tmp_path: Path) -> None:
 
 
 def test_a_missing_archive_does_not_stop_the_kernel(prefix: Path, tmp_path: Path) -> None:
-    folder = install(prefix, "--name", "gone-cds", "--conf", f"spark.driver.extraJavaOptions=-XX:SharedArchiveFile={tmp_path}/gone.jsa -Xshare:auto", "--no-cds", "--replace")
+    folder = install(
+        prefix, "--name", "gone-cds", "--conf", f"spark.driver.extraJavaOptions=-XX:SharedArchiveFile={tmp_path}/gone.jsa -Xshare:auto", "--no-cds", "--replace"
+    )
     kernel = KernelHarness(folder.name)
     try:
         assert kernel.value("spark.range(3).count()") == "3"

@@ -18,13 +18,14 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import REPO, KernelHarness, cli, free_port, install, spied_frames
-from pyspark_kernel import channels, doctor
+
+from pyspark_kernel.cli import channels, doctor
+
 
 @pytest.fixture(scope="module")
 def provisioner_spec(prefix: Path) -> Path:
@@ -43,7 +44,10 @@ def kernel_of() -> Iterator[list[KernelHarness]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["default_spec", "provisioner_spec"])
 def test_with_encryption_required_the_kernel_runs_and_another_account_reads_nothing(
-    spec: str, spy_account: str, kernel_of: list[KernelHarness], request: pytest.FixtureRequest,
+    spec: str,
+    spy_account: str,
+    kernel_of: list[KernelHarness],
+    request: pytest.FixtureRequest,
 ) -> None:
     """Our kernel, started directly or through our provisioner (not pooled), gets CurveZMQ keys, uses
     them (its owner's client talks to it), and a subscriber without keys reads no output."""
@@ -81,7 +85,9 @@ def test_check_says_an_installed_kernelspec_can_be_encrypted_and_an_old_one_cann
     del spec["metadata"]["supported_encryption"]  # as kernelspecs were written before
     (folder / "kernel.json").write_text(json.dumps(spec))
     checked = cli("check", "chan", "--prefix", str(tmp_path))
-    assert re.search(r"^WARN +channels +the kernelspec does not declare CurveZMQ .*other local accounts can read its outputs", checked.stdout, re.M), checked.stdout
+    assert re.search(r"^WARN +channels +the kernelspec does not declare CurveZMQ .*other local accounts can read its outputs", checked.stdout, re.M), (
+        checked.stdout
+    )
     assert "fix: reinstall it with pyspark-kernel install … --replace" in checked.stdout
 
 
@@ -127,9 +133,20 @@ def jupyter_server(work: Path, runtime: Path, *flags: str) -> Iterator[tuple[str
     log = work / "server.log"
     with log.open("w") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-             f"--ServerApp.root_dir={work}", "--allow-root", *flags],
-            env={**env, "JUPYTER_TOKEN": token}, stdout=output, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                f"--ServerApp.root_dir={work}",
+                "--allow-root",
+                *flags,
+            ],
+            env={**env, "JUPYTER_TOKEN": token},
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     headers = {"Authorization": f"token {token}"}
     try:

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import cli, install
 
 
@@ -41,8 +40,21 @@ def assert_refused(result, *needles: str) -> None:
 
 # -- install, list, show, remove, check ------------------------------------------------------------
 def test_install_writes_kernel_json_for_pip_pyspark(tmp_path: Path) -> None:
-    folder = install(tmp_path, "--name", "PySpark_Python3", "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=4",
-                     "--driver-memory", "1g", "--env", "MY_VAR", "x y", "--no-cds")
+    folder = install(
+        tmp_path,
+        "--name",
+        "PySpark_Python3",
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+        "--driver-memory",
+        "1g",
+        "--env",
+        "MY_VAR",
+        "x y",
+        "--no-cds",
+    )
     assert folder == tmp_path / "share" / "jupyter" / "kernels" / "pyspark_python3"
     spec = json.loads((folder / "kernel.json").read_text())
     import pyspark
@@ -170,7 +182,9 @@ def test_python_without_this_package(tmp_path: Path) -> None:
     bare_python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else None
     if bare_python is None:
         pytest.skip("no system python3 without this package on this machine")
-    assert_refused(cli("install", "--prefix", str(tmp_path / "p"), "--python", bare_python), "cannot import pyspark_kernel", "pip install pyspark-jupyter-kernel")
+    assert_refused(
+        cli("install", "--prefix", str(tmp_path / "p"), "--python", bare_python), "cannot import pyspark_kernel", "pip install pyspark-jupyter-kernel"
+    )
 
 
 def test_existing_kernelspec_needs_replace(tmp_path: Path) -> None:
@@ -208,7 +222,9 @@ def test_unknown_kernel_name(tmp_path: Path, command: str) -> None:
 def test_remove_refuses_kernelspecs_that_are_not_ours(tmp_path: Path) -> None:
     other = tmp_path / "share" / "jupyter" / "kernels" / "other"
     other.mkdir(parents=True)
-    (other / "kernel.json").write_text(json.dumps({"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Other", "language": "python"}))
+    (other / "kernel.json").write_text(
+        json.dumps({"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Other", "language": "python"})
+    )
     assert_refused(cli("remove", "other", "--prefix", str(tmp_path)), "was not written by pyspark-kernel")
     assert (other / "kernel.json").exists()
 
@@ -269,8 +285,9 @@ def test_install_checks_the_java_of_env_java_home_and_check_fails_it_later(tmp_p
     JAVA_HOME is later pointed at a Java its Spark does not support gets a FAIL row with the fix."""
     jdk17, jdk25 = java_home(17), java_home(25)
     installer = {**os.environ, "JAVA_HOME": str(jdk25)}  # would be refused for 3.5.9: --env must win
-    result = cli("install", "--prefix", str(tmp_path), "--name", "j17", "--spark-home", str(spark_359_home), "--no-cds",
-                 "--env", "JAVA_HOME", str(jdk17), env=installer)
+    result = cli(
+        "install", "--prefix", str(tmp_path), "--name", "j17", "--spark-home", str(spark_359_home), "--no-cds", "--env", "JAVA_HOME", str(jdk17), env=installer
+    )
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "share" / "jupyter" / "kernels" / "j17"
     spec = json.loads((folder / "kernel.json").read_text())

@@ -13,23 +13,19 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 import pytest
-
 from conftest import KernelHarness, free_port, install, java_processes_under, wait_gone
 
 pytestmark = pytest.mark.slow
 
 # Runs in the Python worker: its pid and its ancestors, to tell where the task ran.
-WHERE_TASKS_RUN = (
-    "sc.parallelize(range(4), 2)"
-    ".map(lambda _: (__import__('os').getpid(), [p.pid for p in __import__('psutil').Process().parents()]))"
-    ".collect()"
-)
+WHERE_TASKS_RUN = "sc.parallelize(range(4), 2).map(lambda _: (__import__('os').getpid(), [p.pid for p in __import__('psutil').Process().parents()])).collect()"
 
 
 @dataclass
@@ -81,21 +77,44 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneClus
 
     spark_home = Path(pyspark.__file__).parent
     work = tmp_path_factory.mktemp("standalone")
-    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(work),
-           "SPARK_WORKER_DIR": str(work / "worker"), "SPARK_NO_DAEMONIZE": "1"}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(work),
+        "SPARK_WORKER_DIR": str(work / "worker"),
+        "SPARK_NO_DAEMONIZE": "1",
+    }
     env.pop("PYSPARK_SUBMIT_ARGS", None)
     port, ui_port, worker_port, worker_ui = free_port(), free_port(), free_port(), free_port()
     logs = [work / "master.log", work / "worker.log"]
-    master = spark_class(spark_home, logs[0], env, "org.apache.spark.deploy.master.Master",
-                         "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui_port))
+    master = spark_class(
+        spark_home, logs[0], env, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui_port)
+    )
     worker = None
     try:
         found = StandaloneCluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}", master, master)
         wait_until(lambda: found.state()["status"] == "ALIVE", 90, "the master's UI answering ALIVE", logs)
         found.url = found.state()["url"]  # the port it bound: another process may have taken the one picked
-        worker = spark_class(spark_home, logs[1], env, "org.apache.spark.deploy.worker.Worker", found.url,
-                             "--host", "127.0.0.1", "--port", str(worker_port), "--webui-port", str(worker_ui),
-                             "--cores", "1", "--memory", "1g", "--work-dir", str(work / "worker"))
+        worker = spark_class(
+            spark_home,
+            logs[1],
+            env,
+            "org.apache.spark.deploy.worker.Worker",
+            found.url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(worker_port),
+            "--webui-port",
+            str(worker_ui),
+            "--cores",
+            "1",
+            "--memory",
+            "1g",
+            "--work-dir",
+            str(work / "worker"),
+        )
         found.worker = worker
         wait_until(lambda: found.state()["aliveworkers"] == 1, 90, "the worker registered with the master", logs)
         yield found
@@ -106,8 +125,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneClus
 
 
 def test_job_runs_on_the_executor_and_the_app_finishes(prefix: Path, cluster: StandaloneCluster) -> None:
-    folder = install(prefix, "--name", "standalone", "--master", cluster.url, "--conf", "spark.executor.memory=512m",
-                     "--env", "SPARK_LOCAL_IP", "127.0.0.1", "--replace")
+    folder = install(
+        prefix, "--name", "standalone", "--master", cluster.url, "--conf", "spark.executor.memory=512m", "--env", "SPARK_LOCAL_IP", "127.0.0.1", "--replace"
+    )
     kernel = KernelHarness(folder.name)
     jvms: list[psutil.Process] = []
     try:
@@ -123,6 +143,7 @@ def test_job_runs_on_the_executor_and_the_app_finishes(prefix: Path, cluster: St
     finally:
         kernel.shutdown()
     assert wait_gone(jvms, timeout=20) == [], "the kernel's driver JVM outlived it"
+
     def finished() -> bool:
         state = cluster.state()
         return app_id in [app["id"] for app in state["completedapps"]] and app_id not in [app["id"] for app in state["activeapps"]]
@@ -159,8 +180,9 @@ def wait_peek(kernel: KernelHarness, expression: str, timeout: float, what: str)
 
 
 def cluster_spec(prefix: Path, cluster: StandaloneCluster, name: str, *args: str) -> str:
-    return install(prefix, "--name", name, "--master", cluster.url, "--conf", "spark.executor.memory=512m",
-                   "--env", "SPARK_LOCAL_IP", "127.0.0.1", *args, "--replace").name
+    return install(
+        prefix, "--name", name, "--master", cluster.url, "--conf", "spark.executor.memory=512m", "--env", "SPARK_LOCAL_IP", "127.0.0.1", *args, "--replace"
+    ).name
 
 
 def test_an_idle_kernel_on_a_cluster_runs_no_job_before_its_first_cell(prefix: Path, cluster: StandaloneCluster) -> None:
@@ -202,7 +224,7 @@ def test_four_kernels_at_once_each_with_its_own_ui_port_and_app(default_spec: Pa
             kernel = KernelHarness(default_spec.name)
             kernels.append(kernel)
             kernel.value("spark.range(1000).count()")
-        except BaseException as error:  # noqa: BLE001 -- reported below, with the others' state
+        except BaseException as error:
             errors.append(error)
 
     started = time.monotonic()
@@ -224,8 +246,7 @@ def test_four_kernels_at_once_each_with_its_own_ui_port_and_app(default_spec: Pa
             process = psutil.Process(kernel.pid)
             jvm = sum(rss_mb(java) for java in java_processes_under(kernel.pid))
             memory.append((round(rss_mb(process)), round(jvm)))
-        report = {"seconds_until_all_answered": round(all_up, 1), "kernel_and_jvm_rss_mb": memory,
-                  "total_mb": sum(kernel + jvm for kernel, jvm in memory)}
+        report = {"seconds_until_all_answered": round(all_up, 1), "kernel_and_jvm_rss_mb": memory, "total_mb": sum(kernel + jvm for kernel, jvm in memory)}
         record_property("four_kernels", json.dumps(report))
         print(f"\nfour kernels: {json.dumps(report)}")
         # A default kernel (local[*], 1g driver heap by default) stays well under 1.5 GB with its JVM.

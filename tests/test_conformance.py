@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import unittest
+from typing import Any, ClassVar
 
 import jupyter_kernel_test
 import pytest
-
 from conftest import install
 
 pytestmark = pytest.mark.slow
@@ -24,14 +24,14 @@ class TestPySparkKernelConformance(jupyter_kernel_test.KernelTests):
     file_extension = ".py"
     code_hello_world = "print('hello, world')"
     code_stderr = "import sys; print('oops', file=sys.stderr)"
-    completion_samples = [{"text": "zi", "matches": {"zip"}}]
-    complete_code_samples = ["1", "print('hello, world')", "def f(x):\n  return x*2\n\n"]
-    incomplete_code_samples = ["print('''hello", "def f(x):\n  x*2"]
-    invalid_code_samples = ["import = 7q"]
+    completion_samples: ClassVar[list[Any]] = [{"text": "zi", "matches": {"zip"}}]
+    complete_code_samples: ClassVar[list[Any]] = ["1", "print('hello, world')", "def f(x):\n  return x*2\n\n"]
+    incomplete_code_samples: ClassVar[list[Any]] = ["print('''hello", "def f(x):\n  x*2"]
+    invalid_code_samples: ClassVar[list[Any]] = ["import = 7q"]
     code_page_something = "zip?"
     code_generate_error = "raise ValueError('expected')"
-    code_execute_result = [{"code": "1+2+3", "result": "6"}, {"code": "spark.range(7).count()", "result": "7"}]
-    code_display_data = [
+    code_execute_result: ClassVar[list[Any]] = [{"code": "1+2+3", "result": "6"}, {"code": "spark.range(7).count()", "result": "7"}]
+    code_display_data: ClassVar[list[Any]] = [
         {"code": "from IPython.display import HTML, display; display(HTML('<b>spark</b>'))", "mime": "text/html"},
     ]
     code_history_pattern = "1?2*"

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import KernelHarness, cli, free_port, install
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import KernelHarness, install
 
 pytestmark = pytest.mark.slow

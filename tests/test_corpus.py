@@ -18,15 +18,21 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
-
 from conftest import install
-from notebooks.record import compare, is_connect, load_reference, notebooks, reduce_cell, run_notebook
+from nbformat.v4 import new_code_cell, new_notebook
+from notebooks.record import (
+    compare,
+    is_connect,
+    load_reference,
+    notebooks,
+    reduce_cell,
+    run_notebook,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.corpus]
 
@@ -81,10 +87,12 @@ def test_notebook_matches_plain_ipykernel(mode: str, path: Path, corpus_kernel: 
 @pytest.mark.parametrize("mode", ["eager", "lazy"])
 def test_first_cell_getorcreate_is_the_kernels_session(mode: str, corpus_kernel: Callable[[str], str], tmp_path: Path) -> None:
     """The race this corpus was started for: getOrCreate sent the instant the kernel answers."""
-    nb = new_notebook(cells=[
-        new_code_cell("from pyspark.sql import SparkSession\nspark = SparkSession.builder.getOrCreate()"),
-        new_code_cell("print(spark.sparkContext.applicationId == sc.applicationId)"),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_code_cell("from pyspark.sql import SparkSession\nspark = SparkSession.builder.getOrCreate()"),
+            new_code_cell("print(spark.sparkContext.applicationId == sc.applicationId)"),
+        ]
+    )
     nb, cwd, _ = run_notebook(nb, corpus_kernel(mode), workdir=tmp_path)
     first, second = (reduce_cell(cell, cwd) for cell in nb.cells)
     assert first == {"stdout": "", "stderr": "", "results": [], "error": None}, first
@@ -100,9 +108,22 @@ def test_nbconvert_execute(corpus_kernel: Callable[[str], str], tmp_path: Path) 
     shutil.copy(path, work / path.name)
     jupyter = Path(sys.executable).parent / "jupyter"
     result = subprocess.run(
-        [str(jupyter), "nbconvert", "--to", "notebook", "--execute", f"--ExecutePreprocessor.kernel_name={kernel}",
-         "--ExecutePreprocessor.timeout=300", "--output", "executed.ipynb", path.name],
-        cwd=work, capture_output=True, text=True, timeout=600,
+        [
+            str(jupyter),
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            f"--ExecutePreprocessor.kernel_name={kernel}",
+            "--ExecutePreprocessor.timeout=300",
+            "--output",
+            "executed.ipynb",
+            path.name,
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     check(path, nbformat.read(work / "executed.ipynb", as_version=4), str(work))

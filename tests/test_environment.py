@@ -70,15 +70,33 @@ def java(version_text: str) -> JavaRuntime:
 @pytest.mark.parametrize(
     "spark, java_text, accepted",
     [
-        ("3.5.9", "1.8.0_392", True), ("3.5.9", "11.0.2", True), ("3.5.9", "17.0.15", True),
-        ("3.5.9", "21.0.4", False), ("3.5.9", "25.0.3", False),
-        ("4.0.5", "11.0.2", False), ("4.0.5", "17.0.15", True), ("4.0.5", "21.0.4", True), ("4.0.5", "25.0.3", False),
+        ("3.5.9", "1.8.0_392", True),
+        ("3.5.9", "11.0.2", True),
+        ("3.5.9", "17.0.15", True),
+        ("3.5.9", "21.0.4", False),
+        ("3.5.9", "25.0.3", False),
+        ("4.0.5", "11.0.2", False),
+        ("4.0.5", "17.0.15", True),
+        ("4.0.5", "21.0.4", True),
+        ("4.0.5", "25.0.3", False),
         ("4.0.0-preview2", "17.0.15", True),
-        ("4.1.4", "17.0.15", True), ("4.1.4", "21.0.4", True), ("4.1.4", "25.0.3", False),
-        ("4.2.1", "21.0.4", True), ("4.2.1", "25.0.3", True), ("4.2.1", "25.0.2", False), ("4.2.1", "25", False),
-        ("4.3.0", "11.0.2", False), ("4.3.0", "17.0.15", True), ("4.3.0", "22.0.1", False), ("4.3.0", "25.0.3", True),
-        ("4.3.0", "25.0.10", True), ("4.3.0", "25-ea", False), ("4.3.0", "26", False),
-        ("4.9.0", "11.0.2", False), ("4.9.0", "17.0.15", True), ("4.9.0", "26", True),  # newer than the table: 4.3's floor
+        ("4.1.4", "17.0.15", True),
+        ("4.1.4", "21.0.4", True),
+        ("4.1.4", "25.0.3", False),
+        ("4.2.1", "21.0.4", True),
+        ("4.2.1", "25.0.3", True),
+        ("4.2.1", "25.0.2", False),
+        ("4.2.1", "25", False),
+        ("4.3.0", "11.0.2", False),
+        ("4.3.0", "17.0.15", True),
+        ("4.3.0", "22.0.1", False),
+        ("4.3.0", "25.0.3", True),
+        ("4.3.0", "25.0.10", True),
+        ("4.3.0", "25-ea", False),
+        ("4.3.0", "26", False),
+        ("4.9.0", "11.0.2", False),
+        ("4.9.0", "17.0.15", True),
+        ("4.9.0", "26", True),  # newer than the table: 4.3's floor
     ],
 )
 def test_spark_java_rule(spark: str, java_text: str, accepted: bool) -> None:
@@ -92,10 +110,10 @@ def test_spark_java_rule(spark: str, java_text: str, accepted: bool) -> None:
 def test_java_too_new_names_the_supported_javas_and_the_fix() -> None:
     with pytest.raises(SparkEnvironmentError) as refused:
         environment.require_java("4.0.5", java("25.0.3"))
-    assert refused.value.problem == (
-        "Spark 4.0.5 does not run on Java 25 (/opt/jdk-25.0.3/bin/java is 25.0.3); Spark 4.0 supports Java 17 and 21."
+    assert refused.value.problem == ("Spark 4.0.5 does not run on Java 25 (/opt/jdk-25.0.3/bin/java is 25.0.3); Spark 4.0 supports Java 17 and 21.")
+    assert refused.value.fix.startswith("use Java 17 or 21: set JAVA_HOME to it, or give it to the kernelspec: pyspark-kernel install --env JAVA_HOME"), (
+        refused.value.fix
     )
-    assert refused.value.fix.startswith("use Java 17 or 21: set JAVA_HOME to it, or give it to the kernelspec: pyspark-kernel install --env JAVA_HOME"), refused.value.fix
 
 
 def test_java_too_old_names_the_fix() -> None:
@@ -134,7 +152,12 @@ def test_pip_and_jar_versions_are_compared_by_release() -> None:
     assert spark_release("3.5.1-amzn-0") == spark_release("3.5.1") != spark_release("3.5.2")
     assert spark_release("4.1") == (4, 1, 0)
     assert [is_vendor_build(v) for v in ("4.3.0", "4.0.0-preview2", "4.0.0.dev2", "4.1.0rc1", "3.5.1-amzn-0", "3.3.2.3.3.7190.0-91")] == [
-        False, False, False, False, True, True,
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
     ]
 
 
@@ -142,7 +165,7 @@ def test_check_accepts_a_preview_or_vendor_build_of_the_same_release_and_refuses
     """The kernel's Python (this one, pip's pyspark) against jars named with other spellings of a version."""
     import pyspark
 
-    from pyspark_kernel import doctor
+    from pyspark_kernel.cli import doctor
     from pyspark_kernel.pythons import probe_python
 
     release = ".".join(str(part) for part in pyspark.__version__.split(".")[:3])

@@ -11,13 +11,13 @@ import os
 import random
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from jupyter_client.manager import KernelManager
-
 from conftest import KernelHarness
+from jupyter_client.manager import KernelManager
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ class LoggedKernel(KernelHarness):
 
     def __init__(self, kernel_name: str, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
-        self._log_file = open(log_path, "w")
+        self._log_file = open(log_path, "w")  # noqa: SIM115 (the kernel writes to it until shutdown closes it)
         self.manager = KernelManager(kernel_name=kernel_name)
         self.manager.start_kernel(env={**os.environ, **(extra_env or {})}, stderr=self._log_file)
         self.client = self.manager.client()
@@ -196,7 +196,9 @@ def test_a_failed_set_job_group_is_logged_and_told_once(kernel: LoggedKernel) ->
     finally:
         kernel.run("SparkContext.setJobGroup = _real_set_job_group")
     notices = [output["data"]["text/plain"] for output in kernel_outputs(first, "notice")]
-    assert notices == ["Warning: this cell's Spark jobs cannot be cancelled by an interrupt: An error occurred while calling o42.setJobGroup (stand-in)"], first["outputs"]
+    assert notices == ["Warning: this cell's Spark jobs cannot be cancelled by an interrupt: An error occurred while calling o42.setJobGroup (stand-in)"], (
+        first["outputs"]
+    )
     assert not kernel_outputs(second, "notice"), "told again in the next cell"
     assert [output["data"]["text/plain"] for output in second["outputs"] if output["type"] == "execute_result"] == ["6"], second["outputs"]
     assert "setting the cell's job group failed" in kernel.log(), "the failure is not in the kernel's log"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import KernelHarness, install, wait_gone
 
 pytestmark = pytest.mark.slow
@@ -201,7 +200,6 @@ def test_driver_memory_beyond_the_machine(prefix: Path) -> None:
         kernel.shutdown()
 
 
-
 def test_spark_magic_runs_only_its_subcommands_and_the_error_handler_survives_its_own_faults(prefix: Path) -> None:
     folder = install(prefix, "--name", "nostart-magics", "--start", "none", "--replace")
     kernel = KernelHarness(folder.name)
@@ -209,7 +207,7 @@ def test_spark_magic_runs_only_its_subcommands_and_the_error_handler_survives_it
         usage = kernel.run("%spark load_config")["outputs"]
         assert usage[0]["text"].startswith("%spark                   status"), usage  # not traitlets' _load_config
         # Make the kernel's py4j-error handler fail: IPython unregisters a handler that raises.
-        kernel.run("import pyspark_kernel.kernel as K\nK.interrupted = lambda error: 1 / 0")
+        kernel.run("import pyspark_kernel.kernel.ipkernel as K\nK.interrupted = lambda error: 1 / 0")
         for _ in range(2):
             error = kernel.error("from py4j.protocol import Py4JError\nraise Py4JError('boom')")
             assert error["ename"] == "Py4JError" and error["evalue"] == "boom"
@@ -225,11 +223,7 @@ def test_an_interrupt_inside_a_restart_leaves_no_jvm_behind(default_spec: Path) 
     try:
         assert kernel.value("spark.range(3).count()") == "3"
         old_jvms = kernel.java_children()
-        kernel.run(
-            "from pyspark.sql import SparkSession\n"
-            "def interrupted_stop(self): raise KeyboardInterrupt\n"
-            "SparkSession.stop = interrupted_stop"
-        )
+        kernel.run("from pyspark.sql import SparkSession\ndef interrupted_stop(self): raise KeyboardInterrupt\nSparkSession.stop = interrupted_stop")
         assert kernel.error("%spark restart")["ename"] == "KeyboardInterrupt"
         assert not wait_gone(old_jvms, 15), "the old session's JVM was orphaned by the interrupt"
     finally:

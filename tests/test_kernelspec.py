@@ -8,16 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from pyspark_kernel import kernelspec, options, submitargs
+from pyspark_kernel import submitargs
+from pyspark_kernel.cli import kernelspec, options
+from pyspark_kernel.cli.options import SparkOptions
 from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
 from pyspark_kernel.errors import ConfPairError, KernelSpecError
-from pyspark_kernel.options import SparkOptions
-from pyspark_kernel.settings import SessionSettings
+from pyspark_kernel.kernel.settings import SessionSettings
 
 SPARK = SparkEnvironment(
-    spark_home=Path("/opt/spark"), spark_version="4.3.0", scala_version="2.13",
-    py4j_zip=Path("/opt/spark/python/lib/py4j-0.10.9.9-src.zip"), pyspark_path=Path("/opt/spark/python"),
-    python=Path(sys.executable), python_version="3.11", java=JavaRuntime(Path("/usr/bin/java"), 17, "17.0.15"),
+    spark_home=Path("/opt/spark"),
+    spark_version="4.3.0",
+    scala_version="2.13",
+    py4j_zip=Path("/opt/spark/python/lib/py4j-0.10.9.9-src.zip"),
+    pyspark_path=Path("/opt/spark/python"),
+    python=Path(sys.executable),
+    python_version="3.11",
+    java=JavaRuntime(Path("/usr/bin/java"), 17, "17.0.15"),
 )
 
 
@@ -62,7 +68,20 @@ def test_kernel_json_records_what_it_was_built_from() -> None:
     assert "kernel_provisioner" not in kernelspec.kernel_json(SPARK, SparkOptions())["metadata"]
 
 
-@pytest.mark.parametrize("master", ["local", "local[*]", "local[8]", "local[2,3]", "local-cluster[2,1,1024]", "yarn", "spark://h:7077", "spark://a:7077,b:7077", "k8s://https://10.0.0.1:6443"])
+@pytest.mark.parametrize(
+    "master",
+    [
+        "local",
+        "local[*]",
+        "local[8]",
+        "local[2,3]",
+        "local-cluster[2,1,1024]",
+        "yarn",
+        "spark://h:7077",
+        "spark://a:7077,b:7077",
+        "k8s://https://10.0.0.1:6443",
+    ],
+)
 def test_master_urls_accepted(master: str) -> None:
     options.check_options(SparkOptions(master=master))
 
@@ -81,7 +100,13 @@ def test_parse_conf() -> None:
 
 
 def test_redaction_masks_secret_names_only() -> None:
-    spec = {"env": {"AWS_SECRET_ACCESS_KEY": "abcdefghijkl", "HOME_DIR": "/home/x", "PYSPARK_SUBMIT_ARGS": kernelspec.submit_args(SparkOptions(conf={"spark.ssl.keyPassword": "pw123456789", "spark.x": "y"}))}}
+    spec = {
+        "env": {
+            "AWS_SECRET_ACCESS_KEY": "abcdefghijkl",
+            "HOME_DIR": "/home/x",
+            "PYSPARK_SUBMIT_ARGS": kernelspec.submit_args(SparkOptions(conf={"spark.ssl.keyPassword": "pw123456789", "spark.x": "y"})),
+        }
+    }
     shown = kernelspec.redacted(spec)
     assert shown["env"]["AWS_SECRET_ACCESS_KEY"] == "ab****" and shown["env"]["HOME_DIR"] == "/home/x"
     assert "pw123456789" not in shown["env"]["PYSPARK_SUBMIT_ARGS"] and "spark.x=y" in shown["env"]["PYSPARK_SUBMIT_ARGS"]

@@ -12,16 +12,16 @@ import pwd
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest
-
-from pyspark_kernel import jvm, localdirs
-from pyspark_kernel.settings import SessionSettings
-
 from conftest import KernelHarness, cli
+
+from pyspark_kernel import localdirs
+from pyspark_kernel.kernel import jvm, launchdirs
+from pyspark_kernel.kernel.settings import SessionSettings
 
 ME = localdirs.Process(os.getpid(), psutil.Process().create_time())
 MY_UID = os.getuid()
@@ -35,8 +35,7 @@ DELETE_AT_EXIT = (
     "(spark.sparkContext._jvm.java.lang.Class.forName('org.apache.spark.util.ShutdownHookManager$'))"
 )
 CACHE_BLOCKS = (  # cached in memory as the issue's repro does, and random doubles on disk: megabytes of blocks
-    "from pyspark import StorageLevel; "
-    "spark.range(10**6).cache().count(), spark.range(10**6).selectExpr('rand() AS x').persist(StorageLevel.DISK_ONLY).count()"
+    "from pyspark import StorageLevel; spark.range(10**6).cache().count(), spark.range(10**6).selectExpr('rand() AS x').persist(StorageLevel.DISK_ONLY).count()"
 )
 
 
@@ -52,7 +51,7 @@ def dead_process() -> localdirs.Process:
 def folder_of_a_dead_kernel(tmpdir: Path, megabytes: int = 0) -> Path:
     """A folder made by a real process that then exited before launching a JVM, as a killed kernel leaves it."""
     code = (
-        "import sys; from pyspark_kernel import localdirs; folder = localdirs.new_folder({'TMPDIR': sys.argv[1]}); "
+        "import sys; from pyspark_kernel.kernel import launchdirs; folder = launchdirs.new_folder({'TMPDIR': sys.argv[1]}); "
         "(folder / 'blockmgr-x').mkdir(); (folder / 'blockmgr-x' / 'rdd_0_0').write_bytes(b'x' * int(sys.argv[2]) * 10**6); print(folder)"
     )
     made = subprocess.run([sys.executable, "-c", code, str(tmpdir), str(megabytes)], capture_output=True, text=True, check=True)
@@ -102,13 +101,13 @@ def test_is_running_tells_a_reused_pid_and_a_zombie_from_the_owner() -> None:
 def test_leftovers_on_real_folders(tmp_path: Path) -> None:
     root = localdirs.user_root({"TMPDIR": str(tmp_path)})
     dead = folder_of_a_dead_kernel(tmp_path)
-    live = localdirs.new_folder({"TMPDIR": str(tmp_path)})
+    live = launchdirs.new_folder({"TMPDIR": str(tmp_path)})
     assert live is not None
     dead_kernel_live_jvm = folder_of_a_dead_kernel(tmp_path)
-    localdirs.record_jvm(dead_kernel_live_jvm, os.getpid())  # this process stands in for a JVM still running
-    live_kernel_dead_jvm = localdirs.new_folder({"TMPDIR": str(tmp_path)})
+    launchdirs.record_jvm(dead_kernel_live_jvm, os.getpid())  # this process stands in for a JVM still running
+    live_kernel_dead_jvm = launchdirs.new_folder({"TMPDIR": str(tmp_path)})
     assert live_kernel_dead_jvm is not None
-    localdirs.record_jvm(live_kernel_dead_jvm, dead_process().pid)
+    launchdirs.record_jvm(live_kernel_dead_jvm, dead_process().pid)
     others = folder_of_a_dead_kernel(tmp_path)
     os.chown(others, NOBODY, NOBODY)
     (root / "a-file").write_text("not a folder")
@@ -126,7 +125,7 @@ def test_a_root_that_is_not_this_users_is_not_used(tmp_path: Path) -> None:
     root = localdirs.user_root({"TMPDIR": str(tmp_path)})
     root.mkdir(mode=0o777)
     os.chown(root, NOBODY, NOBODY)
-    assert localdirs.new_folder({"TMPDIR": str(tmp_path)}) is None
+    assert launchdirs.new_folder({"TMPDIR": str(tmp_path)}) is None
     assert list(root.iterdir()) == [] and root.stat().st_uid == NOBODY
     os.chown(root, MY_UID, MY_UID)
     planted = folder_of_a_dead_kernel(tmp_path)  # a dead folder of this user, in a root someone else then owns

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SPARK_359
 
 pytestmark = pytest.mark.slow

@@ -13,24 +13,27 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import KernelHarness, cli, install
-from pyspark_kernel import kernelspec, options, submitargs
+
+from pyspark_kernel import submitargs
+from pyspark_kernel.cli import kernelspec, options
+from pyspark_kernel.cli.options import SparkOptions
 from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
 from pyspark_kernel.errors import KernelSpecError
-from pyspark_kernel.options import SparkOptions
 
 SPARK_4 = SparkEnvironment(
-    spark_home=Path("/opt/spark"), spark_version="4.3.0", scala_version="2.13",
-    py4j_zip=Path("/opt/spark/python/lib/py4j-0.10.9.9-src.zip"), pyspark_path=Path("/opt/spark/python"),
-    python=Path(sys.executable), python_version="3.11", java=JavaRuntime(Path("/usr/bin/java"), 17, "17.0.15"),
+    spark_home=Path("/opt/spark"),
+    spark_version="4.3.0",
+    scala_version="2.13",
+    py4j_zip=Path("/opt/spark/python/lib/py4j-0.10.9.9-src.zip"),
+    pyspark_path=Path("/opt/spark/python"),
+    python=Path(sys.executable),
+    python_version="3.11",
+    java=JavaRuntime(Path("/usr/bin/java"), 17, "17.0.15"),
 )
 SPARK_35 = SparkEnvironment(**{**SPARK_4.__dict__, "spark_version": "3.5.9", "scala_version": "2.12"})
 K8S = "k8s://https://10.0.0.1:6443"
-NO_JAR_REASON = (
-    "Maven Central is not reachable from this machine; "
-    "set GRAPHFRAMES_JAR=/path/to/graphframes-spark4_2.13-<ver>.jar to run it"
-)
+NO_JAR_REASON = "Maven Central is not reachable from this machine; set GRAPHFRAMES_JAR=/path/to/graphframes-spark4_2.13-<ver>.jar to run it"
 
 
 def written(folder: Path) -> dict:
@@ -70,13 +73,30 @@ def test_yarn_carries_hadoop_conf_dirs_from_the_installer() -> None:
 
 def test_install_yarn_writes_client_mode_settings(tmp_path: Path) -> None:
     conf_dir = hadoop_conf(tmp_path)
-    result = cli("install", "--prefix", str(tmp_path), "--name", "yarn", "--master", "yarn", "--conf", "spark.executor.instances=2", "--no-cds",
-                 env={**without_hadoop_conf(), "HADOOP_CONF_DIR": str(conf_dir)})
+    result = cli(
+        "install",
+        "--prefix",
+        str(tmp_path),
+        "--name",
+        "yarn",
+        "--master",
+        "yarn",
+        "--conf",
+        "spark.executor.instances=2",
+        "--no-cds",
+        env={**without_hadoop_conf(), "HADOOP_CONF_DIR": str(conf_dir)},
+    )
     assert result.returncode == 0, result.stderr
     env = written(tmp_path / "share" / "jupyter" / "kernels" / "yarn")["env"]
     assert env["HADOOP_CONF_DIR"] == str(conf_dir)
     assert shlex.split(env["PYSPARK_SUBMIT_ARGS"]) == [
-        "--master", "yarn", "--conf", "spark.yarn.maxAppAttempts=1", "--conf", "spark.executor.instances=2", "pyspark-shell",
+        "--master",
+        "yarn",
+        "--conf",
+        "spark.yarn.maxAppAttempts=1",
+        "--conf",
+        "spark.executor.instances=2",
+        "pyspark-shell",
     ]
     checked = cli("check", "yarn", "--prefix", str(tmp_path), env=without_hadoop_conf())
     assert "OK    YARN" in checked.stdout and str(conf_dir) in checked.stdout, checked.stdout
@@ -103,8 +123,9 @@ def test_check_yarn_without_yarn_site(tmp_path: Path) -> None:
 
 # -- Kubernetes ------------------------------------------------------------------------------------
 def test_k8s_image_and_namespace_become_spark_conf() -> None:
-    requested = SparkOptions(master=K8S, k8s_image="reg/spark-py:4.3.0", k8s_namespace="notebooks",
-                           conf={"spark.kubernetes.authenticate.driver.serviceAccountName": "spark"})
+    requested = SparkOptions(
+        master=K8S, k8s_image="reg/spark-py:4.3.0", k8s_namespace="notebooks", conf={"spark.kubernetes.authenticate.driver.serviceAccountName": "spark"}
+    )
     assert options.cluster_conf(requested) == {
         "spark.kubernetes.container.image": "reg/spark-py:4.3.0",
         "spark.kubernetes.namespace": "notebooks",
@@ -158,7 +179,7 @@ def test_k8s_url_problems() -> None:
 def test_graphframes_coordinate_follows_spark_and_scala() -> None:
     assert options.graphframes_coordinate("4.3.0", "2.13", "0.12.1") == "io.graphframes:graphframes-spark4_2.13:0.12.1"
     assert options.graphframes_coordinate("3.5.9", "2.12", "0.12.1") == "io.graphframes:graphframes-spark3_2.12:0.12.1"
-    with pytest.raises(KernelSpecError, match="Spark 3.5 and 4.x"):
+    with pytest.raises(KernelSpecError, match=r"Spark 3\.5 and 4\.x"):
         options.graphframes_coordinate("3.4.4", "2.12", "0.12.1")
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import KernelHarness, install
-from pyspark_kernel import uiauth
+
+from pyspark_kernel.kernel import uiprotect
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +90,7 @@ def test_ui_links_of_two_concurrent_kernels_are_their_own(default_spec: Path, ke
     other = KernelHarness(default_spec.name)
     try:
         first = other.run("spark.sparkContext.uiWebUrl")
-        banner = [output["data"] for output in displays(first, "display_data")][0]
+        banner = next(output["data"] for output in displays(first, "display_data"))
         url = displays(first, "execute_result")[0]["data"]["text/plain"].strip("'")
         assert banner["text/plain"].endswith(f"Spark UI {url}") and f'href="{url}"' in banner["text/html"]
         mine = kernel.value("sc.uiWebUrl").strip("'")
@@ -113,8 +114,8 @@ def test_the_ui_token_follows_the_port_spark_bound(prefix: Path) -> None:
             url = kernel.value("sc.uiWebUrl").strip("'")
             bound = int(url.rsplit(":", 1)[1])
             assert bound != chosen, url
-            assert uiauth.read_token(bound) is not None, "no route file for the port the UI bound: a link by port would answer 404"
-            assert uiauth.read_token(chosen) is None, "the chosen port, another program's, must lead nowhere"
+            assert uiprotect.read_token(bound) is not None, "no route file for the port the UI bound: a link by port would answer 404"
+            assert uiprotect.read_token(chosen) is None, "the chosen port, another program's, must lead nowhere"
         finally:
             kernel.shutdown()
 

@@ -16,17 +16,18 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 import pytest
+from conftest import KernelHarness, install, spied_frames, wait_gone
 from jupyter_client.manager import AsyncKernelManager
 
-from conftest import KernelHarness, install, spied_frames, wait_gone
-from pyspark_kernel import pool as pool_module
-from pyspark_kernel import pooledkernel
-from pyspark_kernel.pool import KernelPool
+from pyspark_kernel.server import pool as pool_module
+from pyspark_kernel.server import pooledkernel
+from pyspark_kernel.server.pool import KernelPool
 
 pytestmark = pytest.mark.slow
 READY = 300  # seconds a pooled kernel may take to be started and warmed on a loaded 2-core machine
@@ -51,9 +52,9 @@ def the_pool(kernel: KernelHarness) -> KernelPool:
 
 def ui_get(ui: str, path: str) -> bytes:
     """GET a page of the kernel's Spark UI as its owner: with the kernel's UI token when the UI has one."""
-    from pyspark_kernel import uiauth
+    from pyspark_kernel.kernel import uiprotect
 
-    token = uiauth.read_token(int(ui.rsplit(":", 1)[1]))
+    token = uiprotect.read_token(int(ui.rsplit(":", 1)[1]))
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return urllib.request.urlopen(urllib.request.Request(f"{ui}{path}", headers=headers), timeout=30).read()
 

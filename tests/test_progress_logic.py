@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pyspark_kernel import progress
-from pyspark_kernel.progress import ProgressMonitor
+from pyspark_kernel.kernel import progress
+from pyspark_kernel.kernel.progress import ProgressMonitor
 
 
 class StandInContext:
@@ -34,12 +34,14 @@ class StandInContext:
 
         job = SimpleNamespace(stageIds=lambda: asked("stageIds", [1]), status=lambda: SimpleNamespace(toString=lambda: asked("status", self.job_status)))
         stage = SimpleNamespace(
-            name=lambda: asked("name", "count at cell"), submissionTime=lambda: asked("submissionTime", submitted_ms),
+            name=lambda: asked("name", "count at cell"),
+            submissionTime=lambda: asked("submissionTime", submitted_ms),
             **{field: (lambda field=field: asked(field, self.stage[field])) for field in self.stage},
         )
         tracker = SimpleNamespace(
             getJobIdsForGroup=lambda group: asked("getJobIdsForGroup", [1] if group == "g" else []),
-            getJobInfo=lambda job_id: asked("getJobInfo", job), getStageInfo=lambda stage_id: asked("getStageInfo", stage),
+            getJobInfo=lambda job_id: asked("getJobInfo", job),
+            getStageInfo=lambda stage_id: asked("getStageInfo", stage),
         )
         self._jsc = SimpleNamespace(statusTracker=lambda: asked("statusTracker", tracker))
         self._jvm = SimpleNamespace(java=SimpleNamespace(util=SimpleNamespace(Arrays=SimpleNamespace(toString=lambda ids: asked("toString", str(list(ids)))))))

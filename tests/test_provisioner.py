@@ -11,11 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import KernelHarness, free_port, install, wait_gone
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from conftest import KernelHarness, free_port, install, wait_gone
-from pyspark_kernel.provisioner import PySparkProvisioner
+from pyspark_kernel.server.provisioner import PySparkProvisioner
 
 pytestmark = pytest.mark.slow
 
@@ -69,9 +69,19 @@ def test_notebook_launched_by_jupyter_server_names_the_app(prefix: Path, isolate
     (root / "nb").mkdir(parents=True, exist_ok=True)
     port, token = free_port(), "server-token"
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--allow-root"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--allow-root",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
@@ -87,7 +97,9 @@ def test_notebook_launched_by_jupyter_server_names_the_app(prefix: Path, isolate
         session = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", data=body, headers=headers, method="POST"), timeout=60))
         kernel_id = session["kernel"]["id"]
         runtime = Path(json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/status", headers=headers), timeout=5)).get("runtime_dir", "") or "")
-        connection_file = next(Path(p) for p in (runtime, isolated_jupyter / "runtime") if (Path(p) / f"kernel-{kernel_id}.json").exists()) / f"kernel-{kernel_id}.json"
+        connection_file = (
+            next(Path(p) for p in (runtime, isolated_jupyter / "runtime") if (Path(p) / f"kernel-{kernel_id}.json").exists()) / f"kernel-{kernel_id}.json"
+        )
         client = BlockingKernelClient(connection_file=str(connection_file))
         client.load_connection_file()
         client.start_channels()
@@ -111,7 +123,7 @@ def test_notebook_launched_by_jupyter_server_names_the_app(prefix: Path, isolate
 def test_a_refreshed_pythonpath_drops_only_entries_inside_spark_home(tmp_path: Path) -> None:
     """/opt/spark's old entries are replaced; /opt/spark-extras is another folder and stays."""
     from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
-    from pyspark_kernel.provisioner import refreshed_python_path
+    from pyspark_kernel.server.provisioner import refreshed_python_path
 
     home, extras = tmp_path / "spark", tmp_path / "spark-extras"
     (home / "python" / "lib").mkdir(parents=True)
@@ -119,17 +131,31 @@ def test_a_refreshed_pythonpath_drops_only_entries_inside_spark_home(tmp_path: P
     py4j = home / "python" / "lib" / "py4j-0.10.9.9-src.zip"
     py4j.touch()
     spark = SparkEnvironment(
-        spark_home=home, spark_version="4.3.0", scala_version="2.13", py4j_zip=py4j, pyspark_path=home / "python",
-        python=Path(sys.executable), python_version="3.11", java=JavaRuntime(Path("/usr/bin/java"), 17, "17"),
+        spark_home=home,
+        spark_version="4.3.0",
+        scala_version="2.13",
+        py4j_zip=py4j,
+        pyspark_path=home / "python",
+        python=Path(sys.executable),
+        python_version="3.11",
+        java=JavaRuntime(Path("/usr/bin/java"), 17, "17"),
     )
     old = os.pathsep.join([str(home / "python" / "lib" / "py4j-0.10.9.7-src.zip"), str(extras)])
     assert refreshed_python_path(old, spark).split(os.pathsep) == [*spark.python_path, str(extras)]
 
 
 def test_the_provisioner_does_not_import_the_kernels_modules() -> None:
-    """It runs inside the Jupyter server: no session.py, no kernel.py, no Spark there."""
-    kernel_side = ('pyspark_kernel.session', 'pyspark_kernel.kernel', 'pyspark_kernel.controller', 'pyspark_kernel.jvm', 'pyspark_kernel.classic', 'pyspark_kernel.connect', 'pyspark')
-    probe = f"import sys, pyspark_kernel.provisioner; print(sorted(m for m in sys.modules if m in {kernel_side!r}))"
+    """It runs inside the Jupyter server: nothing of kernel/, no Spark there."""
+    kernel_side = (
+        "pyspark_kernel.kernel.session",
+        "pyspark_kernel.kernel.ipkernel",
+        "pyspark_kernel.kernel.controller",
+        "pyspark_kernel.kernel.jvm",
+        "pyspark_kernel.kernel.backends.classic",
+        "pyspark_kernel.kernel.backends.connect",
+        "pyspark",
+    )
+    probe = f"import sys, pyspark_kernel.server.provisioner; print(sorted(m for m in sys.modules if m in {kernel_side!r}))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
 
@@ -145,7 +171,7 @@ def test_launch_work_runs_off_the_servers_event_loop_and_the_ui_port_is_persiste
     from jupyter_client.manager import AsyncKernelManager
 
     from pyspark_kernel import environment
-    from pyspark_kernel import provisioner as module
+    from pyspark_kernel.server import provisioner as module
 
     folder = install(prefix, "--name", "provisioned-loop", "--provisioner", "--no-cds", "--start", "none", "--replace")
     seen: list[tuple[str, threading.Thread]] = []

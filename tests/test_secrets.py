@@ -18,21 +18,39 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from conftest import SYSTEM_PYTHON, KernelHarness, as_second_account, cli, running_connect_server
-from pyspark_kernel import kernelspec, secrets, settings, submitargs
-from pyspark_kernel.options import SparkOptions
+from conftest import (
+    SYSTEM_PYTHON,
+    KernelHarness,
+    as_second_account,
+    cli,
+    running_connect_server,
+)
 from test_kernelspec import SPARK
 
+from pyspark_kernel import secrets, submitargs
+from pyspark_kernel.cli import kernelspec
+from pyspark_kernel.cli.options import SparkOptions
+from pyspark_kernel.kernel import settings
+
 SECRET_KEYS = [
-    "spark.authenticate.secret", "spark.ssl.keyPassword", "spark.ssl.trustStorePassword", "javax.jdo.option.ConnectionPassword",
-    "spark.hadoop.fs.s3a.access.key", "spark.hadoop.fs.s3a.secret.key", "spark.hadoop.fs.s3a.session.token",
-    "spark.hadoop.fs.s3a.bucket.b1.secret.key", "spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net",
-    "spark.redis.auth.password", "spark.my.secretName", "spark.api.token", "AWS_SECRET_ACCESS_KEY", "token",
+    "spark.authenticate.secret",
+    "spark.ssl.keyPassword",
+    "spark.ssl.trustStorePassword",
+    "javax.jdo.option.ConnectionPassword",
+    "spark.hadoop.fs.s3a.access.key",
+    "spark.hadoop.fs.s3a.secret.key",
+    "spark.hadoop.fs.s3a.session.token",
+    "spark.hadoop.fs.s3a.bucket.b1.secret.key",
+    "spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net",
+    "spark.redis.auth.password",
+    "spark.my.secretName",
+    "spark.api.token",
+    "AWS_SECRET_ACCESS_KEY",
+    "token",
 ]
 PLAIN_KEYS = ["spark.executor.memory", "spark.sql.shuffle.partitions", "spark.master", "spark.app.name", "spark.ui.port", "spark.authenticate", "use_ssl"]
 
@@ -93,12 +111,15 @@ def test_switches_do_not_swallow_the_next_flag() -> None:
     assert parsed.conf == {"a": "b"} and parsed.flags["--properties-file"] == "/f" and parsed.flags["--load-spark-defaults"] == ""
 
 
-@pytest.mark.parametrize("url, public, hidden", [
-    ("sc://h:15002/;token=abc;use_ssl=true", "sc://h:15002/;use_ssl=true", {"token": "abc"}),
-    ("sc://h:15002/;token=abc", "sc://h:15002", {"token": "abc"}),
-    ("sc://h:15002", "sc://h:15002", {}),
-    ("sc://h/;user_id=me;session_id=x", "sc://h/;user_id=me;session_id=x", {}),
-])
+@pytest.mark.parametrize(
+    "url, public, hidden",
+    [
+        ("sc://h:15002/;token=abc;use_ssl=true", "sc://h:15002/;use_ssl=true", {"token": "abc"}),
+        ("sc://h:15002/;token=abc", "sc://h:15002", {"token": "abc"}),
+        ("sc://h:15002", "sc://h:15002", {}),
+        ("sc://h/;user_id=me;session_id=x", "sc://h/;user_id=me;session_id=x", {}),
+    ],
+)
 def test_a_connect_urls_token_is_split_off_and_put_back(url: str, public: str, hidden: dict[str, str]) -> None:
     assert secrets.split_remote(url) == (public, hidden)
     rebuilt = secrets.join_remote(public, hidden)
@@ -115,17 +136,25 @@ def test_connect_install_keeps_the_token_out_of_kernel_json() -> None:
 
 
 def test_show_masks_kernelspecs_written_before_secret_files() -> None:
-    spec = {"env": {"SPARK_REMOTE": "sc://h:1/;token=tok-value-789", secrets.PRIVATE_FILE_VAR: "/p/x.properties",
-                    "PYSPARK_SUBMIT_ARGS": "--conf spark.hadoop.fs.s3a.access.key=AKIAEXAMPLE123 pyspark-shell"},
-            "metadata": {"pyspark_kernel": {"master": "sc://h:1/;token=tok-value-789"}}}
+    spec = {
+        "env": {
+            "SPARK_REMOTE": "sc://h:1/;token=tok-value-789",
+            secrets.PRIVATE_FILE_VAR: "/p/x.properties",
+            "PYSPARK_SUBMIT_ARGS": "--conf spark.hadoop.fs.s3a.access.key=AKIAEXAMPLE123 pyspark-shell",
+        },
+        "metadata": {"pyspark_kernel": {"master": "sc://h:1/;token=tok-value-789"}},
+    }
     shown = json.dumps(kernelspec.redacted(spec))
     assert "tok-value-789" not in shown and "AKIAEXAMPLE123" not in shown and "/p/x.properties" in shown
 
 
-@pytest.mark.parametrize("values", [
-    {"spark.hadoop.fs.s3a.secret.key": "a=b:c#d!e\\f g"},
-    {"odd key=with:stuff": "x", "spark.x.password": "üñí\ttab"},
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"spark.hadoop.fs.s3a.secret.key": "a=b:c#d!e\\f g"},
+        {"odd key=with:stuff": "x", "spark.x.password": "üñí\ttab"},
+    ],
+)
 def test_the_private_file_is_0600_in_a_0700_folder_and_reads_back(tmp_path: Path, values: dict[str, str]) -> None:
     path = tmp_path / "store" / "k.properties"
     secrets.write_private(path, values)
@@ -315,9 +344,24 @@ def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account
     env = {**os.environ, "JUPYTER_DATA_DIR": str(data)}
     # --secret-conf reads the values from stdin: install's own command line has none of them. (--env and
     # --conf KEY=VALUE would show theirs for install's second of life; the watch begins after it.)
-    install_command = [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(prefix), "--name", "secret-probe", "--no-cds",
-                       "--secret-conf", "spark.hadoop.fs.s3a.secret.key", "--secret-conf", "spark.kernel.test.password",
-                       "--env", "PYSPARK_KERNEL_TEST_TOKEN", env_token]
+    install_command = [
+        sys.executable,
+        "-m",
+        "pyspark_kernel",
+        "install",
+        "--prefix",
+        str(prefix),
+        "--name",
+        "secret-probe",
+        "--no-cds",
+        "--secret-conf",
+        "spark.hadoop.fs.s3a.secret.key",
+        "--secret-conf",
+        "spark.kernel.test.password",
+        "--env",
+        "PYSPARK_KERNEL_TEST_TOKEN",
+        env_token,
+    ]
     installed = subprocess.run(install_command, input=f"{s3_key}\n{password}\n", capture_output=True, text=True, env=env, timeout=300)
     assert installed.returncode == 0, installed.stderr
     watch = PsWatch(shared_folder, needles)
@@ -370,7 +414,9 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 
 
 @pytest.mark.slow
-def test_a_connect_token_works_and_no_other_account_sees_it(second_account: str, shared_folder: Path, token_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connect_token_works_and_no_other_account_sees_it(
+    second_account: str, shared_folder: Path, token_server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, token = token_server
     port = url.rsplit(":", 1)[1]
     # With a token and no TLS, pyspark's client uses gRPC local credentials, which it allows for "localhost" only.
@@ -385,7 +431,9 @@ def test_a_connect_token_works_and_no_other_account_sees_it(second_account: str,
     kernel = KernelHarness("token-probe")
     try:
         assert kernel.value("spark.range(7).count()") == "7"
-        refused = kernel.error(f"from pyspark.sql import SparkSession\nSparkSession.builder.remote('sc://localhost:{port}').create().range(1).count()", timeout=120)
+        refused = kernel.error(
+            f"from pyspark.sql import SparkSession\nSparkSession.builder.remote('sc://localhost:{port}').create().range(1).count()", timeout=120
+        )
         assert "authent" in (refused["evalue"] + refused["ename"]).lower() or "UNAUTHENTICATED" in json.dumps(refused), refused
         status = kernel.run("%spark")
         assert token not in json.dumps(status["outputs"]) and f"localhost:{port}" in json.dumps(status["outputs"])
@@ -410,20 +458,48 @@ def test_secret_conf_reads_the_value_from_stdin_not_the_command_line(tmp_path: P
     the shell's history; ``--secret-conf KEY`` reads it from stdin (a prompt without echo on a terminal),
     and keeps it private whatever its key: the rule cannot know every connector's secret settings."""
     env = private_env(tmp_path)
-    command = [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(tmp_path / "p"), "--name", "sc", "--no-cds",
-               "--secret-conf", "spark.hadoop.fs.s3a.secret.key", "--secret-conf", "spark.mongodb.connection.uri"]
+    command = [
+        sys.executable,
+        "-m",
+        "pyspark_kernel",
+        "install",
+        "--prefix",
+        str(tmp_path / "p"),
+        "--name",
+        "sc",
+        "--no-cds",
+        "--secret-conf",
+        "spark.hadoop.fs.s3a.secret.key",
+        "--secret-conf",
+        "spark.mongodb.connection.uri",
+    ]
     result = subprocess.run(command, input="stdin-secret-1\nmongodb://u:stdin-secret-2@h/db\n", capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     spec_text = (tmp_path / "p" / "share" / "jupyter" / "kernels" / "sc" / "kernel.json").read_text()
     assert "stdin-secret" not in spec_text + result.stdout + result.stderr
     (stored,) = (tmp_path / "data" / "pyspark-kernel" / "secrets").glob("sc-*.properties")
-    assert secrets.read_private(stored) == {"spark.hadoop.fs.s3a.secret.key": "stdin-secret-1", "spark.mongodb.connection.uri": "mongodb://u:stdin-secret-2@h/db"}
+    assert secrets.read_private(stored) == {
+        "spark.hadoop.fs.s3a.secret.key": "stdin-secret-1",
+        "spark.mongodb.connection.uri": "mongodb://u:stdin-secret-2@h/db",
+    }
 
 
 def test_secret_conf_adds_a_connect_urls_token(tmp_path: Path) -> None:
     env = private_env(tmp_path)
-    command = [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(tmp_path / "p"), "--name", "st",
-               "--remote", "sc://h:15002/;use_ssl=true", "--secret-conf", "token"]
+    command = [
+        sys.executable,
+        "-m",
+        "pyspark_kernel",
+        "install",
+        "--prefix",
+        str(tmp_path / "p"),
+        "--name",
+        "st",
+        "--remote",
+        "sc://h:15002/;use_ssl=true",
+        "--secret-conf",
+        "token",
+    ]
     result = subprocess.run(command, input="stdin-token-1\n", capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     spec = json.loads((tmp_path / "p" / "share" / "jupyter" / "kernels" / "st" / "kernel.json").read_text())
@@ -432,7 +508,19 @@ def test_secret_conf_adds_a_connect_urls_token(tmp_path: Path) -> None:
 
 
 def test_secret_conf_without_a_value_is_refused(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "pyspark_kernel", "install", "--prefix", str(tmp_path / "p"), "--name", "sn", "--no-cds", "--secret-conf", "spark.a.password"]
+    command = [
+        sys.executable,
+        "-m",
+        "pyspark_kernel",
+        "install",
+        "--prefix",
+        str(tmp_path / "p"),
+        "--name",
+        "sn",
+        "--no-cds",
+        "--secret-conf",
+        "spark.a.password",
+    ]
     result = subprocess.run(command, input="", capture_output=True, text=True, env=private_env(tmp_path), timeout=300)
     assert result.returncode == 2 and "--secret-conf spark.a.password" in result.stderr and "Fix:" in result.stderr, result.stderr
     assert not list(tmp_path.rglob("kernel.json")) and not list(tmp_path.rglob("*.properties"))
@@ -445,7 +533,12 @@ def test_a_builders_secret_stays_off_the_jvms_command_line(second_account: str, 
     the launch's 0600 properties file instead, as %spark conf's do."""
     builder_key = new_secret("builderkey")
     prefix = shared_folder / "prefix"
-    assert cli("install", "--prefix", str(prefix), "--name", "builder-probe", "--no-cds", env={**os.environ, "JUPYTER_DATA_DIR": str(shared_folder / "data")}).returncode == 0
+    assert (
+        cli(
+            "install", "--prefix", str(prefix), "--name", "builder-probe", "--no-cds", env={**os.environ, "JUPYTER_DATA_DIR": str(shared_folder / "data")}
+        ).returncode
+        == 0
+    )
     monkeypatch.setenv("JUPYTER_PATH", f"{prefix}/share/jupyter{os.pathsep}{os.environ.get('JUPYTER_PATH', '')}")
     watch = PsWatch(shared_folder, [builder_key])
     kernel = KernelHarness("builder-probe")

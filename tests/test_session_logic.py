@@ -7,17 +7,16 @@ import shlex
 import sys
 import time
 import types
-from typing import Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from pyspark_kernel.kernel import in_py4j_call
-from pyspark_kernel import submitargs
-from pyspark_kernel.session import ManagedSession, SessionState, derive_state
-from pyspark_kernel.settings import SessionSettings
-
 from conftest import free_port
+
+from pyspark_kernel import submitargs
+from pyspark_kernel.kernel.ipkernel import in_py4j_call
+from pyspark_kernel.kernel.session import ManagedSession, SessionState, derive_state
+from pyspark_kernel.kernel.settings import SessionSettings
 
 
 def conf_of(submit_args: str) -> dict[str, str]:
@@ -79,7 +78,7 @@ def test_the_kernel_starts_on_a_vendor_build_of_its_pysparks_release(tmp_path: P
     import pyspark
 
     from pyspark_kernel.environment import SparkEnvironmentError
-    from pyspark_kernel.jvm import precheck
+    from pyspark_kernel.kernel.jvm import precheck
 
     release = ".".join(pyspark.__version__.split(".")[:3])
     (tmp_path / "jars").mkdir()
@@ -87,7 +86,7 @@ def test_the_kernel_starts_on_a_vendor_build_of_its_pysparks_release(tmp_path: P
     precheck({**os.environ, "SPARK_HOME": str(tmp_path)})
     (tmp_path / "jars" / f"spark-core_2.13-{release}-amzn-0.jar").unlink()
     (tmp_path / "jars" / "spark-core_2.13-3.5.9.jar").touch()
-    with pytest.raises(SparkEnvironmentError, match="holds Spark 3.5.9"):
+    with pytest.raises(SparkEnvironmentError, match=r"holds Spark 3\.5\.9"):
         precheck({**os.environ, "SPARK_HOME": str(tmp_path)})
 
 
@@ -129,7 +128,7 @@ def test_session_state_precedence(observed: dict, state: SessionState) -> None:
 
 @pytest.mark.parametrize("master", ["local", "local[2]", "local[*]", "local[2,3]", "local[*, 4]", "local-cluster[2,1,1024]"])
 def test_a_local_master_is_warmed_unless_the_kernelspec_says_off(master: str) -> None:
-    from pyspark_kernel.warmup import chosen, worth_warming
+    from pyspark_kernel.kernel.warmup import chosen, worth_warming
 
     assert worth_warming(chosen({}), master)
     assert worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "on"}), master)
@@ -138,20 +137,20 @@ def test_a_local_master_is_warmed_unless_the_kernelspec_says_off(master: str) ->
 
 @pytest.mark.parametrize("master", ["yarn", "spark://127.0.0.1:7077", "k8s://https://10.0.0.1:6443", "mesos://h:5050", "localhost:7077", None])
 def test_a_cluster_master_is_warmed_only_when_the_kernelspec_says_on(master: str | None) -> None:
-    from pyspark_kernel.warmup import chosen, worth_warming
+    from pyspark_kernel.kernel.warmup import chosen, worth_warming
 
     assert not worth_warming(chosen({}), master)
     assert worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "on"}), master)
     assert not worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "off"}), master)
 
 
-# -- which ConnectionError waits for a dying JVM (kernel.py's error handler) ---------------------------
+# -- which ConnectionError waits for a dying JVM (ipkernel.py's error handler) ---------------------------
 
 
 def raised(action: Callable[[], object]) -> tuple[BaseException, object]:
     try:
         action()
-    except BaseException as error:  # noqa: BLE001 -- what the cell's handler gets
+    except BaseException as error:
         return error, error.__traceback__
     raise AssertionError("did not raise")
 
@@ -159,7 +158,7 @@ def raised(action: Callable[[], object]) -> tuple[BaseException, object]:
 def test_a_users_own_refused_connection_is_not_taken_for_the_jvms() -> None:
     import socket
 
-    from pyspark_kernel.jvm import from_jvm_connection
+    from pyspark_kernel.kernel.jvm import from_jvm_connection
 
     error, traceback = raised(lambda: socket.create_connection(("127.0.0.1", free_port()), timeout=5))
     assert isinstance(error, ConnectionRefusedError)
@@ -175,7 +174,7 @@ def test_a_connection_error_inside_pyspark_or_py4j_is_the_jvms() -> None:
     from py4j.java_gateway import GatewayParameters, JavaGateway
     from pyspark.serializers import read_int
 
-    from pyspark_kernel.jvm import from_jvm_connection
+    from pyspark_kernel.kernel.jvm import from_jvm_connection
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         client = socket.create_connection(server.getsockname(), timeout=5)
@@ -200,8 +199,8 @@ MALFORMED_SUBMIT_ARGS = "--master 'local[2] pyspark-shell"  # an unbalanced quot
 
 
 def test_unreadable_submit_args_are_kept_as_the_starts_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pyspark_kernel import jvm
     from pyspark_kernel.errors import SparkStartError
+    from pyspark_kernel.kernel import jvm
 
     # Behind the server extension's route the settings read PYSPARK_SUBMIT_ARGS at once: that raised.
     settings = SessionSettings.from_environ({"PYSPARK_SUBMIT_ARGS": MALFORMED_SUBMIT_ARGS, "PYSPARK_KERNEL_UI_PROXY": "/user/a/proxy"})
@@ -213,8 +212,9 @@ def test_unreadable_submit_args_are_kept_as_the_starts_problem(monkeypatch: pyte
 
 def test_no_free_ui_port_is_kept_as_the_starts_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every port of the UI's range held by other kernels: reserve_port raised in the kernel's import."""
-    from pyspark_kernel import jvm, ports
+    from pyspark_kernel import ports
     from pyspark_kernel.errors import SparkStartError
+    from pyspark_kernel.kernel import jvm
 
     monkeypatch.setattr(ports, "lock_folder", lambda: tmp_path)  # this test's own locks, not other kernels'
     held = [ports.hold(port) for port in range(4040, 4040 + ports.PORT_TRIES)]
@@ -232,11 +232,12 @@ def test_no_free_ui_port_is_kept_as_the_starts_problem(tmp_path: Path, monkeypat
 def test_prelaunch_begin_never_raises(tmp_path: Path) -> None:
     """__main__ calls begin before ipykernel exists: a raise there killed the kernel (and Jupyter
     restarted it, in a loop). Run as the kernel's process would, with its environment."""
-    import pyspark
     import subprocess
 
+    import pyspark
+
     env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "PYSPARK_SUBMIT_ARGS": MALFORMED_SUBMIT_ARGS}
-    code = f"from pyspark_kernel import prelaunch; prelaunch.begin(['-f', {str(tmp_path / 'kernel-x.json')!r}]); print(prelaunch._early)"
+    code = f"from pyspark_kernel.kernel import prelaunch; prelaunch.begin(['-f', {str(tmp_path / 'kernel-x.json')!r}]); print(prelaunch._early)"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "None"  # no early JVM: the kernel's start meets the problem and shows it

@@ -7,11 +7,11 @@ nbconvert and papermill do: that is when user code races the kernel's background
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import ACTIVE_JOBS_BUT_WARM_UP, KernelHarness, install, wait_gone
 
 pytestmark = pytest.mark.slow
@@ -109,8 +109,7 @@ def _stop_then_rebuild(fresh: KernelHarness) -> None:
     assert fresh.run("spark.stop()")["reply"]["status"] == "ok"
     assert fresh.value("get_ipython().kernel.controller.session.state.value") == "'stopped'"
     rebuilt = fresh.run(
-        'spark = SparkSession.builder.master("local[1]").appName("second").config("spark.sql.shuffle.partitions", "3").getOrCreate()\n'
-        "sc = spark.sparkContext"
+        'spark = SparkSession.builder.master("local[1]").appName("second").config("spark.sql.shuffle.partitions", "3").getOrCreate()\nsc = spark.sparkContext'
     )
     assert_clean(rebuilt)
     assert not kernel_outputs(rebuilt, "notice")  # nothing was running: the builder's settings all apply
@@ -187,5 +186,7 @@ def test_an_interrupt_leaves_other_threads_jobs_running(interrupted_kernel: Kern
     reply = interrupted_kernel.interrupt(EARLY_INTERRUPT_JOB, delay)
     assert reply["ename"] == "KeyboardInterrupt"
     # What the other thread got, and how long it waited: a cancel says "cancelled", a slow job {}.
-    outcome = interrupted_kernel.value("_joined = __import__('time').monotonic(); worker.join(180); background, round(__import__('time').monotonic() - _joined)")
+    outcome = interrupted_kernel.value(
+        "_joined = __import__('time').monotonic(); worker.join(180); background, round(__import__('time').monotonic() - _joined)"
+    )
     assert outcome.startswith("({'count': 1},"), f"the other thread's job did not finish: {outcome}"

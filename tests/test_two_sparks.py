@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import SPARK_359, KernelHarness, install
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import KernelHarness, install
-from pyspark_kernel.warmup import NAMES, RESUME_IDLE_SECONDS
+
+from pyspark_kernel.kernel.warmup import NAMES, RESUME_IDLE_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ WARMER = "get_ipython().kernel.controller.warmer"
 
 
 # Every job of the application as (group, status), from the JVM's status store (what the UI's job list
-# shows; the UI itself now wants a token, uiauth.py).
+# shows; the UI itself now wants a token, kernel/uiprotect.py).
 ALL_JOBS = "[(j.jobGroup().get() if j.jobGroup().isDefined() else '', str(j.status())) for jobs in [sc._jsc.sc().statusStore().jobsList(None)] for j in map(jobs.apply, range(jobs.size()))]"
 
 
@@ -83,9 +83,9 @@ def test_a_cell_that_starts_cancels_the_warm_up_and_its_jobs(warm_spec: Path) ->
 
 
 # A query that closes its thread's py4j connection (as a dropped socket would; an interrupt now closes
-# only the cell thread's, kernel.py), then a job of 50 tasks that runs for a while.
+# only the cell thread's, kernel/ipkernel.py), then a job of 50 tasks that runs for a while.
 DROPPED_THEN_LONG = """
-from pyspark_kernel.warmup import WarmUp
+from pyspark_kernel.kernel.warmup import WarmUp
 def dropped(spark):
     spark.sparkContext._gateway._gateway_client.get_thread_connection().close()
 def long(spark):

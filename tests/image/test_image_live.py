@@ -17,8 +17,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -108,9 +109,7 @@ class Containers:
 
     def run(self, name: str, command: list[str], **kwargs: Any) -> Any:
         full_name = f"{self.label}-{name}"
-        container = self.engine.containers.run(
-            self.image, command, detach=True, name=full_name, hostname=full_name, network=self.network.name, **kwargs
-        )
+        container = self.engine.containers.run(self.image, command, detach=True, name=full_name, hostname=full_name, network=self.network.name, **kwargs)
         self.started.append(container)
         return container
 
@@ -158,7 +157,9 @@ def run_notebook(container: Any, cells: list[str], user: str = "") -> str:
 def notebook(engine: Any, image: str) -> Iterator[tuple[Any, int, str]]:
     token = secrets.token_hex(16)
     container = engine.containers.run(
-        image, detach=True, environment={"JUPYTER_TOKEN": token},
+        image,
+        detach=True,
+        environment={"JUPYTER_TOKEN": token},
         ports={"8888/tcp": ("127.0.0.1", None), "4040/tcp": ("127.0.0.1", None)},
     )
     try:
@@ -274,7 +275,8 @@ def test_master_and_two_workers_run_a_job_on_both_and_the_app_finishes(container
         for n in (1, 2)
     ]
     notebook = containers.run(
-        "notebook", ["notebook"],
+        "notebook",
+        ["notebook"],
         environment={"SPARK_MASTER_URL": f"spark://{label}-master:7077", "SPARK_DRIVER_HOST": f"{label}-notebook", "JUPYTER_TOKEN": "t"},
     )
     wait_healthy(master)
@@ -344,18 +346,29 @@ def test_the_image_is_a_jupyterhub_single_user_server(containers: Containers) ->
     the user's prefix, and the Spark UI link in a notebook goes through the hub's proxy."""
     containers.run("hub", ["python", "-c", HUB_API])
     hub = {
-        "JUPYTERHUB_API_TOKEN": secrets.token_hex(16), "JUPYTERHUB_USER": "alice", "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice",
-        "JUPYTERHUB_API_URL": f"http://{containers.label}-hub:8081/hub/api", "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/",
-        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/alice/", "JUPYTERHUB_OAUTH_CALLBACK_URL": "/user/alice/oauth_callback",
+        "JUPYTERHUB_API_TOKEN": secrets.token_hex(16),
+        "JUPYTERHUB_USER": "alice",
+        "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice",
+        "JUPYTERHUB_API_URL": f"http://{containers.label}-hub:8081/hub/api",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/",
+        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/alice/",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": "/user/alice/oauth_callback",
     }
     container = containers.run("singleuser", [], environment=hub, ports={"8888/tcp": ("127.0.0.1", None)})
     wait_healthy(container)
     version = json.load(urllib.request.urlopen(f"http://127.0.0.1:{published(container, '8888/tcp')}/user/alice/api", timeout=10))
     assert "version" in version
-    banner = container.exec_run(["python", "-c", (
-        "from jupyter_client.manager import start_new_kernel\n"
-        "km, kc = start_new_kernel(kernel_name='pyspark_python3', startup_timeout=300)\n"
-        "kc.execute_interactive('n = spark.range(1).count()', timeout=300, output_hook=lambda m: print(m['content'].get('data', {}).get('text/plain', '')))\n"
-        "km.shutdown_kernel(now=True)\n"
-    )])
+    banner = container.exec_run(
+        [
+            "python",
+            "-c",
+            (
+                "from jupyter_client.manager import start_new_kernel\n"
+                "km, kc = start_new_kernel(kernel_name='pyspark_python3', startup_timeout=300)\n"
+                "kc.execute_interactive('n = spark.range(1).count()', timeout=300, output_hook=lambda m: print(m['content'].get('data', {}).get('text/plain', '')))\n"
+                "km.shutdown_kernel(now=True)\n"
+            ),
+        ]
+    )
     assert "Spark UI /user/alice/proxy/4040/jobs/" in banner.output.decode(errors="replace"), banner.output.decode(errors="replace")[-2000:]

@@ -15,10 +15,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -65,8 +65,12 @@ class Entrypoint:
     def run(self, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
         self.log.unlink(missing_ok=True)
         environ = {
-            "PATH": os.environ["PATH"], "HOME": str(self.home), "SPARK_HOME": "/opt/spark",
-            "ENTRYPOINT_EXEC": str(self.fake), "FAKE_EXEC_LOG": str(self.log), **env,
+            "PATH": os.environ["PATH"],
+            "HOME": str(self.home),
+            "SPARK_HOME": "/opt/spark",
+            "ENTRYPOINT_EXEC": str(self.fake),
+            "FAKE_EXEC_LOG": str(self.log),
+            **env,
         }
         result = subprocess.run(["sh", str(ENTRYPOINT), *args], capture_output=True, text=True, env=environ, timeout=60)
         calls = [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
@@ -141,8 +145,11 @@ def test_every_jupyter_role_and_make_run_encrypt_the_kernels_channels(entrypoint
     """JupyterLab (alone or in compose, on a master) and the JupyterHub single-user server provision
     CurveZMQ keys for the kernels that declare support; so does `make run`. Extra arguments come after
     a user's own policy replaces it (traitlets refuses one given twice)."""
-    roles = [(("notebook",), {"JUPYTER_TOKEN": "t"}), (("notebook",), {"JUPYTER_TOKEN": "t", "SPARK_MASTER_URL": "spark://master:7077"}),
-             (("singleuser",), {"JUPYTERHUB_API_TOKEN": "t"})]
+    roles = [
+        (("notebook",), {"JUPYTER_TOKEN": "t"}),
+        (("notebook",), {"JUPYTER_TOKEN": "t", "SPARK_MASTER_URL": "spark://master:7077"}),
+        (("singleuser",), {"JUPYTERHUB_API_TOKEN": "t"}),
+    ]
     for args, env in roles:
         result, calls = entrypoint.run(*args, **env)
         assert result.returncode == 0, result.stderr
@@ -170,9 +177,22 @@ def test_notebook_with_a_master_installs_a_kernelspec_that_drives_it(entrypoint:
     assert result.returncode == 0, result.stderr
     install, lab = calls
     assert install["argv"] == [
-        "env", "XDG_CACHE_HOME=/opt/pyspark-kernel/cache",  # reuses the image's class-data archive
-        "pyspark-kernel", "install", "--user", "--replace", "--master", "spark://master:7077",
-        "--conf", "spark.driver.host=notebook", "--env", "SPARK_LOCAL_IP", "0.0.0.0", "--env", "SPARK_PUBLIC_DNS", "localhost",
+        "env",
+        "XDG_CACHE_HOME=/opt/pyspark-kernel/cache",  # reuses the image's class-data archive
+        "pyspark-kernel",
+        "install",
+        "--user",
+        "--replace",
+        "--master",
+        "spark://master:7077",
+        "--conf",
+        "spark.driver.host=notebook",
+        "--env",
+        "SPARK_LOCAL_IP",
+        "0.0.0.0",
+        "--env",
+        "SPARK_PUBLIC_DNS",
+        "localhost",
     ]
     assert lab["argv"][:5] == JUPYTER
 
@@ -185,7 +205,14 @@ def test_notebook_with_a_master_advertises_the_hostname_by_default(entrypoint: E
 
 def test_master(entrypoint: Entrypoint) -> None:
     assert entrypoint.command("master", SPARK_MASTER_HOST="master") == [
-        "/opt/spark/bin/spark-class", "org.apache.spark.deploy.master.Master", "--host", "master", "--port", "7077", "--webui-port", "8080",
+        "/opt/spark/bin/spark-class",
+        "org.apache.spark.deploy.master.Master",
+        "--host",
+        "master",
+        "--port",
+        "7077",
+        "--webui-port",
+        "8080",
     ]
     hostname = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
     assert entrypoint.command("master")[3] == hostname, "by default the master binds the container's own name, not 0.0.0.0"
@@ -193,21 +220,39 @@ def test_master(entrypoint: Entrypoint) -> None:
 
 def test_worker_with_cores_and_memory_from_the_environment(entrypoint: Entrypoint) -> None:
     assert entrypoint.command("worker", "spark://master:7077", SPARK_WORKER_CORES="1", SPARK_WORKER_MEMORY="2g") == [
-        "/opt/spark/bin/spark-class", "org.apache.spark.deploy.worker.Worker", "--webui-port", "8081", "--work-dir", "/tmp/spark-worker",
-        "--cores", "1", "--memory", "2g", "spark://master:7077",
+        "/opt/spark/bin/spark-class",
+        "org.apache.spark.deploy.worker.Worker",
+        "--webui-port",
+        "8081",
+        "--work-dir",
+        "/tmp/spark-worker",
+        "--cores",
+        "1",
+        "--memory",
+        "2g",
+        "spark://master:7077",
     ]
 
 
 def test_worker_offers_everything_without_limits_and_takes_the_master_from_the_environment(entrypoint: Entrypoint) -> None:
     assert entrypoint.command("worker", SPARK_MASTER_URL="spark://m:7077", SPARK_WORKER_DIR="/data/work") == [
-        "/opt/spark/bin/spark-class", "org.apache.spark.deploy.worker.Worker", "--webui-port", "8081", "--work-dir", "/data/work", "spark://m:7077",
+        "/opt/spark/bin/spark-class",
+        "org.apache.spark.deploy.worker.Worker",
+        "--webui-port",
+        "8081",
+        "--work-dir",
+        "/data/work",
+        "spark://m:7077",
     ]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ((), "worker needs the master's URL"),
-    (("master:7077",), "is not a standalone master URL"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "worker needs the master's URL"),
+        (("master:7077",), "is not a standalone master URL"),
+    ],
+)
 def test_worker_without_a_usable_master_url_is_refused(entrypoint: Entrypoint, args: tuple[str, ...], message: str) -> None:
     result, calls = entrypoint.run("worker", *args)
     assert result.returncode == 2 and message in result.stderr and calls == []
@@ -215,8 +260,15 @@ def test_worker_without_a_usable_master_url_is_refused(entrypoint: Entrypoint, a
 
 def test_connect_server(entrypoint: Entrypoint) -> None:
     expected = [
-        "/opt/spark/bin/spark-submit", "--class", "org.apache.spark.sql.connect.service.SparkConnectServer", "--name", "Spark Connect server",
-        "--conf", "spark.connect.grpc.binding.address=0.0.0.0", "--conf", "spark.connect.grpc.binding.port=15002",
+        "/opt/spark/bin/spark-submit",
+        "--class",
+        "org.apache.spark.sql.connect.service.SparkConnectServer",
+        "--name",
+        "Spark Connect server",
+        "--conf",
+        "spark.connect.grpc.binding.address=0.0.0.0",
+        "--conf",
+        "spark.connect.grpc.binding.port=15002",
     ]
     assert entrypoint.command("connect-server") == expected
     on_cluster = entrypoint.command("connect-server", "--conf", "spark.executor.memory=2g", SPARK_MASTER_URL="spark://master:7077")
@@ -261,11 +313,16 @@ def test_healthcheck_finds_the_role_in_pid_1s_command_line(tmp_path: Path) -> No
     # role's arguments and PID 1's environment put it.
     hub = {"JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8890/user/alice/"}
     for role, environ, target in [
-        ((), {}, ":8888/api"), (("notebook",), {}, ":8888/api"), (("notebook",), {"JUPYTER_PORT": "8899"}, ":8899/api"),
+        ((), {}, ":8888/api"),
+        (("notebook",), {}, ":8888/api"),
+        (("notebook",), {"JUPYTER_PORT": "8899"}, ":8899/api"),
         (("notebook", "--port=9999", "--ServerApp.base_url=/spark/"), {}, ":9999/spark/api"),
-        (("singleuser",), hub, ":8890/user/alice/api"), (("notebook",), {**hub, "JUPYTERHUB_API_TOKEN": "t"}, ":8890/user/alice/api"),
-        (("master",), {}, ":8080/"), (("master", "--webui-port", "9090"), {}, ":9090/"),
-        (("worker", "spark://master:7077"), {}, ":8081/"), (("connect-server",), {}, ":15002"),
+        (("singleuser",), hub, ":8890/user/alice/api"),
+        (("notebook",), {**hub, "JUPYTERHUB_API_TOKEN": "t"}, ":8890/user/alice/api"),
+        (("master",), {}, ":8080/"),
+        (("master", "--webui-port", "9090"), {}, ":9090/"),
+        (("worker", "spark://master:7077"), {}, ":8081/"),
+        (("connect-server",), {}, ":15002"),
         (("connect-server", "--conf", "spark.connect.grpc.binding.port=15010"), {}, ":15010"),
     ]:
         result = healthcheck(tmp_path, *tini, *role, environ=environ)
@@ -358,8 +415,12 @@ def test_environment_yml_satisfies_the_package_pins() -> None:
 def test_build_args_environment_yml_and_makefile_agree() -> None:
     conda, pip = environment_pins()
     args, make = dockerfile_args(), makefile_defaults()
-    pinned = {"PYTHON_VERSION": conda["python"], "JAVA_VERSION": conda["openjdk"],
-              "SPARK_VERSION": pip["pyspark"], "GRAPHFRAMES_VERSION": pip["graphframes-py"]}
+    pinned = {
+        "PYTHON_VERSION": conda["python"],
+        "JAVA_VERSION": conda["openjdk"],
+        "SPARK_VERSION": pip["pyspark"],
+        "GRAPHFRAMES_VERSION": pip["graphframes-py"],
+    }
     for arg, version in pinned.items():
         assert args[arg] == version, f"docker/Dockerfile ARG {arg}={args[arg]}, environment.yml pins {version}"
         assert make[arg] == version, f"docker/docker.mk {arg} ?= {make[arg]}, environment.yml pins {version}"
@@ -372,7 +433,7 @@ def test_build_args_environment_yml_and_makefile_agree() -> None:
 
 def test_the_image_jar_is_the_version_the_cli_adds() -> None:
     """The GraphFrames jar in the image and `pyspark-kernel install --graphframes` name one release."""
-    from pyspark_kernel.options import DEFAULT_GRAPHFRAMES_VERSION
+    from pyspark_kernel.cli.options import DEFAULT_GRAPHFRAMES_VERSION
 
     assert dockerfile_args()["GRAPHFRAMES_VERSION"] == DEFAULT_GRAPHFRAMES_VERSION
 
@@ -432,8 +493,13 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("neither docker compose nor docker-compose is installed (make image-test installs docker-compose)")
         pytest.skip("neither the docker compose plugin nor docker-compose is installed here")
-    result = subprocess.run([*command, "-p", "pyspark-kernel", "-f", str(DOCKER / "compose.yaml"), "config", "--quiet"],
-                            capture_output=True, text=True, timeout=60, env={**os.environ, "IMAGE": "pyspark-kernel:latest"})
+    result = subprocess.run(
+        [*command, "-p", "pyspark-kernel", "-f", str(DOCKER / "compose.yaml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "IMAGE": "pyspark-kernel:latest"},
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -446,14 +512,17 @@ def check_build_args(**args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["sh", str(DOCKER / "check-build-args.sh")], capture_output=True, text=True, env=env, timeout=30)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ({}, "GRAPHFRAMES_SHA256 is empty. Fix: --build-arg GRAPHFRAMES_SHA256="),
-    ({"GRAPHFRAMES_SHA256": "a" * 64}, "GRAPHFRAMES_GRAPHX_SHA256 is empty"),
-    ({"GRAPHFRAMES_SHA256": "A" * 64, "GRAPHFRAMES_GRAPHX_SHA256": "b" * 64}, "is not a lower-case hex sha256"),
-    ({"GRAPHFRAMES_SHA256": "a" * 63, "GRAPHFRAMES_GRAPHX_SHA256": "b" * 64}, "has 63 characters"),
-    ({"GRAPHFRAMES_JARS": "maybe"}, "neither fetch nor none"),
-    ({"GRAPHFRAMES_JARS": "none", "SPARK_VERSION": "latest"}, "SPARK_VERSION='latest' is not a version"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({}, "GRAPHFRAMES_SHA256 is empty. Fix: --build-arg GRAPHFRAMES_SHA256="),
+        ({"GRAPHFRAMES_SHA256": "a" * 64}, "GRAPHFRAMES_GRAPHX_SHA256 is empty"),
+        ({"GRAPHFRAMES_SHA256": "A" * 64, "GRAPHFRAMES_GRAPHX_SHA256": "b" * 64}, "is not a lower-case hex sha256"),
+        ({"GRAPHFRAMES_SHA256": "a" * 63, "GRAPHFRAMES_GRAPHX_SHA256": "b" * 64}, "has 63 characters"),
+        ({"GRAPHFRAMES_JARS": "maybe"}, "neither fetch nor none"),
+        ({"GRAPHFRAMES_JARS": "none", "SPARK_VERSION": "latest"}, "SPARK_VERSION='latest' is not a version"),
+    ],
+)
 def test_unusable_build_args_stop_the_build_at_once(args: dict[str, str], message: str) -> None:
     result = check_build_args(**args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
@@ -465,5 +534,5 @@ def test_usable_build_args_pass() -> None:
     assert check_build_args(GRAPHFRAMES_JARS="none").returncode == 0
     text = DOCKERFILE.read_text()
     for stage in ("AS environment-conda", "AS environment-debian"):
-        after = text[text.index(stage):]
+        after = text[text.index(stage) :]
         assert after.index("RUN sh /tmp/env/check-build-args.sh") < after.index("RUN --mount"), f"{stage}: checked before the slow layer"

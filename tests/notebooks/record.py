@@ -170,8 +170,13 @@ def run_notebook(source: Path | Any, kernel_name: str, timeout: int = 300, workd
     folder = Path(tempfile.mkdtemp(prefix=f"corpus-{stem}-", dir=workdir))
     nb = nbformat.read(source, as_version=4) if isinstance(source, Path) else source
     client = NotebookClient(
-        nb, kernel_name=kernel_name, timeout=timeout, startup_timeout=120, allow_errors=True,
-        record_timing=False, resources={"metadata": {"path": str(folder)}},
+        nb,
+        kernel_name=kernel_name,
+        timeout=timeout,
+        startup_timeout=120,
+        allow_errors=True,
+        record_timing=False,
+        resources={"metadata": {"path": str(folder)}},
     )
     started = time.monotonic()
     client.execute()
@@ -210,7 +215,9 @@ def compare(name: str, nb: Any, cwd: str | None, reference: dict[str, Any], conn
 
 
 def diff(want: Any, got: Any) -> str:
-    as_text = lambda value: (value if isinstance(value, str) else json.dumps(value, indent=1, ensure_ascii=False)).splitlines()
+    def as_text(value):
+        return (value if isinstance(value, str) else json.dumps(value, indent=1, ensure_ascii=False)).splitlines()
+
     lines = difflib.unified_diff(as_text(want), as_text(got), "reference", "this kernel", lineterm="", n=2)
     return indent("\n".join(list(lines)[2:]) or f"{want!r} != {got!r}")
 
@@ -226,8 +233,7 @@ def load_reference(path: Path) -> dict[str, Any]:
 # -- recording ------------------------------------------------------------------------------------------
 def install_plain_kernel(prefix: Path) -> Path:
     """ipykernel's own kernelspec, named plain-pyspark, with the corpus's environment in its env."""
-    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix), "--name", PLAIN_KERNEL],
-                   check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix), "--name", PLAIN_KERNEL], check=True, capture_output=True, text=True)
     folder = prefix / "share" / "jupyter" / "kernels" / PLAIN_KERNEL
     spec = json.loads((folder / "kernel.json").read_text())
     spec["env"] = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
@@ -255,7 +261,8 @@ def record(paths: list[Path]) -> int:
             cells = reduce_notebook(nb, cwd)
             unexpected = [f"cell {cell['index']}: {cell['error']}" for cell in cells if cell["error"] and not deliberate(nb.cells[cell["index"]])]
             missing = [
-                f"cell {cell['index']}: tagged raises-exception but did not raise" for cell in cells
+                f"cell {cell['index']}: tagged raises-exception but did not raise"
+                for cell in cells
                 if not cell["error"] and deliberate(nb.cells[cell["index"]])
             ]
             status = "ok" if not (unexpected or missing) else "FAILED"
@@ -266,7 +273,7 @@ def record(paths: list[Path]) -> int:
             reference = {
                 "notebook": path.name,
                 "recorded_with": f"plain ipykernel {ipykernel.__version__}, pyspark {pyspark.__version__}, "
-                                 f"Python {sys.version.split()[0]}; by tests/notebooks/record.py",
+                f"Python {sys.version.split()[0]}; by tests/notebooks/record.py",
                 "cells": cells,
             }
             (REFERENCE / f"{path.stem}.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n")

@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 
 import psutil
-
 from conftest import KernelHarness, java_processes_under, wait_gone
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
-
 from conftest import free_port, java_processes_under, wait_gone
 
 START_TIMEOUT_SECONDS = 90.0
@@ -40,9 +39,16 @@ class JupyterServer:
         root.mkdir(parents=True, exist_ok=True)
         self.root, self.port, self.token = root, free_port(), secrets.token_hex(16)
         command = [
-            sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1", f"--port={self.port}",
-            f"--IdentityProvider.token={self.token}", "--ServerApp.open_browser=False", f"--ServerApp.root_dir={root}",
-            *(["--allow-root"] if os.geteuid() == 0 else []), *args,
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--ServerApp.ip=127.0.0.1",
+            f"--port={self.port}",
+            f"--IdentityProvider.token={self.token}",
+            "--ServerApp.open_browser=False",
+            f"--ServerApp.root_dir={root}",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+            *args,
         ]
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT if log is not subprocess.DEVNULL else log)
         self.headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import KernelHarness, free_port, install, wait_gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 SLEEP_JAVA = "public class Sleep { public static void main(String[] args) throws Exception { Thread.sleep(600_000); } }\n"
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os, sys
 
 PUT = []  # the names this process put in its environment, in order
@@ -49,7 +48,7 @@ if os.environ.get("TEST_BREAK_PYSPARK_SQL"):
                 raise ImportError("pyspark.sql broken by the test")
             return None
     sys.meta_path.insert(0, _Broken())
-'''
+"""
 
 
 def sleeper(folder: Path) -> Path:
@@ -89,8 +88,8 @@ def listening(port: int) -> bool:
 ENDS_ONLY_LAUNCHES = """
 import subprocess, sys, time
 import psutil
-from pyspark_kernel import jvm, prelaunch
-from pyspark_kernel.settings import SessionSettings
+from pyspark_kernel.kernel import jvm, prelaunch
+from pyspark_kernel.kernel.settings import SessionSettings
 
 user_java = subprocess.Popen(["java", sys.argv[1]])
 churn = subprocess.Popen(["bash", "-c", "while :; do /bin/true; done"])  # children born and gone all the time
@@ -171,7 +170,7 @@ def test_malformed_submit_args_keep_the_kernel_up_and_the_first_cell_says_why(pr
     spec = json.loads((folder / "kernel.json").read_text())
     spec["env"]["PYSPARK_SUBMIT_ARGS"] = "--master 'local[2] pyspark-shell"  # an unbalanced quote
     (folder / "kernel.json").write_text(json.dumps(spec))
-    # Under the server extension (serverext.py) the kernel's settings read the arguments at once.
+    # Under the server extension (server/uiproxy.py) the kernel's settings read the arguments at once.
     kernel = KernelHarness(folder.name, extra_env={"PYSPARK_KERNEL_UI_ROUTE": "/pyspark-ui/"})
     try:
         error = kernel.error("spark.range(1).count()")
@@ -189,7 +188,9 @@ def test_an_early_jvm_the_failed_start_did_not_take_is_ended(prefix: Path, tmp_p
     try:
         error = kernel.error("spark.range(1).count()")
         assert error["ename"] == "SparkStartError" and "broken by the test" in error["evalue"], error
-        assert kernel.value("[e for e in __import__('sitecustomize').EVENTS if e[1] in ('spark-submit', 'ipykernel')][0]") == "('popen', 'spark-submit')", "no early JVM was launched"
+        assert kernel.value("[e for e in __import__('sitecustomize').EVENTS if e[1] in ('spark-submit', 'ipykernel')][0]") == "('popen', 'spark-submit')", (
+            "no early JVM was launched"
+        )
         assert wait_gone(kernel.java_children(), timeout=30) == [], "the early JVM idles after its kernel's start failed"
     finally:
         kernel.shutdown()

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest
-
 from conftest import install, java_processes_under, wait_gone
+
 from reliability.server import JupyterServer, run_over_websocket
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import psutil
 import pytest
-
 from conftest import KernelHarness
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -25,12 +24,21 @@ def test_every_listening_port_is_loopback(spark_kernel: KernelHarness) -> None:
 
 
 def test_py4j_gateway_refuses_a_client_without_its_secret(spark_kernel: KernelHarness) -> None:
+    """py4j's own error for the client without the secret, and the same call answered with it: the
+    refusal is the secret's doing, not a port that answers nobody."""
     from py4j.clientserver import ClientServer, JavaParameters, PythonParameters
+    from py4j.protocol import Py4JError
 
     port = int(spark_kernel.value("sc._gateway.gateway_parameters.port"))
+    secret = spark_kernel.value("sc._gateway.gateway_parameters.auth_token").strip("'")
     intruder = ClientServer(java_parameters=JavaParameters(port=port, auto_convert=True), python_parameters=PythonParameters(port=0))
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(Py4JError):
             intruder.jvm.java.lang.System.getProperty("user.name")
     finally:
         intruder.shutdown()
+    owner = ClientServer(java_parameters=JavaParameters(port=port, auth_token=secret, auto_convert=True), python_parameters=PythonParameters(port=0))
+    try:
+        assert owner.jvm.java.lang.System.getProperty("user.name"), "the same call with the gateway's secret is answered"
+    finally:
+        owner.shutdown()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import KernelHarness, java_processes_under, start_together, wait_gone
+
 from reliability.probes import restart_cycles
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -87,7 +87,7 @@ def test_four_kernels_at_once_and_an_interrupt_in_one_cancels_nothing_elsewhere(
         ids = [kernel.client.execute(LONG_JOB if index == 0 else job, stop_on_error=False) for index, kernel in enumerate(kernels)]
         time.sleep(3)
         kernels[0].manager.interrupt_kernel()
-        for index, (kernel, msg_id) in enumerate(zip(kernels, ids)):
+        for index, (kernel, msg_id) in enumerate(zip(kernels, ids, strict=False)):
             reply = kernel.client.get_shell_msg(timeout=300)
             while reply["parent_header"].get("msg_id") != msg_id:
                 reply = kernel.client.get_shell_msg(timeout=300)

@@ -17,15 +17,21 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest
-
+from conftest import (
+    SYSTEM_PYTHON,
+    KernelHarness,
+    as_second_account,
+    cli,
+    free_port,
+    install,
+)
 from jupyter_client.blocking import BlockingKernelClient
 
-from conftest import SYSTEM_PYTHON, KernelHarness, as_second_account, cli, free_port, install
 from reliability.server import JupyterServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -101,12 +107,12 @@ def test_another_account_is_refused_by_a_default_kernel(intruder: Path, spark_ke
 
 def test_the_owner_gets_in_with_the_kernels_secrets(intruder: Path, spark_kernel: KernelHarness) -> None:
     """The refusals above are the secrets at work, not broken probes: with them, the same probes pass."""
-    from pyspark_kernel import uiauth
+    from pyspark_kernel.kernel import uiprotect
 
     ports = exposure(spark_kernel)
     assert ports["ui_key"], "the UI's key is a system property of the JVM"
-    assert probe(intruder, "ui", ports["ui"], uiauth.sign(ports["ui_key"]), as_intruder=False) == {"outcome": "reached", "detail": "HTTP 200"}
-    assert probe(intruder, "ui", ports["ui"], uiauth.sign(uiauth.new_key()))["detail"] == "HTTP 403", "a token of another key"
+    assert probe(intruder, "ui", ports["ui"], uiprotect.sign(ports["ui_key"]), as_intruder=False) == {"outcome": "reached", "detail": "HTTP 200"}
+    assert probe(intruder, "ui", ports["ui"], uiprotect.sign(uiprotect.new_key()))["detail"] == "HTTP 403", "a token of another key"
     assert probe(intruder, "py4j", ports["py4j"], ports["py4j_secret"], as_intruder=False) == {"outcome": "reached", "detail": "!ysroot"}
 
 
@@ -200,7 +206,9 @@ def end_session(base: str, headers: dict[str, str], session_id: str, client: Blo
     urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session_id}", headers=headers, method="DELETE"), timeout=60)
 
 
-def test_the_owners_jupyter_opens_the_ui_link_and_only_it(intruder: Path, default_spec: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
+def test_the_owners_jupyter_opens_the_ui_link_and_only_it(
+    intruder: Path, default_spec: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]
+) -> None:
     base, headers = jupyter_server
     session_id, client = notebook_kernel(base, headers, default_spec.name, isolated_jupyter / "runtime")
     try:
@@ -227,7 +235,7 @@ def test_a_port_that_another_account_took_from_a_killed_jvm_is_never_served(
     """The JVM alone dies (as when the OOM killer picks it; the kernel lives on) and another local account
     binds the freed UI port at once: the route answers 502 with what happened, never that account's page
     (which Jupyter would serve under its own origin, with the owner's cookies)."""
-    from test_serverext import MARKER, start_marker_server, stop_marker_server
+    from test_uiproxy import MARKER, start_marker_server, stop_marker_server
 
     base, headers = jupyter_server
     session_id, client = notebook_kernel(base, headers, default_spec.name, isolated_jupyter / "runtime")
@@ -258,7 +266,9 @@ def app_id_through(base: str, headers: dict[str, str], link: str) -> str:
     return json.loads(text)[0]["id"]
 
 
-def test_the_ui_link_reaches_the_port_spark_bound_when_the_chosen_one_was_taken(prefix: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
+def test_the_ui_link_reaches_the_port_spark_bound_when_the_chosen_one_was_taken(
+    prefix: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]
+) -> None:
     """The port chosen for the UI was taken before Spark bound it, here by this test's socket; in life by
     another user's kernel or any program. Spark binds a later port: the link and the UI's own links (its
     proxyBase) name the kernel's route key, which leads to the port Spark bound, and the holder of the
@@ -289,7 +299,9 @@ def test_the_ui_link_reaches_the_port_spark_bound_when_the_chosen_one_was_taken(
             end_session(base, headers, session_id, client)
 
 
-def test_kernels_of_two_servers_that_chose_one_port_each_reach_their_own_ui(prefix: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]) -> None:
+def test_kernels_of_two_servers_that_chose_one_port_each_reach_their_own_ui(
+    prefix: Path, isolated_jupyter: Path, jupyter_server: tuple[str, dict[str, str]]
+) -> None:
     """Two Jupyter servers of one user (one runtime folder), a kernel in each, both choosing the same UI
     port: the second kernel's Spark binds the next port. Each notebook's link reaches its own kernel's UI."""
     base, headers = jupyter_server

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import KernelHarness, start_together
-from pyspark_kernel import jvm
+
+from pyspark_kernel.kernel import jvm
+from pyspark_kernel.kernel.settings import SessionSettings
 from pyspark_kernel.ports import PORT_TRIES
-from pyspark_kernel.settings import SessionSettings
 
 KERNELS = 8
 BURNERS = 2

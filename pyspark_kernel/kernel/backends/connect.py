@@ -1,0 +1,114 @@
+"""The Spark Connect backend: a session on a remote Spark Connect server (SPARK_REMOTE), no local JVM.
+
+The other kind of session beside classic.py, behind the same interface (base.py). A cell's
+operations carry a tag instead of a job group; an interrupt asks the server to interrupt the tag;
+progress comes from the client's progress handler instead of a status tracker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from pyspark_kernel import secrets
+from pyspark_kernel.errors import SparkStartError
+from pyspark_kernel.kernel import pyspark_hooks
+from pyspark_kernel.kernel.progress import ConnectProgressMonitor, Publisher
+from pyspark_kernel.kernel.settings import SessionSettings
+from pyspark_kernel.remote import SERVER_FIX, check_reachable, full_remote
+
+
+class ConnectBackend:
+    """Operation tags per cell, interrupted on the server; progress from the client's handler."""
+
+    names = ("spark",)  # a Connect session has no SparkContext
+    warmable = False  # the server's JVM is warm from its other clients
+    defer_start = True  # the client's imports (grpc, pyarrow, pandas) would hold up the kernel's first reply
+
+    def __init__(self, settings: SessionSettings) -> None:
+        self.settings = settings
+        self.remote = settings.remote
+        self._tag: str | None = None
+        self._session: Any = None  # the session the tag was added to
+        self._interrupted: list[str] = []  # tags of interrupted cells, still on the main thread
+
+    def live_session(self) -> Any:
+        return pyspark_hooks.live_session(self.remote)
+
+    def create(self, overrides: dict[str, str], launched: Callable[[], bool]) -> Any:
+        check_reachable(self.remote or "")
+        from pyspark.sql import SparkSession
+
+        url = full_remote(self.remote or "")
+        builder = SparkSession.builder.remote(url).appName(self.settings.app_name)
+        for key, value in overrides.items():  # in-process, to the server: on no command line
+            builder = builder.config(key, value)
+        try:
+            return builder.getOrCreate()
+        except Exception as error:
+            text = str(error)
+            for value in [*secrets.split_remote(url)[1].values(), *secrets.split(overrides)[1].values()]:
+                text = text.replace(value, secrets.mask(value)) if value else text
+            raise SparkStartError(f"Could not connect to the Spark Connect server at {secrets.redact_remote(self.remote or '')}: {text}", SERVER_FIX) from None
+
+    def cell_tag(self, session: Any) -> str:
+        """The calling thread's operation tag, added on first use and again when the session changes.
+
+        Tags are per thread in the client, so the tags of interrupted cells are removed here, on the
+        thread that runs cells, not by the thread that interrupted them.
+        """
+        if self._tag is None or self._session is not session:
+            tag = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
+            while self._interrupted:
+                session.removeTag(self._interrupted.pop())
+            session.addTag(tag)
+            self._tag, self._session = tag, session
+        return self._tag
+
+    def forget(self) -> None:
+        self._tag = self._session = None
+
+    def cancel_cell(self, in_jvm_call: bool) -> threading.Thread | None:
+        """Interrupt the running cell's operations on the server, from a thread of its own."""
+        tag, session = self._tag, self._session
+        if tag is None or session is None:
+            return None
+        self._tag = None
+        self._interrupted.append(tag)
+
+        def interrupt() -> None:
+            try:
+                session.interruptTag(tag)
+            except Exception:
+                pass  # a server that is gone has nothing left to cancel
+
+        thread = threading.Thread(target=interrupt, name="pyspark-kernel-cancel", daemon=True)
+        thread.start()
+        return thread
+
+    def describe(self, session: Any) -> dict[str, str | None]:
+        master = secrets.redact_remote(self.remote or os.environ.get("SPARK_REMOTE") or "")
+        return {"version": session.version, "master": master, "app_id": getattr(session, "session_id", None), "ui": None}
+
+    def status_lines(self, session: Any) -> list[str]:
+        return [f"remote: {secrets.redact_remote(self.remote or '')}"]
+
+    def set_log_level(self, session: Any, level: str) -> None:
+        raise SparkStartError(
+            "A Spark Connect kernel has no local JVM whose log level could be set.", "set the level in the Connect server's log4j2 configuration."
+        )
+
+    def progress_source(self, session: Any) -> Any:
+        return session
+
+    def progress_monitor(self, source: Any, publish: Publisher) -> ConnectProgressMonitor:
+        return ConnectProgressMonitor(source, publish)
+
+    def adopt_notebook(self, session: Any, name: str | None, cwd: str) -> None:
+        """Nothing to carry over: the server names its application and resolves its own paths."""
+
+    def namespace(self, session: Any) -> dict[str, Any]:
+        return {"spark": session}

@@ -1,0 +1,60 @@
+"""The kernel process's start: ``python -m pyspark_kernel -f CONNECTION_FILE`` comes here (__main__.py).
+
+Order matters: the JVM's launch (prelaunch.py) begins before ipykernel is imported, since it is the
+longest wait of a kernel's start and needs nothing of what ipykernel brings.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+# Set by a pyspark driver for the Python processes it starts: inherited by a kernel (a Jupyter server
+# started from a pyspark shell or a Spark job), they would make this kernel's pyspark attach to that
+# other JVM instead of launching its own.
+INHERITED_GATEWAY_VARS = ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")
+
+
+class PinnedPackages:
+    """A meta-path finder that imports the named top-level packages from where they were found at
+    launch, whatever sys.path holds by the time they are imported."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        from importlib.util import find_spec
+
+        specs = {name: find_spec(name) for name in names}
+        self.locations = {name: [str(Path(spec.origin).parent.parent)] for name, spec in specs.items() if spec and spec.origin}
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        from importlib.machinery import PathFinder
+
+        location = self.locations.get(fullname)
+        return PathFinder.find_spec(fullname, location) if location else None
+
+
+def main() -> None:
+    """Start the kernel: sys.path and inherited variables made safe, the JVM's launch begun, then ipykernel."""
+    # As ipykernel_launcher does: `python -m` puts the working folder (the notebook's) first on
+    # sys.path, where a folder named pyspark/ would shadow the Spark this kernelspec chose.
+    if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
+        del sys.path[0]
+    # IPython puts the working folder back (before site-packages) once the kernel exists, while Spark
+    # is imported in the background: pin where pyspark and py4j come from now.
+    sys.meta_path.insert(0, PinnedPackages(("pyspark", "py4j")))
+    for name in INHERITED_GATEWAY_VARS:
+        os.environ.pop(name, None)
+    # Secret --env variables live in the kernelspec's 0600 file, not kernel.json: set them before the JVM.
+    from pyspark_kernel.secrets import load_private_env
+
+    problem = load_private_env(os.environ)
+    if problem:
+        print(problem, file=sys.stderr)
+    # The JVM's launch, the longest wait of a kernel's start, needs nothing of what follows: begin it
+    # first, while ipykernel is imported (prelaunch.py; the kernel's start then connects to it).
+    from pyspark_kernel.kernel import prelaunch
+
+    prelaunch.begin(sys.argv[1:])
+    from ipykernel.kernelapp import IPKernelApp
+
+    from pyspark_kernel.kernel.ipkernel import PySparkKernel
+
+    IPKernelApp.launch_instance(kernel_class=PySparkKernel)

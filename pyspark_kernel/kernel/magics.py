@@ -1,0 +1,137 @@
+"""``%spark`` (status, restart, stop, conf, progress, loglevel, log) and ``%%sql``.
+
+Thin: each subcommand calls the controller (controller.py), which owns the session, the namespace
+binding and the progress flag; the magics never see the kernel.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from pyspark_kernel import secrets
+from pyspark_kernel.errors import ConfPairError
+from pyspark_kernel.kernel.controller import SparkController
+from pyspark_kernel.kernel.jvm import read_tail
+from pyspark_kernel.submitargs import parse_pairs
+
+LOG_LEVELS = ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN")
+
+USAGE = """%spark                   status: version, master, app id, Spark UI, executors, cores
+%spark restart           a new session (Python variables are kept)
+%spark stop              stop the session and its JVM
+%spark conf KEY=VALUE …  restart with these settings merged over the current ones
+%spark progress on|off   live job progress in cells
+%spark loglevel LEVEL    the JVM's log level (WARN by default)
+%spark log               the last lines of the JVM's log"""
+
+
+@magics_class
+class SparkMagics(Magics):
+    def __init__(self, shell: Any, controller: SparkController) -> None:
+        super().__init__(shell)
+        self.controller = controller
+
+    @line_magic("spark")
+    def spark_magic(self, line: str) -> None:
+        """Manage this kernel's Spark session; ``%spark help`` lists the subcommands."""
+        words = shlex.split(line)
+        command, args = (words[0], words[1:]) if words else ("status", [])
+        handler = self.subcommands.get(command)
+        if handler is None:
+            print(USAGE)
+            return
+        handler(args)
+
+    @property
+    def subcommands(self) -> dict[str, Callable[[list[str]], None]]:
+        """The one list of what ``%spark WORD`` runs: nothing else on this object is reachable."""
+        return {
+            "status": self._status,
+            "help": self._help,
+            "restart": self._restart,
+            "stop": self._stop,
+            "conf": self._conf,
+            "progress": self._progress,
+            "loglevel": self._loglevel,
+            "log": self._log,
+        }
+
+    def _help(self, args: list[str]) -> None:
+        print(USAGE)
+
+    def _status(self, args: list[str]) -> None:
+        session = self.controller.session
+        started = f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else ""
+        lines = [f"state: {session.state.value}{started}"]
+        if session.ready:
+            spark = session.get()
+            lines += [f"Spark {spark.version}", *session.backend.status_lines(spark)]
+        lines.append(f"progress: {'on' if self.controller.progress_enabled else 'off'}")
+        if session.settings.log_path:
+            lines.append(f"JVM log: {session.settings.log_path}")
+        print("\n".join(lines))
+
+    def _restart(self, args: list[str]) -> None:
+        self.controller.restart()
+
+    def _stop(self, args: list[str]) -> None:
+        self.controller.stop()
+        print("Spark stopped. %spark restart starts a new session.")
+
+    def _conf(self, args: list[str]) -> None:
+        try:
+            pairs = parse_pairs(args, "%spark conf")
+        except ConfPairError as error:
+            print(error)
+            return
+        if not pairs:
+            overrides = self.controller.session.conf_overrides
+            shown = secrets.masked(overrides)  # a cell's output is saved in the notebook
+            print("\n".join(f"{key}={value}" for key, value in shown.items()) or "no settings from %spark conf yet")
+            return
+        self.controller.restart(pairs)
+
+    def _progress(self, args: list[str]) -> None:
+        if args not in (["on"], ["off"]):
+            print("usage: %spark progress on|off")
+            return
+        self.controller.progress_enabled = args == ["on"]
+        print(f"Spark progress display {args[0]}")
+
+    def _loglevel(self, args: list[str]) -> None:
+        if len(args) != 1 or args[0].upper() not in LOG_LEVELS:
+            print(f"usage: %spark loglevel LEVEL (one of {', '.join(LOG_LEVELS)})")
+            return
+        session = self.controller.session
+        session.backend.set_log_level(session.get(), args[0].upper())
+        print(f"JVM log level {args[0].upper()}")
+
+    def _log(self, args: list[str]) -> None:
+        print(read_tail(self.controller.session.settings.log_path, int(args[0]) if args else 40) or "(the JVM log is empty)")
+
+    @magic_arguments()
+    @argument("-o", "--output", metavar="NAME", help="store the result DataFrame in this variable")
+    @argument("-n", "--limit", type=int, default=20, help="rows to show (default 20)")
+    @cell_magic
+    def sql(self, line: str, cell: str) -> None:
+        """Run the cell as Spark SQL and show the first rows as a table."""
+        args = parse_argstring(self.sql, line)
+        frame = self.controller.session.get().sql(cell)
+        if args.output:
+            self.shell.user_ns[args.output] = frame
+        if not frame.columns:
+            return  # DDL and other statements without a result
+        rows = frame.limit(args.limit + 1).toPandas()
+        more = len(rows) > args.limit
+        rows = rows.head(args.limit)
+        note = f"only the first {args.limit} rows shown" if more else f"{len(rows)} rows"
+        display(
+            {"text/plain": f"{rows.to_string(index=False)}\n({note})", "text/html": rows.to_html(index=False, border=0) + f"<small>{note}</small>"},
+            raw=True,
+        )
