@@ -28,7 +28,8 @@ def declares_curve(metadata: dict[str, Any]) -> bool:
 
 def template_metadata() -> dict[str, Any]:
     """The metadata of the kernel.json that install writes (kernelspecs/kernel.json)."""
-    return json.loads(resources.files("pyspark_kernel.kernelspecs").joinpath("kernel.json").read_text())["metadata"]
+    template: dict[str, Any] = json.loads(resources.files("pyspark_kernel.kernelspecs").joinpath("kernel.json").read_text())
+    return dict(template["metadata"])
 
 
 def pyzmq_has_curve() -> bool:

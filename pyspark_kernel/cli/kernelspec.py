@@ -104,7 +104,7 @@ def python_has_frozen_modules(python_version: str) -> bool:
 def kernel_json(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[str, str] | None = None, private_file: Path | None = None) -> dict[str, Any]:
     """The whole kernel.json dict: the template from kernelspecs/, filled for this environment; secret
     values stay in ``private_file`` (see kernel_env)."""
-    spec = json.loads(resources.files("pyspark_kernel.kernelspecs").joinpath("kernel.json").read_text())
+    spec: dict[str, Any] = json.loads(resources.files("pyspark_kernel.kernelspecs").joinpath("kernel.json").read_text())
     spec["argv"] = [str(spark.python) if arg == "{python}" else arg for arg in spec["argv"]]
     if python_has_frozen_modules(spark.python_version):
         # As ipykernel's kernelspec does: with frozen stdlib modules the debugger (metadata.debugger)
@@ -271,7 +271,7 @@ def remove(name: str, prefix: str | None = None) -> Path:
 def redacted(spec: dict[str, Any]) -> dict[str, Any]:
     """A copy of kernel.json fit to print: secret-named env values, --conf values and Connect URL
     parameters masked (kernelspecs written before secret files held them inline)."""
-    copy = json.loads(json.dumps(spec))
+    copy: dict[str, Any] = json.loads(json.dumps(spec))
     env = copy.get("env", {})
     for name, value in env.items():
         if secrets.is_secret(name) and name != secrets.PRIVATE_FILE_VAR:

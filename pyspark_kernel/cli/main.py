@@ -2,7 +2,7 @@
 
 Only argument parsing and the mapping of errors to messages and exit codes live here: 2 for a bad
 request (nothing is written), 1 for a check that found a fault. The work is in environment.py,
-kernelspec.py and doctor.py.
+kernelspec.py and doctor/ (the check table).
 """
 
 from __future__ import annotations

@@ -185,7 +185,8 @@ def with_graphframes(spark: SparkEnvironment, options: SparkOptions) -> SparkOpt
         py_files = [path for path in (options.py_files or "").split(",") if path]
         return replace(options, py_files=",".join(py_files + [jar] if jar not in py_files else py_files))
     packages = [name for name in (options.packages or "").split(",") if name]
-    return replace(options, packages=",".join(packages + [package] if package not in packages else packages))
+    added = [package] if package and package not in packages else []  # no jar: a coordinate, always
+    return replace(options, packages=",".join(packages + added))
 
 
 def with_driver_java_options(options: SparkOptions, java_options: str) -> SparkOptions:
