@@ -54,12 +54,9 @@ print(json.dumps(facts))
 """
 
 
-def probe_python(python: str | os.PathLike[str], environ: dict[str, str] | None = None) -> PythonFacts:
-    """Ask ``python`` (with ``environ``, e.g. a kernelspec's env) for its version and its pyspark.
-
-    The one probe of a Python: install, check and the launcher plugin all ask through it. It runs in
-    "/" so that the probe does not import the source tree it happens to be run from.
-    """
+def executable_file(python: str | os.PathLike[str]) -> Path:
+    """The file ``python`` names (a bare name looked up on PATH), refused unless it can be executed.
+    No process is started: install checks ``--python`` with this before anything slow."""
     executable = Path(python).expanduser()
     if not executable.is_absolute():
         found = shutil.which(str(executable))
@@ -68,6 +65,16 @@ def probe_python(python: str | os.PathLike[str], environ: dict[str, str] | None 
         raise SparkEnvironmentError(
             f"Python {python} is not an executable file.", "pass the full path of a Python 3 interpreter that has pyspark-jupyter-kernel installed."
         )
+    return executable
+
+
+def probe_python(python: str | os.PathLike[str], environ: dict[str, str] | None = None) -> PythonFacts:
+    """Ask ``python`` (with ``environ``, e.g. a kernelspec's env) for its version and its pyspark.
+
+    The one probe of a Python: install, check and the launcher plugin all ask through it. It runs in
+    "/" so that the probe does not import the source tree it happens to be run from.
+    """
+    executable = executable_file(python)
     try:
         result = subprocess.run([str(executable), "-c", PROBE], env=environ, capture_output=True, text=True, timeout=120, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as error:

@@ -194,6 +194,21 @@ def test_existing_kernelspec_needs_replace(tmp_path: Path) -> None:
     assert (folder / "kernel.json").read_text() == before
 
 
+@pytest.mark.parametrize(
+    "option, value, needle",
+    [("--spark-home", "/nonexistent/spark", "SPARK_HOME /nonexistent/spark does not exist"), ("--python", "/nonexistent/python3", "is not an executable file")],
+)
+def test_a_bad_path_is_told_before_a_name_clash(tmp_path: Path, option: str, value: str, needle: str) -> None:
+    """The cheap inputs first: a wrong path is what to fix, whatever the destination holds (--replace would not help)."""
+    folder = install(tmp_path, "--name", "taken", "--no-cds")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    result = cli("install", "--prefix", str(tmp_path), "--name", "taken", option, value)
+    assert_refused(result, needle, value, "Fix:")
+    assert "already exists" not in result.stderr, result.stderr
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert kernels_in(tmp_path) == ["taken"]
+
+
 def test_unwritable_prefix(tmp_path: Path) -> None:
     """Root can write anywhere, so the unwritable prefix is one below a regular file."""
     blocker = tmp_path / "file"

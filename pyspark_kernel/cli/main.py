@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jupyter_core.paths import prefer_environment_over_user
 
-from pyspark_kernel import __version__, environment, secrets, submitargs
+from pyspark_kernel import __version__, environment, pythons, secrets, sparkhome, submitargs
 from pyspark_kernel.cli import cds, doctor, kernelspec
 from pyspark_kernel.cli.options import (
     DEFAULT_DISPLAY_NAME,
@@ -162,9 +162,15 @@ def run_install(args: argparse.Namespace) -> int:
     user = args.user or (prefix is None and not prefer_environment_over_user())
     if prefix is None and not user:
         prefix = sys.prefix
+    # As the kernel will see it: a SPARK_HOME or JAVA_HOME given with --env is the one to check, not the installer's.
+    environ = {**os.environ, **options.env}
+    # The cheap inputs before the destination (no process started): a wrong path is what to fix, whatever
+    # the destination holds, and --replace would not help.
+    sparkhome.find_spark(args.spark_home, environ)
+    if args.python:
+        pythons.executable_file(args.python)
     target = kernelspec.free_destination(options.name, user, prefix, args.replace)  # before the slow resolve
-    # Java as the kernel will find it: a JAVA_HOME given with --env is the one to check, not the installer's
-    spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None, environ={**os.environ, **options.env})
+    spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None, environ=environ)
     if args.cds and options.remote is None:
         options = with_class_data_sharing(spark, options)
     private = kernelspec.private_values(options)
