@@ -30,7 +30,15 @@ setup: $(VENV)/.installed  ## venv with this package, JupyterLab and the test to
 kernelspec: setup  ## the PySpark_Python3 kernelspec, on pip's pyspark, in the venv
 	$(VENV)/bin/pyspark-kernel install --sys-prefix --replace
 
-run: kernelspec  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark_Python3 (open the printed URL with its token)
+# JupyterLab's defaults for this environment (the image has the same file, docker/Dockerfile): no pop-up asking
+# whether to fetch Jupyter's news and check for updates (JupyterLab 4 asks on every first start, and the
+# answer makes the browser call out to jupyter.org and PyPI). A user's own settings still win.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+$(LAB_SETTINGS): lab-settings/overrides.json
+	install -D -m 644 $< $@
+
+run: kernelspec $(LAB_SETTINGS)  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark_Python3 (open the printed URL with its token)
 	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) $(ENCRYPTION) \
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 

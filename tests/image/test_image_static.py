@@ -463,7 +463,7 @@ def test_build_context_holds_only_what_the_dockerfile_copies() -> None:
     for sources in copied:
         for source in sources.split():
             assert any(path == source or path.startswith(source.rstrip("/") + "/") for path in context), f"COPY {source}: not in the build context"
-    allowed = ("pyproject.toml", "README.md", ".dockerignore", "kernelspecs/", "pyspark_kernel/", "docker/")
+    allowed = ("pyproject.toml", "README.md", ".dockerignore", "kernelspecs/", "pyspark_kernel/", "docker/", "lab-settings/")
     assert all(path.startswith(allowed) for path in context), sorted(path for path in context if not path.startswith(allowed))
     assert not any("__pycache__" in path or path.endswith(".pyc") for path in context)
 
