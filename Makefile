@@ -13,12 +13,12 @@ ENCRYPTION := --KernelManager.transport_encryption=auto
 LOWEST ?= .venv-lowest
 QUICK := -m "not slow and not e2e and not reliability and not image and not corpus"
 
-.PHONY: setup run kernelspec lint test test-quick test-lowest e2e corpus corpus-reference bench soak burst matrix clean
+.PHONY: setup run kernelspec lint docs test test-quick test-lowest e2e corpus corpus-reference bench soak burst matrix clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-system.sh
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test,lab,e2e,lint]'
+	$(PY) -m pip install -q -e '.[test,lab,e2e,lint,docs]'
 	# An editable install skips data-files: enable the Spark UI route (server/uiproxy.py) as a wheel install does.
 	install -D -m 644 pyspark_kernel/etc/pyspark_kernel.json $(VENV)/etc/jupyter/jupyter_server_config.d/pyspark_kernel.json
 	# Bytecode as a wheel install has it (pip compiles it there), even where PYTHONDONTWRITEBYTECODE is set.
@@ -42,7 +42,7 @@ run: kernelspec $(LAB_SETTINGS)  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark
 	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) $(ENCRYPTION) \
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 
-test: lint  ## the checks, then the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the lowest dependencies, then the Docker image built and run
+test: lint docs  ## the checks and the docs, then the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the lowest dependencies, then the Docker image built and run
 	bash scripts/ensure-system.sh --browser --two-accounts
 	$(PY) -m pytest -q -rs --ignore=tests/image
 	$(MAKE) test-lowest
@@ -53,6 +53,9 @@ lint: setup  ## ruff (lint and format), mypy, and the import contracts between t
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+docs: setup  ## the Sphinx site (docs/, reference pages generated from the code) -> docs/_build/html; warnings are errors, no network
+	$(VENV)/bin/sphinx-build -W --keep-going -n -b html docs docs/_build/html
 
 test-quick: setup  ## the tests that start no JVM
 	$(PY) -m pytest -q -rs $(QUICK)
@@ -89,6 +92,6 @@ matrix: setup  ## Spark 3.5-4.3 x Java 17/21/25 x this Python: install, check, a
 	$(PY) scripts/matrix.py $(MATRIX_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LOWEST) .cache build *.egg-info test-artifacts
+	rm -rf $(VENV) $(LOWEST) .cache build *.egg-info test-artifacts docs/_build
 
 -include docker/docker.mk
