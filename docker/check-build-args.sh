@@ -13,7 +13,7 @@ case "${GRAPHFRAMES_JARS:-fetch}" in
     for name in GRAPHFRAMES_SHA256 GRAPHFRAMES_GRAPHX_SHA256 GRAPHFRAMES_CONNECT_SHA256; do
       eval "value=\${$name:-}"
       case "$value" in
-        '') fail "$name is empty. Fix: --build-arg $name=<sha256 of the jar> (the README, The Docker image, says where it comes from), or --build-arg GRAPHFRAMES_JARS=none for an image without GraphFrames' jars." ;;
+        '') fail "$name is empty. Fix: --build-arg $name=<sha256 of the jar> (docs/docker.md says where it comes from), or --build-arg GRAPHFRAMES_JARS=none for an image without GraphFrames' jars." ;;
         *[!0-9a-f]*) fail "$name='$value' is not a lower-case hex sha256. Fix: copy it from the .sha256 file beside the jar on Maven Central." ;;
       esac
       [ "${#value}" -eq 64 ] || fail "$name has ${#value} characters; a sha256 has 64."

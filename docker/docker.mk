@@ -1,6 +1,6 @@
-# The image's targets, included by the top-level Makefile; the README (The Docker image) shows these commands.
+# The image's targets, included by the top-level Makefile; docs/docker.md shows these commands.
 # The version defaults equal docker/Dockerfile's ARGs and docker/environment.yml's pins (a test checks
-# it). The two GraphFrames checksums have no default: see the README (The Docker image) for where they
+# it). The two GraphFrames checksums have no default: see docs/docker.md for where they
 # come from, or build without GraphFrames' jars with GRAPHFRAMES_JARS=none.
 IMAGE ?= pyspark-kernel:latest
 VENV ?= .venv

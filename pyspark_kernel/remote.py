@@ -1,7 +1,7 @@
 """A Spark Connect URL (``--remote``, SPARK_REMOTE): its secret parameters put back, its server reached.
 
 Shared by the kernel's Connect backend (kernel/backends/connect.py), which makes the session, and by
-``pyspark-kernel check`` (cli/doctor.py), which asks the same question in the same words.
+``pyspark-kernel check`` (cli/doctor/connect.py), which asks the same question in the same words.
 """
 
 from __future__ import annotations

@@ -276,7 +276,7 @@ def machine_line() -> str:
     memory = psutil.virtual_memory().total / 2**30
     return (
         f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()} "
-        f"({sys.executable}); Javas under /usr/lib/jvm: {javas}"
+        f"(the repository's venv); Javas under /usr/lib/jvm: {javas}"
     )
 
 
@@ -294,7 +294,7 @@ def report(outcomes: list[Outcome]) -> str:
         "runs `pyspark-kernel check` (exit 0), then a notebook through nbclient: the JVM's `java.version`, `java.home` and",
         f"`spark.version` are the cell's, a count, SQL, a pandas UDF, and an interrupt {INTERRUPT_AFTER} s into a long job",
         "(the cell ends in KeyboardInterrupt, the job goes away, the kernel answers again). A pair Spark does not support",
-        "must be refused by `install` (exit 2, checked); the rule is `SUPPORTED_JAVA` in pyspark_kernel/environment.py.",
+        "must be refused by `install` (exit 2, checked); the rule is `SUPPORTED_JAVA` in pyspark_kernel/javas.py.",
         "",
         "| Spark | " + " | ".join(f"Java {java}" for java in JAVAS) + " |",
         "|---|" + "---|" * len(JAVAS),
