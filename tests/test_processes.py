@@ -1,4 +1,8 @@
-"""Telling a process from a later one with its pid, and ending processes (processes.py), on real processes."""
+"""Telling a process from a later one with its pid, and ending processes (processes.py), on real processes.
+
+No JVM: a process named ``java`` here is ``sleep`` run through a link of that name, which is all a scan
+for a kernel's JVMs looks at.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import psutil
 import pytest
 
 from pyspark_kernel import processes, uiroute
+from pyspark_kernel.server.kerneljvms import KernelJvms
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(100)"
 
@@ -109,6 +114,26 @@ def test_end_popen_kills_a_child_that_ignores_sigterm() -> None:
     finally:
         child.kill()
     assert child.returncode == -signal.SIGKILL
+
+
+def test_a_kernels_jvms_are_noted_and_ended(tmp_path: Path) -> None:
+    """KernelJvms (the provisioner's and the pool's) notes the java processes under a kernel and ends them."""
+    java = tmp_path / "java"
+    java.symlink_to(subprocess.run(["sh", "-c", "command -v sleep"], capture_output=True, text=True, check=True).stdout.strip())
+    kernel = subprocess.Popen(["sh", "-c", f"{java} 100 & sleep 100 & wait"], start_new_session=True)
+    try:
+        jvms = KernelJvms()
+        deadline = time.monotonic() + 10
+        while not jvms and time.monotonic() < deadline:
+            jvms.note(kernel.pid)
+        assert len(jvms) == 1, "the java process, not the plain sleep"
+        (jvm_pid,) = jvms
+        jvms.end()
+        assert jvms == {} and gone(jvm_pid)
+        assert kernel.poll() is None, "only the noted JVM was ended"
+    finally:
+        os.killpg(kernel.pid, signal.SIGKILL)  # the plain sleep too
+        kernel.wait()
 
 
 def test_a_route_file_of_a_kernel_whose_pid_was_reused_is_not_loaded(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
