@@ -24,22 +24,19 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pyspark_kernel.processes import ProcessIdentity, identify, is_running
 
 logger = logging.getLogger(__name__)
 
 RECORD = "owner.json"
-START_TIME_SLACK = 1.0  # seconds; the start time psutil derives from boot time may wobble by that much
-
-
-@dataclass(frozen=True)
-class Process:
-    """A process as it can be told apart from a later one with the same pid."""
-
-    pid: int
-    create_time: float
+# A record names its processes as processes.py tells them apart (pid + start time, with its tolerance);
+# Process, describe and is_running are that module's identity, identify and is_running under the names
+# launchdirs.py and the sweep read here.
+Process = ProcessIdentity
+describe = identify
 
 
 def uid() -> int:
@@ -79,30 +76,6 @@ def host_identity() -> str:
         import socket
 
         return socket.gethostname()
-
-
-def describe(pid: int) -> Process | None:
-    import psutil
-
-    try:
-        return Process(pid, psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
-
-
-def is_running(process: Process) -> bool:
-    """Whether that very process still runs; a zombie has exited. Unknowable (access denied) counts as running."""
-    import psutil
-
-    try:
-        found = psutil.Process(process.pid)
-        if abs(found.create_time() - process.create_time) > START_TIME_SLACK:
-            return False  # the pid now belongs to another process
-        return found.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:
-        return True
 
 
 def is_leftover(record: dict[str, Any] | None, folder_uid: int, my_uid: int, my_host: str, running: Callable[[Process], bool]) -> bool:

@@ -2,7 +2,7 @@
 
 A module of its own: both the kernel (settings.py, behind a proxy) and the launcher plugin
 (provisioner.py, inside the Jupyter server, which must not import the kernel's modules) pick the UI's
-port before the JVM starts. A port that is merely free can be picked twice by kernels starting
+port before the JVM starts, both with ``reserve_ui_port``. A port that is merely free can be picked twice by kernels starting
 together (both then get proxyBase .../4040), so a pick also takes a lock on a file named after the
 port, in a folder of the user's (not of one Jupyter runtime folder: two servers of one user, each with
 its own, picked the same port, and Spark then bound the next one). The lock (``flock``) is held by an
@@ -23,6 +23,16 @@ from pyspark_kernel.errors import Problem
 from pyspark_kernel.localdirs import private_folder, uid
 
 PORT_TRIES = 500
+# Spark's own default spark.ui.port. A kernel that picks its UI's port itself (kernel/settings.py, behind a
+# proxy whose link names the port) searches from here: the first kernel in the Docker image gets the
+# 4040 the image publishes.
+UI_PORT_START = 4040
+# The provisioner's kernels search from this many ports higher, on purpose. A Spark that picks its own UI
+# port (a kernelspec without the provisioner and without a proxy, a pyspark shell) holds no lock here: it
+# binds 4040, 4041, ... as it finds them free, and may take a port a provisioner reserved for a kernel
+# whose JVM has not bound it yet (that kernel's Spark then binds another). Starting above them, the two
+# kinds do not race, as long as fewer than this many unlocked Sparks run on the machine.
+UNHELD_UI_PORTS = 10
 
 
 class NoFreePortError(Problem, RuntimeError):
@@ -91,3 +101,9 @@ def reserve_port(start: int, tries: int = PORT_TRIES) -> PortReservation:
             return PortReservation(port, lock)
         lock.close()
     raise NoFreePortError(f"No free port for the Spark UI in {start}-{start + tries - 1}.", "set --conf spark.ui.port=PORT in the kernelspec.")
+
+
+def reserve_ui_port(leave_unheld_ports: bool = False) -> PortReservation:
+    """A port for a kernel's Spark UI, held for the caller: the first free one from UI_PORT_START, or with
+    ``leave_unheld_ports`` (the provisioner) from UNHELD_UI_PORTS above it."""
+    return reserve_port(UI_PORT_START + (UNHELD_UI_PORTS if leave_unheld_ports else 0))

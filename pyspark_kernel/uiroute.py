@@ -2,7 +2,8 @@
 
 A local-mode kernel's UI sits behind JWSFilter (isolation.py, kernel/uiprotect.py). Its kernel writes
 ``<runtime dir>/pyspark-ui-<key>.json`` (mode 0600, in the user's own runtime folder): the route's
-key, the UI's token, the port Spark bound (once it has), and which JVM bound it (pid, start time, uid).
+key, the UI's token, the port Spark bound (once it has), which JVM bound it (pid, start time, uid),
+and which kernel process wrote it (pid, start time): processes.py tells a process from a later one of its pid.
 The server extension (server/uiproxy.py) reads it for ``<base_url>pyspark-ui/<key>/...``.
 
 Keyed by a random key chosen in the kernel before its JVM starts (the UI's ``spark.ui.proxyBase`` names
@@ -25,11 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pyspark_kernel import processes
+
 ROUTE_FILE = "pyspark-ui-{key}.json"
 # Listening addresses through which 127.0.0.1:<port> reaches the socket (the UI binds all interfaces
 # unless SPARK_LOCAL_IP says otherwise): a socket on another address would leave loopback to others.
 REACHES_LOOPBACK = ("127.0.0.1", "0.0.0.0", "::", "::ffff:127.0.0.1")
-START_TIME_TOLERANCE_SECONDS = 1.0  # psutil derives start times from the boot time, which NTP may nudge
 GONE = (
     "The Spark UI of this kernel is gone: its JVM exited (or was killed, e.g. for lack of memory). Run %spark restart in its notebook, then open the new link."
 )
@@ -46,7 +48,8 @@ class Route:
     jvm_started: float
     uid: int
     port: int | None = None  # the port Spark bound; None until it has
-    pid: int = 0  # the kernel process that wrote the file
+    pid: int = 0  # the kernel process that wrote the file...
+    kernel_started: float | None = None  # ...and its start time (None in a file of an older version)
 
 
 def new_key() -> str:
@@ -73,6 +76,20 @@ def jvm_identity(pid: int) -> tuple[float, int]:
     return process.create_time(), process.uids().real
 
 
+def own_start_time() -> float:
+    """This process's start time (psutil's), which a route it writes records beside its pid."""
+    import psutil
+
+    return psutil.Process().create_time()
+
+
+def kernel_alive(route: Route) -> bool:
+    """Whether the kernel process that wrote ``route`` still runs (by pid alone for an older file's route)."""
+    if route.kernel_started is None:
+        return processes.identify(route.pid) is not None
+    return processes.is_running(processes.ProcessIdentity(route.pid, route.kernel_started))
+
+
 def write_route(route: Route, folder: Path | None = None) -> Path:
     """The route file, readable by this user alone, where this user's Jupyter server looks for it."""
     path = route_path(route.key, folder)
@@ -91,10 +108,11 @@ def load(path: Path) -> Route | None:
     try:
         facts = json.loads(path.read_text())
         route = Route(**{name: facts[name] for name in Route.__dataclass_fields__ if name in facts})
-        os.kill(route.pid, 0)  # only succeeds for a live process of this user
     except (OSError, ValueError, TypeError):
         return None
-    if not isinstance(route.token, str) or not (route.port is None or isinstance(route.port, int)):
+    if not isinstance(route.token, str) or not (route.port is None or isinstance(route.port, int)) or not isinstance(route.pid, int):
+        return None
+    if not (route.kernel_started is None or isinstance(route.kernel_started, (int, float))) or not kernel_alive(route):
         return None
     return route
 
@@ -133,10 +151,8 @@ def listener(route: Route) -> str | None:
     import psutil
 
     try:
-        process = psutil.Process(route.jvm_pid)
-        with process.oneshot():
-            started, uid, status = process.create_time(), process.uids().real, process.status()
-        if abs(started - route.jvm_started) > START_TIME_TOLERANCE_SECONDS or uid != route.uid or status == psutil.STATUS_ZOMBIE:
+        process = processes.find(processes.ProcessIdentity(route.jvm_pid, route.jvm_started))
+        if process is None or process.uids().real != route.uid:
             return GONE  # the pid now names another process, or a dead one its kernel has not reaped yet
         key = (route.jvm_pid, route.jvm_started, route.port)
         if key in _held and descriptor_target(route.jvm_pid, _held[key][0]) == _held[key][1]:
@@ -171,7 +187,7 @@ def listening_descriptor(process: Any, port: int | None) -> int | None:
     connections = process.net_connections("tcp") if hasattr(process, "net_connections") else process.connections("tcp")
     for connection in connections:
         if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.laddr.ip in REACHES_LOOPBACK:
-            return connection.fd
+            return int(connection.fd)  # psutil says -1 where the system does not
     return None
 
 

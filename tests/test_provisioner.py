@@ -170,23 +170,22 @@ def test_launch_work_runs_off_the_servers_event_loop_and_the_ui_port_is_persiste
 
     from jupyter_client.manager import AsyncKernelManager
 
-    from pyspark_kernel import environment
-    from pyspark_kernel.server import provisioner as module
+    from pyspark_kernel import environment, processes
 
     folder = install(prefix, "--name", "provisioned-loop", "--provisioner", "--no-cds", "--start", "none", "--replace")
     seen: list[tuple[str, threading.Thread]] = []
-    real_resolve, real_scan = environment.resolve, module.java_children
+    real_resolve, real_scan = environment.resolve, processes.descendants_named
 
     def resolve(*args: object, **kwargs: object) -> object:
         seen.append(("resolve", threading.current_thread()))
         return real_resolve(*args, **kwargs)  # type: ignore[arg-type]
 
-    def scan(pid: int) -> dict[int, float]:
+    def scan(pid: int, name_part: str) -> list[processes.ProcessIdentity]:
         seen.append(("scan", threading.current_thread()))
-        return real_scan(pid)
+        return real_scan(pid, name_part)
 
     monkeypatch.setattr(environment, "resolve", resolve)
-    monkeypatch.setattr(module, "java_children", scan)
+    monkeypatch.setattr(processes, "descendants_named", scan)
 
     async def scenario() -> tuple[threading.Thread, dict, PySparkProvisioner]:
         manager = AsyncKernelManager(kernel_name=folder.name)

@@ -10,15 +10,13 @@ failed start would leave only "Java gateway process exited". With the log the er
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from pyspark_kernel import environment, localdirs
+from pyspark_kernel import environment, localdirs, processes
 from pyspark_kernel.errors import Problem, SparkEnvironmentError, SparkStartError
 from pyspark_kernel.kernel import launchdirs, prelaunch, uiprotect
 from pyspark_kernel.kernel.settings import SessionSettings
@@ -252,12 +250,7 @@ def stop_gateway(gateway: Any, timeout: float = 10.0) -> None:
             process.stdin.close()
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            processes.end_popen(process, timeout)
         except KeyboardInterrupt:  # no time to wait for a clean exit: end it now, then let the interrupt through
             process.kill()
             raise
@@ -279,25 +272,7 @@ def end_child_jvms(grace: float = 0.5) -> None:
     Never reaps them: the Popen that started one must see its real exit, and after someone else's
     waitpid it reads 0, which a wait for the JVM's gateway takes for "still starting".
     """
-    import psutil
-
-    def running(process: psutil.Process) -> bool:
-        try:
-            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
-
-    processes = [process for launch in prelaunch.running_launches() for process in launch_tree(launch.pid)]
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            process.terminate()
-    deadline = time.monotonic() + grace
-    while any(running(process) for process in processes) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for process in processes:
-        if running(process):
-            with contextlib.suppress(psutil.Error):
-                process.kill()
+    processes.end_processes([process for launch in prelaunch.running_launches() for process in launch_tree(launch.pid)], grace)
 
 
 def launch_tree(pid: int) -> list[Any]:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark_kernel import localdirs, secrets
+from pyspark_kernel import localdirs, processes, secrets
 from pyspark_kernel.kernel import launchdirs
 from pyspark_kernel.kernel.settings import SessionSettings, log_path_for
 
@@ -227,11 +227,7 @@ def end(early: LaunchedJVM, release: bool) -> None:
     try:
         if process.stdin:
             process.stdin.close()  # the gateway exits when its stdin closes
-        process.terminate()
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        processes.end_popen(process, 10)
     except OSError:
         pass
     shutil.rmtree(early.info_file.parent, ignore_errors=True)

@@ -18,9 +18,8 @@ from pathlib import Path
 from pyspark_kernel import environment, isolation, notebookconf, secrets, submitargs
 from pyspark_kernel.errors import Problem, SparkEnvironmentError
 from pyspark_kernel.kernel import launchdirs, uiprotect
-from pyspark_kernel.ports import PortReservation, reserve_port
+from pyspark_kernel.ports import PortReservation, reserve_ui_port
 
-UI_PORT_START = 4040
 UI_ROUTE_VAR = "PYSPARK_KERNEL_UI_ROUTE"  # set by server/uiproxy.py in the Jupyter server, inherited by its kernels
 
 
@@ -58,7 +57,7 @@ class SessionSettings:
                 # kernel instead, which nobody can take before Spark binds (it may bind another port).
                 port = submitargs.parse(submit_args).conf.get("spark.ui.port")
                 if port is None:
-                    reservation = reserve_port(UI_PORT_START)
+                    reservation = reserve_ui_port()
                     port = str(reservation.port)
                 route_key = uiprotect.route_key() if ui_proxy == own_route(environ) else None
                 defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{route_key or port}"}

@@ -86,7 +86,7 @@ def protect_ui(jvm: Any, submit_args: str, environ: Mapping[str, str] | None = N
     token = sign(key)
     jvm_pid = int(jvm.java.lang.ProcessHandle.current().pid())  # the JVM's own word: no launcher in between
     started, uid = uiroute.jvm_identity(jvm_pid)
-    publish(uiroute.Route(route_key(), token, jvm_pid, started, uid, port=None, pid=os.getpid()))
+    publish(uiroute.Route(route_key(), token, jvm_pid, started, uid, port=None, pid=os.getpid(), kernel_started=uiroute.own_start_time()))
     return token
 
 

@@ -1,39 +1,30 @@
 """One kernel of the warm pool (pool.py): how it starts, gets warm, is handed over and ends.
 
-Each pooled kernel is started by its own jupyter_client KernelManager, set up like the server's
-KernelManager that launched its kernelspec (transport, address, signing, ``transport_encryption``),
-with a plain LocalProvisioner (this package's provisioner would pool again). So a pooled kernel gets
-what a fresh one gets: ports from jupyter_client's port cache, a connection file jupyter_client wrote,
-and CurveZMQ keys whenever the server encrypts kernels' channels. At the hand-over the server's
-KernelManager receives the whole connection info (signing key and curve keys included) and the cached
-ports go with it, so a pooled kernel is exactly as protected as one started for the notebook.
+A pooled kernel is started by its own KernelManager, set up like the server's KernelManager that launched
+its kernelspec (pooltemplate.py). At the hand-over the server's KernelManager receives the whole
+connection info (signing key and curve keys included) and the cached ports go with it, so a pooled
+kernel is exactly as protected as one started for the notebook.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.manager import KernelManager
 
+from pyspark_kernel import processes
 from pyspark_kernel.ports import PortReservation
-from pyspark_kernel.server.reaper import end_group, end_processes, java_children
+from pyspark_kernel.server.kerneljvms import KernelJvms
+from pyspark_kernel.server.pooltemplate import PooledKernelManager, Template
 
-# Set per launch by jupyter_server (the notebook's path) and the provisioner (the kernel's id): never part
-# of what makes two launches interchangeable, and given to a pooled kernel when it is handed over.
-PER_NOTEBOOK_VARS = ("JPY_SESSION_NAME", "PYSPARK_KERNEL_ID")
-# The launching KernelManager's settings a pooled kernel's own manager copies: where its channels listen
-# and how they are protected. Part of the pool's key, so a launch never gets a kernel set up otherwise.
-MANAGER_SETTINGS = ("transport", "ip", "transport_encryption", "cache_ports", "shutdown_wait_time")
 READY_TIMEOUT_SECONDS = 180.0  # kernel_info, Spark's start and the warm-up, on a loaded 2-core machine
 STATE_POLL_SECONDS = 0.5
 HAND_OVER_TIMEOUT_SECONDS = 30.0
@@ -48,47 +39,6 @@ SETTLED_MAX_SECONDS = 120.0
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Template:
-    """How a pooled kernelspec's kernels start, less what differs per notebook: the pool's key."""
-
-    name: str  # the kernelspec's display name, for log lines
-    argv: tuple[str, ...]  # the launch command, with {connection_file} still in it
-    env: tuple[tuple[str, str], ...]  # the launch environment, per-notebook variables removed
-    manager: tuple[tuple[str, Any], ...]  # MANAGER_SETTINGS and the signature scheme of the launching manager
-    encryption: tuple[str, ...] = ()  # the kernelspec's metadata.supported_encryption
-    cwd: str = field(default="", compare=False)  # where pooled kernels start: the first launch's folder
-
-    @classmethod
-    def of(cls, spec: KernelSpec, launcher: KernelManager | None, argv: list[str], env: dict[str, str], cwd: str | None) -> Template:
-        kept = sorted((key, value) for key, value in env.items() if key not in PER_NOTEBOOK_VARS)
-        settings: list[tuple[str, Any]] = []
-        if launcher is not None:
-            settings = [(name, getattr(launcher, name)) for name in MANAGER_SETTINGS if launcher.has_trait(name)]
-            settings.append(("signature_scheme", launcher.session.signature_scheme))
-        supported = (spec.metadata or {}).get("supported_encryption") or ()
-        encryption = (supported,) if isinstance(supported, str) else tuple(str(item) for item in supported)
-        return cls(spec.display_name, tuple(argv), tuple(kept), tuple(settings), encryption, cwd or os.getcwd())
-
-    def kernel_spec(self) -> KernelSpec:
-        """The kernelspec a pooled kernel's manager starts: this command and environment, already resolved
-        by the provisioner's launch (its env entries are not applied a second time)."""
-        metadata = {"supported_encryption": list(self.encryption)} if self.encryption else {}
-        return KernelSpec(argv=list(self.argv), display_name=self.name, language="python", env={}, metadata=metadata)
-
-
-class PooledKernelManager(KernelManager):  # type: ignore[misc]
-    """A KernelManager whose kernelspec is a Template's (see Template.kernel_spec), not one found on disk."""
-
-    def __init__(self, spec: KernelSpec, **kwargs: Any) -> None:
-        self._pooled_spec = spec
-        super().__init__(**kwargs)
-
-    @property
-    def kernel_spec(self) -> KernelSpec:
-        return self._pooled_spec
-
-
 @dataclass
 class PooledKernel:
     """A kernel the pool started, with the KernelManager that started it (until the hand-over)."""
@@ -97,27 +47,14 @@ class PooledKernel:
     env: dict[str, str] = field(repr=False)  # may hold secrets: never in a log line
     ui_port: PortReservation | None
     ready_at: float | None = None
-    jvms: dict[int, float] = field(default_factory=dict)
+    jvms: KernelJvms = field(default_factory=KernelJvms)
     ended: bool = False
     _ending: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def start(cls, template: Template, env: dict[str, str], ui_port: PortReservation | None) -> PooledKernel:
         """Start one kernel of ``template`` with ``env`` through its own KernelManager and LocalProvisioner."""
-        from jupyter_client.provisioning import LocalProvisioner
-        from jupyter_core.paths import jupyter_runtime_dir
-
-        settings = dict(template.manager)
-        signature_scheme = settings.pop("signature_scheme", None)
-        spec = template.kernel_spec()
-        manager = PooledKernelManager(spec, kernel_name=template.name, **settings)
-        if signature_scheme:
-            manager.session.signature_scheme = signature_scheme
-        manager.kernel_id = str(uuid.uuid4())
-        runtime = jupyter_runtime_dir()
-        os.makedirs(runtime, exist_ok=True)
-        manager.connection_file = os.path.join(runtime, f"kernel-{manager.kernel_id}.json")
-        manager.provisioner = LocalProvisioner(kernel_id=manager.kernel_id, kernel_spec=spec, parent=manager)
+        manager = PooledKernelManager.for_template(template)
         kernel = cls(manager, env, ui_port)
         try:
             manager.start_kernel(env=env, cwd=template.cwd)
@@ -139,9 +76,9 @@ class PooledKernel:
         return self.manager.provisioner.pgid  # type: ignore[union-attr,no-any-return]
 
     @property
-    def connection_info(self) -> dict[str, Any]:
+    def connection_info(self) -> KernelConnectionInfo:
         """The kernel's whole connection info (ports, signing key, curve keys) for the server's manager."""
-        return dict(self.manager.get_connection_info())
+        return self.manager.get_connection_info()
 
     @property
     def ports_cached(self) -> bool:
@@ -158,13 +95,7 @@ class PooledKernel:
 
     def memory_mb(self) -> float:
         """Resident memory of the kernel and its JVMs, in MiB: what one idle pooled kernel costs."""
-        import psutil
-
-        try:
-            processes = [psutil.Process(self.pid), *psutil.Process(self.pid).children(recursive=True)]
-            return sum(process.memory_info().rss for process in processes) / 2**20
-        except (psutil.Error, TypeError):
-            return 0.0
+        return tree_memory_mb(self.pid)
 
     def wait_warm(self, closed: Callable[[], bool]) -> None:
         """Wait until the kernel answers and says its Spark is warm; raises if it fails, dies or takes too long."""
@@ -174,7 +105,7 @@ class PooledKernel:
             deadline = time.monotonic() + READY_TIMEOUT_SECONDS
             while time.monotonic() < deadline and not closed():
                 state = kernel_state(client)
-                self.jvms.update(java_children(self.pid))
+                self.jvms.note(self.pid)
                 if state == "warm":
                     self.ready_at = time.monotonic()
                     return
@@ -213,8 +144,7 @@ class PooledKernel:
             if self.ended:
                 return
             self.ended = True
-        if self.pid:
-            self.jvms.update(java_children(self.pid))
+        self.jvms.note(self.pid)
         try:
             if self.manager.has_kernel:
                 self.manager.shutdown_kernel(now=False)  # shutdown_request: Spark stops and cleans its folders
@@ -223,8 +153,8 @@ class PooledKernel:
         except Exception as error:  # a manager that cannot finish: end the process group by hand
             logger.warning("pyspark-kernel pool: shutting kernel %s down failed (%s); killing its group", self.pid, error)
             if self.pgid:
-                end_group(self.pgid)
-        end_processes(self.jvms)
+                processes.end_group(self.pgid)
+        self.jvms.end()
         if self.ui_port is not None:
             self.ui_port.release()
 
@@ -240,6 +170,17 @@ def kernel_state(client: Any) -> str:
     content = silent_execute(client, "", 30, user_expressions={"state": "get_ipython().kernel.pool_state()"})
     value = content.get("user_expressions", {}).get("state", {})
     return str(value.get("data", {}).get("text/plain", "'failed'")).strip("'")
+
+
+def tree_memory_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and the processes under it, in MiB; 0 once it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return sum(process.memory_info().rss for process in [root, *root.children(recursive=True)]) / 2**20
+    except psutil.Error:
+        return 0.0
 
 
 def tree_cpu_seconds(pid: int) -> float | None:

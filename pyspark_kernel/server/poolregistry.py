@@ -1,6 +1,6 @@
 """The server's warm pools together: one pool per Template, and one cap on idle pooled kernels for all.
 
-A pool is keyed on its launch's whole environment (pooledkernel.Template), so a variable that changes at
+A pool is keyed on its launch's whole environment (pooltemplate.Template), so a variable that changes at
 every launch (a token or a timestamp that a wrapper or a server extension sets) makes a new pool per
 launch, each wanting its N kernels of about 900 MB (kernel and JVM, bench row 9). The cap bounds them
 together whatever the keys: before a pool starts a kernel, ``claim_room`` makes room by ending the ready
@@ -16,11 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from pyspark_kernel.server.pool import KernelPool
-    from pyspark_kernel.server.pooledkernel import PooledKernel, Template
+from pyspark_kernel.server.pooledkernel import PooledKernel
+from pyspark_kernel.server.pooltemplate import Template
 
 # Idle pooled kernels in one Jupyter server, all pools together: 4 x about 900 MB = 3.6 GB, what a 16 GB
 # laptop or one account's share of a shared server can keep waiting. The provisioner's pool_max_idle
@@ -32,12 +31,33 @@ MAX_POOLS_KEPT = 32
 END_WAIT_SECONDS = 60.0
 
 logger = logging.getLogger(__name__)
-_pools: dict[Template, KernelPool] = {}
+
+
+class RegisteredPool(Protocol):
+    """What the registry asks of a pool (pool.KernelPool): named here so that the registry needs nothing
+    of the pool's module, which imports it."""
+
+    template: Template
+    used_at: float  # monotonic, the pool's last launch
+    starting: bool  # a start counted against the cap, not yet idle
+    closed: bool
+
+    @property
+    def filling(self) -> bool: ...
+
+    def held(self) -> int: ...
+
+    def evict(self) -> PooledKernel | None: ...
+
+    def shutdown(self) -> None: ...
+
+
+_pools: dict[Template, RegisteredPool] = {}
 _lock = threading.Lock()
 _max_idle = MAX_IDLE_PER_SERVER
 
 
-def pool_for(template: Template, make: Callable[[], KernelPool], max_idle: int = MAX_IDLE_PER_SERVER) -> KernelPool:
+def pool_for(template: Template, make: Callable[[], RegisteredPool], max_idle: int = MAX_IDLE_PER_SERVER) -> RegisteredPool:
     """The pool of ``template``, made with ``make`` on first use (or after it was closed), marked as
     launched now; ``max_idle`` becomes the server's cap."""
     global _max_idle
@@ -53,7 +73,7 @@ def pool_for(template: Template, make: Callable[[], KernelPool], max_idle: int =
     return pool
 
 
-def _forget_unused() -> list[KernelPool]:
+def _forget_unused() -> list[RegisteredPool]:
     """Remove the least recently used empty pools beyond MAX_POOLS_KEPT (under _lock); the caller closes them."""
     empty = sorted((pool for pool in _pools.values() if pool.held() == 0 and not pool.filling), key=lambda pool: pool.used_at)
     forgotten = empty[: max(0, len(_pools) - MAX_POOLS_KEPT)]
@@ -62,7 +82,7 @@ def _forget_unused() -> list[KernelPool]:
     return forgotten
 
 
-def claim_room(pool: KernelPool) -> bool:
+def claim_room(pool: RegisteredPool) -> bool:
     """Before ``pool`` starts a kernel: whether the server's idle kernels, this one counted, stay within
     the cap, after ending less recently launched pools' ready idle kernels if needed. On True the start
     is counted (``pool.starting``) until the kernel joins the pool's idle list."""
@@ -101,7 +121,7 @@ def end_all(kernels: list[PooledKernel]) -> None:
         ender.join(max(0.0, deadline - time.monotonic()))
 
 
-def pools() -> list[KernelPool]:
+def pools() -> list[RegisteredPool]:
     with _lock:
         return list(_pools.values())
 
