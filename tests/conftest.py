@@ -76,7 +76,7 @@ ACTIVE_JOBS = (
     "[(j, (lambda g: g.get() if g.isDefined() else None)(sc._jsc.sc().statusStore().job(j).jobGroup())) for j in sc.statusTracker().getActiveJobsIds()]"
 )
 # The same, less the warm-up's: idle for RESUME_IDLE_SECONDS after a cell (an interrupted one too), the
-# kernel warms on, in its own group, and the next cell cancels it (tests/test_warmup.py).
+# kernel warms on, in its own group, and the next cell cancels it (tests/kernel/test_warmup.py).
 ACTIVE_JOBS_BUT_WARM_UP = f"[(j, g) for j, g in {ACTIVE_JOBS} if not (g or '').startswith('pyspark-kernel-warmup')]"
 
 
