@@ -13,7 +13,7 @@ ENCRYPTION := --KernelManager.transport_encryption=auto
 LOWEST ?= .venv-lowest
 QUICK := -m "not slow and not e2e and not reliability and not image and not corpus"
 
-.PHONY: setup run kernelspec lint docs test test-quick test-lowest e2e corpus corpus-reference bench soak burst matrix clean
+.PHONY: setup run kernelspec lint docs test test-quick test-lowest test-wheel e2e corpus corpus-reference bench soak burst matrix clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-system.sh
@@ -42,9 +42,10 @@ run: kernelspec $(LAB_SETTINGS)  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark
 	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) $(ENCRYPTION) \
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 
-test: lint docs  ## the checks and the docs, then the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the lowest dependencies, then the Docker image built and run
+test: lint docs  ## the checks and the docs, then the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the wheel in a fresh venv, the lowest dependencies, then the Docker image built and run
 	bash scripts/ensure-system.sh --browser --two-accounts
 	$(PY) -m pytest -q -rs --ignore=tests/image
+	$(MAKE) test-wheel
 	$(MAKE) test-lowest
 	bash scripts/image-test.sh
 
@@ -66,8 +67,11 @@ test-lowest: setup  ## the lowest versions pyproject.toml allows (uv --resolutio
 	VIRTUAL_ENV=$(LOWEST) $(VENV)/bin/uv pip install -q --native-tls --resolution lowest-direct -e '.[test]'
 	$(LOWEST)/bin/python scripts/lowest-versions.py
 	$(LOWEST)/bin/python -m pytest -q -rs -p no:cacheprovider $(QUICK)
-	$(LOWEST)/bin/python -m pytest -q -rs -p no:cacheprovider tests/test_kernel.py::test_dataframes_sql_and_pandas_work_out_of_the_box \
-		tests/test_channels.py::test_with_encryption_required_the_kernel_runs_and_another_account_reads_nothing
+	$(LOWEST)/bin/python -m pytest -q -rs -p no:cacheprovider tests/kernel/test_kernel.py::test_dataframes_sql_and_pandas_work_out_of_the_box \
+		tests/cli/test_channels.py::test_with_encryption_required_the_kernel_runs_and_another_account_reads_nothing
+
+test-wheel: setup  ## what users install: the wheel and sdist built and twine-checked, the wheel in a fresh venv, its kernelspec running a notebook, its server extension enabled (~2 min)
+	PY=$(PY) PYTHON=$(PYTHON) bash scripts/wheel-test.sh
 
 e2e: setup  ## JupyterLab driven in headless Chromium
 	bash scripts/ensure-system.sh --browser

@@ -90,7 +90,7 @@ def entrypoint(tmp_path: Path) -> Entrypoint:
 
 
 JUPYTER = ["jupyter", "lab", "--no-browser", "--ip=0.0.0.0", "--port=8888"]
-# The server-wide CurveZMQ policy; tests/test_channels.py checks on a real server that this very flag
+# The server-wide CurveZMQ policy; tests/cli/test_channels.py checks on a real server that this very flag
 # reaches each kernel's manager (its connection file gets keys).
 ENCRYPTION = "--KernelManager.transport_encryption=auto"
 

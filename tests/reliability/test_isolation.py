@@ -235,7 +235,7 @@ def test_a_port_that_another_account_took_from_a_killed_jvm_is_never_served(
     """The JVM alone dies (as when the OOM killer picks it; the kernel lives on) and another local account
     binds the freed UI port at once: the route answers 502 with what happened, never that account's page
     (which Jupyter would serve under its own origin, with the owner's cookies)."""
-    from test_uiproxy import MARKER, start_marker_server, stop_marker_server
+    from server.test_uiproxy import MARKER, start_marker_server, stop_marker_server
 
     base, headers = jupyter_server
     session_id, client = notebook_kernel(base, headers, default_spec.name, isolated_jupyter / "runtime")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Callable
@@ -72,9 +73,10 @@ def test_an_interrupt_is_inside_py4j_only_when_a_py4j_frame_is_on_the_stack() ->
     assert not in_py4j_call(types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename="/home/me/py4j_notes.py"), f_back=None))
 
 
-def test_the_kernel_starts_on_a_vendor_build_of_its_pysparks_release(tmp_path: Path) -> None:
+def test_the_launch_precheck_takes_a_vendor_build_of_pysparks_release_and_refuses_another_release(tmp_path: Path) -> None:
     """SPARK_HOME's jars say 4.3.0-amzn-0 where pip's pyspark says 4.3.0: one release, not a mismatch.
-    (Only the jar's name is read here; a release that differs is refused.)"""
+    precheck is the gate every JVM launch of the kernel passes first (jvm.launch); only the jar's name
+    is read here, so no JVM starts. A release that differs is refused, with the reinstall that fixes it."""
     import pyspark
 
     from pyspark_kernel.environment import SparkEnvironmentError
@@ -91,17 +93,23 @@ def test_the_kernel_starts_on_a_vendor_build_of_its_pysparks_release(tmp_path: P
 
 
 def test_kernels_starting_together_behind_a_proxy_get_different_ui_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The port goes into proxyBase before Spark binds it: a port that is merely free was picked by both."""
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    """The port goes into proxyBase before Spark binds it: a port that is merely free was picked by both.
+    The two picks differ by the lock the first holds (ports.py), not because the first port got bound."""
+    from pyspark_kernel import ports
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's own lock folder: other kernels' locks play no part
     environ = {"PYSPARK_KERNEL_UI_PROXY": "/user/a/proxy"}
     first, second = SessionSettings.from_environ(environ), SessionSettings.from_environ(environ)
-    ports = [settings.defaults["spark.ui.port"] for settings in (first, second)]
-    assert ports[0] != ports[1], ports
-    assert first.defaults["spark.ui.proxyBase"] == f"/user/a/proxy/{ports[0]}"
+    ports_picked = [settings.defaults["spark.ui.port"] for settings in (first, second)]
+    assert ports_picked[0] != ports_picked[1], ports_picked
+    assert ports.is_free(int(ports_picked[0])), "the first port is still unbound: only its lock kept the second kernel off it"
+    assert sorted(lock.name for lock in ports.lock_folder().iterdir()) == sorted(f"{port}.lock" for port in ports_picked)
+    assert ports.lock_folder().parent == tmp_path
+    assert first.defaults["spark.ui.proxyBase"] == f"/user/a/proxy/{ports_picked[0]}"
     assert first.ui_port is not None and second.ui_port is not None
     first.ui_port.release()
     third = SessionSettings.from_environ(environ)
-    assert third.defaults["spark.ui.port"] == ports[0], "a released port is free again"
+    assert third.defaults["spark.ui.port"] == ports_picked[0], "a released port is free again"
     second.ui_port.release()
     third.ui_port.release()  # type: ignore[union-attr]
     assert SessionSettings.from_environ({**environ, "PYSPARK_SUBMIT_ARGS": "--conf spark.ui.port=4999 pyspark-shell"}).ui_port is None

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -178,10 +179,12 @@ def test_python_that_is_not_executable(tmp_path: Path) -> None:
 
 
 def test_python_without_this_package(tmp_path: Path) -> None:
-    """A real interpreter that lacks pyspark_kernel cannot run the kernel: say how to install it."""
-    bare_python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else None
-    if bare_python is None:
-        pytest.skip("no system python3 without this package on this machine")
+    """A real interpreter that lacks pyspark_kernel cannot run the kernel: say how to install it. The
+    interpreter is a fresh venv of this Python's, so the test runs on every machine."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True, capture_output=True, timeout=120)
+    bare_python = str(tmp_path / "bare" / "bin" / "python")
+    lacks = subprocess.run([bare_python, "-c", "import pyspark_kernel"], capture_output=True, text=True, cwd="/", timeout=60)
+    assert "No module named 'pyspark_kernel'" in lacks.stderr, f"the fresh venv imports pyspark_kernel: {lacks}"
     assert_refused(
         cli("install", "--prefix", str(tmp_path / "p"), "--python", bare_python), "cannot import pyspark_kernel", "pip install pyspark-jupyter-kernel"
     )

@@ -20,37 +20,49 @@ from pyspark_kernel.kernel.progress import ProgressMonitor
 
 
 class StandInContext:
-    """One running job (id 1, stage 1) of group "g", submitted at ``submitted_ms``, as the JVM's
-    JavaSparkStatusTracker tells it (``sc._jsc.statusTracker()``); ``calls`` counts what was asked."""
+    """Running jobs of group "g", as the JVM's JavaSparkStatusTracker tells them (``sc._jsc.statusTracker()``):
+    job 1 (stage 1), submitted at ``submitted_ms``, and any added with ``submit`` (job N has stage N);
+    ``calls`` counts what was asked."""
 
     def __init__(self, submitted_ms: float) -> None:
         self.calls: list[str] = []
         self.job_status = "RUNNING"
         self.stage = {"numTasks": 4, "numCompletedTasks": 1, "numActiveTasks": 2, "numFailedTasks": 0}
+        self.submitted = {1: submitted_ms}  # job (and stage) id -> its stage's submission time
 
         def asked(name: str, value: Any) -> Any:
             self.calls.append(name)
             return value
 
-        job = SimpleNamespace(stageIds=lambda: asked("stageIds", [1]), status=lambda: SimpleNamespace(toString=lambda: asked("status", self.job_status)))
-        stage = SimpleNamespace(
-            name=lambda: asked("name", "count at cell"),
-            submissionTime=lambda: asked("submissionTime", submitted_ms),
-            **{field: (lambda field=field: asked(field, self.stage[field])) for field in self.stage},
-        )
+        def job(job_id: int) -> SimpleNamespace:
+            return SimpleNamespace(
+                stageIds=lambda: asked("stageIds", [job_id]), status=lambda: SimpleNamespace(toString=lambda: asked("status", self.job_status))
+            )
+
+        def stage(stage_id: int) -> SimpleNamespace:
+            return SimpleNamespace(
+                name=lambda: asked("name", "count at cell"),
+                submissionTime=lambda: asked("submissionTime", self.submitted[stage_id]),
+                **{field: (lambda field=field: asked(field, self.stage[field])) for field in self.stage},
+            )
+
         tracker = SimpleNamespace(
-            getJobIdsForGroup=lambda group: asked("getJobIdsForGroup", [1] if group == "g" else []),
-            getJobInfo=lambda job_id: asked("getJobInfo", job),
-            getStageInfo=lambda stage_id: asked("getStageInfo", stage),
+            getJobIdsForGroup=lambda group: asked("getJobIdsForGroup", list(self.submitted) if group == "g" else []),
+            getJobInfo=lambda job_id: asked("getJobInfo", job(job_id)),
+            getStageInfo=lambda stage_id: asked("getStageInfo", stage(stage_id)),
         )
         self._jsc = SimpleNamespace(statusTracker=lambda: asked("statusTracker", tracker))
         self._jvm = SimpleNamespace(java=SimpleNamespace(util=SimpleNamespace(Arrays=SimpleNamespace(toString=lambda ids: asked("toString", str(list(ids)))))))
 
 
 def test_a_job_of_the_previous_cell_never_shows_in_the_next_one() -> None:
+    """Run All: the next cell begins before the monitor's thread wakes, while the first cell's job 1 still
+    runs. The next cell shows its own job 2, alone: the monitor polled it and left job 1 out (a monitor
+    that showed nothing at all would not pass)."""
     first_cell: list[str] = []
     second_cell: list[str] = []
-    monitor = ProgressMonitor(StandInContext(submitted_ms=time.time() * 1000), lambda data, *_: first_cell.append(data["text/plain"]))
+    context = StandInContext(submitted_ms=time.time() * 1000)
+    monitor = ProgressMonitor(context, lambda data, *_: first_cell.append(data["text/plain"]))
     try:
         monitor.begin("g")  # the first cell submits job 1 and ends before the first poll
         time.sleep(0.1)
@@ -59,11 +71,17 @@ def test_a_job_of_the_previous_cell_never_shows_in_the_next_one() -> None:
             monitor.end()
             time.sleep(0.05)
             monitor.begin("g")
-        time.sleep(1.6)  # three polls of the second cell while job 1 still runs
+        time.sleep(0.2)
+        context.submitted[2] = time.time() * 1000  # the second cell's own job
+        time.sleep(1.4)  # polls of the second cell while both jobs run
         monitor.end()
     finally:
         monitor.close()
-    assert second_cell == [], "the first cell's job was shown in the second cell"
+    assert second_cell, "the second cell's own job was never shown"
+    assert all("Spark: 1 job, 1 stage" in text and "Stage 1:" not in text for text in second_cell), (
+        f"the first cell's job was shown in the second cell: {second_cell}"
+    )
+    assert "Stage 2:" in second_cell[0], second_cell
     assert first_cell == [], "a cell that ended before the first poll shows nothing"
 
 

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import psutil
 import pytest
-from conftest import free_port
+from conftest import REPO, free_port
 from reliability.server import JupyterServer
 
 from pyspark_kernel import uiroute
@@ -80,7 +80,7 @@ def stop_marker_server(process: subprocess.Popen[str]) -> None:
 def server(isolated_jupyter: Path) -> Iterator[JupyterServer]:
     """A real Jupyter server with pyspark-kernel's extension enabled, as pip's install enables it."""
     config = isolated_jupyter / "serverext_config.json"
-    config.write_text((Path(__file__).parents[1] / "pyspark_kernel" / "etc" / "pyspark_kernel.json").read_text())
+    config.write_text((REPO / "pyspark_kernel" / "etc" / "pyspark_kernel.json").read_text())
     jupyter = JupyterServer(isolated_jupyter / "serverext-root", args=(f"--config={config}",))
     yield jupyter
     jupyter.stop()

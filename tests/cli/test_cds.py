@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -102,10 +103,26 @@ def test_no_cds_and_a_stale_archive(prefix: Path, tmp_path: Path) -> None:
 
 
 def test_a_missing_archive_does_not_stop_the_kernel(prefix: Path, tmp_path: Path) -> None:
-    folder = install(
-        prefix, "--name", "gone-cds", "--conf", f"spark.driver.extraJavaOptions=-XX:SharedArchiveFile={tmp_path}/gone.jsa -Xshare:auto", "--no-cds", "--replace"
-    )
-    kernel = KernelHarness(folder.name)
+    """A kernelspec installed with its archives (the default), whose cache was cleaned since: check warns,
+    and the kernel starts without them. The archives are copies in a cache folder of this test's, so the
+    install builds nothing and the shared cache keeps its own."""
+    spark = environment.resolve()
+    driver, launcher = cds.build_archive(spark), cds.launcher_archive(spark)
+    assert driver is not None and launcher is not None
+    cache = tmp_path / "cache"
+    (cache / "pyspark-kernel" / "cds").mkdir(parents=True)
+    for archive in (driver, launcher):
+        shutil.copy(archive, cache / "pyspark-kernel" / "cds" / archive.name)
+    own_cache = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    installed = cli("install", "--prefix", str(prefix), "--name", "gone-cds", "--replace", env=own_cache)
+    assert installed.returncode == 0 and "Building" not in installed.stderr, installed.stderr
+    env = json.loads((prefix / "share" / "jupyter" / "kernels" / "gone-cds" / "kernel.json").read_text())["env"]
+    gone = [cds.archive_in_kernel(env["PYSPARK_SUBMIT_ARGS"]), cds.archive_in_launcher(env[cds.LAUNCHER_VARIABLE])]
+    assert gone == [cache / "pyspark-kernel" / "cds" / driver.name, cache / "pyspark-kernel" / "cds" / launcher.name], gone
+    shutil.rmtree(cache)
+    checked = cli("check", "gone-cds", "--prefix", str(prefix))
+    assert f"WARN  CDS         archive {gone[0]} is missing" in checked.stdout, checked.stdout
+    kernel = KernelHarness("gone-cds")
     try:
         assert kernel.value("spark.range(3).count()") == "3"
     finally:

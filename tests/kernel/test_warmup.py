@@ -5,6 +5,7 @@ kernels and JVMs; no timing asserted (the gain is bench/run.py's row 8)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -120,16 +121,37 @@ def test_a_warm_up_query_after_py4j_dropped_its_connection_runs_in_its_group(war
         kernel.shutdown()
 
 
+def warm_up_jobs(kernel: KernelHarness) -> list[tuple[str, str]]:
+    """The application's jobs that ran in a warm-up's job group, as (group, status)."""
+    return [(group, status) for group, status in eval(peek(kernel, ALL_JOBS)) if group.startswith("pyspark-kernel-warmup")]
+
+
 def test_warm_up_is_on_by_default_and_off_on_request(default_spec: Path, prefix: Path) -> None:
+    """The default kernelspec (no PYSPARK_KERNEL_WARMUP) runs every warm-up query once idle; one with
+    =off runs none, watched for as long as the default's warm-up took, and a little longer."""
+    assert "PYSPARK_KERNEL_WARMUP" not in json.loads((default_spec / "kernel.json").read_text())["env"], "the default kernelspec leaves it to the default"
+    kernel = KernelHarness(default_spec.name)
+    try:
+        kernel.run("n = spark.range(10).count()")  # a warm-up starts RESUME_IDLE_SECONDS after this cell
+        started = time.monotonic()
+        while time.monotonic() < started + 120 and peek(kernel, f"{WARMER}.warmed()") != "True":
+            time.sleep(0.5)  # watched without a cell: a cell would cancel the warm-up
+        took = time.monotonic() - started
+        done = peek(kernel, f"{WARMER}.current and sorted({WARMER}.current.done)")
+        assert done == repr(sorted(NAMES)), f"the default kernel was not warmed: {done}"
+        jobs = warm_up_jobs(kernel)
+        assert jobs and all(status == "SUCCEEDED" for _, status in jobs), jobs
+    finally:
+        kernel.shutdown()
     off_spec = install(prefix, "--name", "warm-up-off", "--env", "PYSPARK_KERNEL_WARMUP", "off", "--replace")
-    for spec, warmed in ((default_spec, True), (off_spec, False)):
-        kernel = KernelHarness(spec.name)
-        try:
-            kernel.run("n = spark.range(10).count()")  # a warm-up starts RESUME_IDLE_SECONDS after this cell
-            time.sleep(RESUME_IDLE_SECONDS + 1)
-            assert peek(kernel, f"{WARMER}.current is not None") == str(warmed), spec.name
-        finally:
-            kernel.shutdown()
+    kernel = KernelHarness(off_spec.name)
+    try:
+        kernel.run("n = spark.range(10).count()")
+        time.sleep(took + RESUME_IDLE_SECONDS + 2)
+        assert peek(kernel, f"{WARMER}.current is None") == "True", "a warm-up began with PYSPARK_KERNEL_WARMUP=off"
+        assert warm_up_jobs(kernel) == [], "warm-up jobs ran with PYSPARK_KERNEL_WARMUP=off"
+    finally:
+        kernel.shutdown()
 
 
 def test_a_cell_right_after_another_does_not_resume_the_warm_up(warm_spec: Path) -> None:

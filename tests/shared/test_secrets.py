@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli.test_kernelspec import SPARK
 from conftest import (
     SYSTEM_PYTHON,
     KernelHarness,
@@ -29,7 +30,6 @@ from conftest import (
     cli,
     running_connect_server,
 )
-from test_kernelspec import SPARK
 
 from pyspark_kernel import secrets, submitargs
 from pyspark_kernel.cli import kernelspec

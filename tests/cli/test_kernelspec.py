@@ -123,6 +123,6 @@ def test_with_conf_adds_before_pyspark_shell_so_it_wins() -> None:
 
 def test_kernel_json_declares_curve_transport_encryption() -> None:
     """jupyter_client provisions CurveZMQ keys (transport_encryption "auto") only for kernelspecs that
-    declare it; ipykernel >= 7.3, which our kernel runs on, applies them (tests/test_channels.py)."""
+    declare it; ipykernel >= 7.3, which our kernel runs on, applies them (tests/cli/test_channels.py)."""
     for spec in (kernelspec.kernel_json(SPARK, SparkOptions()), kernelspec.kernel_json(SPARK, SparkOptions(provisioner=True))):
         assert spec["metadata"]["supported_encryption"] == ["curve"]

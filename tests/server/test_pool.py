@@ -137,9 +137,11 @@ def test_idle_pooled_kernels_are_culled_and_shutdown_refills(prefix: Path) -> No
         culled = family(pool.idle[0].pid)
         assert any("java" in process.name() for process in culled)
         assert wait_gone(culled, timeout=60) == [], "an unused pooled kernel is shut down after its idle timeout, JVM and all"
-        assert pool.idle == []
-        time.sleep(8)  # longer than the fill delay: a culled pool stays empty until a launch or a shutdown
-        assert pool.idle == []
+        assert pool.idle == [] and not pool.filling
+        # A culled pool stays empty until a launch or a shutdown: no refill starts, however long it waits
+        # (refill() starts its filler at once, so a few rounds of the keeper, which culls, are enough).
+        time.sleep(3)
+        assert pool.idle == [] and not pool.filling, "the pool refilled itself after a cull"
     finally:
         kernel.shutdown()
     assert pool.wait_ready(1, READY), "a shutdown refills the pool in the background"
@@ -162,12 +164,20 @@ def test_the_pool_fills_only_once_the_launched_kernel_has_settled(tmp_path: Path
     marker = tmp_path / "settled"
     busy = subprocess.Popen([sys.executable, "-c", BUSY_THEN_IDLE, str(marker)])
     try:
-        pooledkernel.wait_settled(busy.pid, lambda: False, most=60)
+        started = time.monotonic()
+        pooledkernel.wait_settled(busy.pid, lambda: True, most=30)
+        assert time.monotonic() - started < 1 and not marker.exists(), "a closed pool waits for nothing, even for a busy kernel"
+        started = time.monotonic()
+        pooledkernel.wait_settled(busy.pid, lambda: False, most=30)
+        waited = time.monotonic() - started
         assert marker.exists(), "the pool would have started filling while the launched kernel was busy"
+        assert waited < 15, f"waited {waited:.0f} s, near the 30 s limit: the kernel's settling went unseen"
     finally:
         busy.kill()
         busy.wait()
-    pooledkernel.wait_settled(busy.pid, lambda: True, most=60)  # gone: returns at once, nothing to wait for
+    started = time.monotonic()
+    pooledkernel.wait_settled(busy.pid, lambda: False, most=30)
+    assert time.monotonic() - started < 1, "a kernel that is gone is not waited for"
 
 
 def edit_spec(folder: Path, provisioner: dict[str, Any] | None = None, env: dict[str, str] | None = None, curve: bool = False) -> None:
