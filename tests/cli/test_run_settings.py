@@ -21,7 +21,8 @@ import pytest
 
 pytest.importorskip("jupyterlab", reason="JupyterLab is the lab extra (make setup installs it), not the test extra")
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import REPO
+
 SETTINGS_IN_ENV = Path("share", "jupyter", "lab", "settings", "overrides.json")  # under a venv, as the Makefile puts it
 NOTIFICATION = "@jupyterlab/apputils-extension:notification"
 
