@@ -128,20 +128,22 @@ def test_session_state_precedence(observed: dict, state: SessionState) -> None:
 
 @pytest.mark.parametrize("master", ["local", "local[2]", "local[*]", "local[2,3]", "local[*, 4]", "local-cluster[2,1,1024]"])
 def test_a_local_master_is_warmed_unless_the_kernelspec_says_off(master: str) -> None:
-    from pyspark_kernel.kernel.warmup import chosen, worth_warming
+    from pyspark_kernel.kernel.warmup import worth_warming
+    from pyspark_kernel.variables import WARMUP, switch
 
-    assert worth_warming(chosen({}), master)
-    assert worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "on"}), master)
-    assert not worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "off"}), master)
+    assert worth_warming(switch({}, WARMUP), master)
+    assert worth_warming(switch({WARMUP.name: "on"}, WARMUP), master)
+    assert not worth_warming(switch({WARMUP.name: "off"}, WARMUP), master)
 
 
 @pytest.mark.parametrize("master", ["yarn", "spark://127.0.0.1:7077", "k8s://https://10.0.0.1:6443", "mesos://h:5050", "localhost:7077", None])
 def test_a_cluster_master_is_warmed_only_when_the_kernelspec_says_on(master: str | None) -> None:
-    from pyspark_kernel.kernel.warmup import chosen, worth_warming
+    from pyspark_kernel.kernel.warmup import worth_warming
+    from pyspark_kernel.variables import WARMUP, switch
 
-    assert not worth_warming(chosen({}), master)
-    assert worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "on"}), master)
-    assert not worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "off"}), master)
+    assert not worth_warming(switch({}, WARMUP), master)
+    assert worth_warming(switch({WARMUP.name: "on"}, WARMUP), master)
+    assert not worth_warming(switch({WARMUP.name: "off"}, WARMUP), master)
 
 
 # -- which ConnectionError waits for a dying JVM (ipkernel.py's error handler) ---------------------------

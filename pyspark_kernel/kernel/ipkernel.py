@@ -29,6 +29,7 @@ from pyspark_kernel.kernel.magics import SparkMagics
 from pyspark_kernel.kernel.progress import Publisher
 from pyspark_kernel.kernel.session import ManagedSession
 from pyspark_kernel.kernel.settings import SessionSettings, log_path_for
+from pyspark_kernel.variables import PROGRESS, switch
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class PySparkKernel(IPythonKernel):
         log_path = self._log_path()
         # The settings the early JVM (prelaunch.py) was launched with, if there is one: they hold its UI port.
         session = ManagedSession(prelaunch.settings_for(log_path) or SessionSettings.from_environ(log_path=log_path))
-        progress = os.environ.get("PYSPARK_KERNEL_PROGRESS", "on").lower() not in ("off", "0", "false", "no")
+        progress = switch(os.environ, PROGRESS) is not False
         self.controller = SparkController(session, self.shell.user_ns, show_in_cell, self._publisher, progress)
         self._interrupted = False  # whether the running cell got SIGINT
         self._phase: str | None = None  # where the main thread's execute request is: see _interrupt

@@ -23,9 +23,11 @@ from pyspark_kernel.kernel.settings import SessionSettings
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOG_LEVEL = "WARN"
-CANCEL_MIN_SECONDS = 10.0  # how long an interrupted cell's group is cancelled again as jobs appear
-CANCEL_WATCH_SECONDS = 600.0  # the longest an interrupted JVM call is followed for jobs it still submits
-CANCEL_POLL_SECONDS = 0.1
+# An interrupted cell's group is cancelled again as jobs appear: for INTERRUPT_CANCEL_MIN_SECONDS, every
+# INTERRUPT_CANCEL_POLL_SECONDS. A cancelled warm-up uses the same loop at its own pace (warmup.py).
+INTERRUPT_CANCEL_MIN_SECONDS = 10.0
+INTERRUPT_CANCEL_POLL_SECONDS = 0.1
+CANCEL_WATCH_SECONDS = 600.0  # the longest a cancelled group is followed while what submits its jobs still runs
 
 
 class ClassicBackend:
@@ -113,7 +115,7 @@ class ClassicBackend:
         running = jvm_thread.isAlive if in_jvm_call and jvm_thread is not None else None
         thread = threading.Thread(
             target=cancel_as_jobs_appear,
-            args=(context, group, running, CANCEL_MIN_SECONDS, CANCEL_POLL_SECONDS, self._jvm_alive),
+            args=(context, group, running, INTERRUPT_CANCEL_MIN_SECONDS, INTERRUPT_CANCEL_POLL_SECONDS, self._jvm_alive),
             name="pyspark-kernel-cancel",
             daemon=True,
         )
