@@ -104,7 +104,6 @@ class PySparkProvisioner(LocalProvisioner):  # type: ignore[misc]
         """Called by pre_launch with the kernelspec's env applied: the cheap part, on the loop."""
         super()._finalize_env(env)
         self._jvms = {}
-        env["PYSPARK_KERNEL_ID"] = self.kernel_id
         base_url = self._server_base_url()
         if base_url:
             env["PYSPARK_KERNEL_BASE_URL"] = base_url
