@@ -22,7 +22,7 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from pyspark_kernel import __version__
-from pyspark_kernel.errors import SparkStartError
+from pyspark_kernel.errors import SparkStartError, error_line
 from pyspark_kernel.kernel import launchdirs, prelaunch, pyspark_hooks
 from pyspark_kernel.kernel.controller import OWN_OUTPUT, SparkController, SparkStandIn
 from pyspark_kernel.kernel.magics import SparkMagics
@@ -278,7 +278,7 @@ class PySparkKernel(IPythonKernel):
     def _show_instead(self, shell: Any, error: BaseException) -> list[str]:
         """Show ``error`` as the cell's error: one line, and the name the execute_reply will carry."""
         self._shown_error = error
-        stb = [f"\x1b[0;31m{type(error).__name__}\x1b[0m: {error}"]
+        stb = [error_line(error)]
         shell._showtraceback(type(error), error, stb)
         return stb
 
