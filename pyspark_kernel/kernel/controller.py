@@ -13,7 +13,7 @@ from typing import Any
 
 from pyspark_kernel.kernel import pyspark_hooks
 from pyspark_kernel.kernel.backends.base import Monitor
-from pyspark_kernel.kernel.progress import Publisher
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.session import ManagedSession, SessionState
 from pyspark_kernel.kernel.warmup import IdleWarmer
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pyspark_kernel.kernel.progress import Publisher
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.settings import SessionSettings
 
 

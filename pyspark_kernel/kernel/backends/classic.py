@@ -17,7 +17,8 @@ from typing import Any
 
 from pyspark_kernel.errors import SparkStartError
 from pyspark_kernel.kernel import jvm, pyspark_hooks, uiprotect
-from pyspark_kernel.kernel.progress import ProgressMonitor, Publisher
+from pyspark_kernel.kernel.progress import ProgressMonitor
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.settings import SessionSettings
 
 logger = logging.getLogger(__name__)
