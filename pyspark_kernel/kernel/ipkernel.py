@@ -24,8 +24,9 @@ from ipykernel.ipkernel import IPythonKernel
 from pyspark_kernel import __version__
 from pyspark_kernel.errors import SparkStartError, error_line
 from pyspark_kernel.kernel import launchdirs, prelaunch, pyspark_hooks
-from pyspark_kernel.kernel.controller import OWN_OUTPUT, SparkController, SparkStandIn
+from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.magics import SparkMagics
+from pyspark_kernel.kernel.namespace import OWN_OUTPUT, SparkStandIn
 from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.session import ManagedSession
 from pyspark_kernel.kernel.settings import SessionSettings, log_path_for

@@ -72,7 +72,7 @@ class SparkMagics(Magics):
         if session.ready:
             spark = session.get()
             lines += [f"Spark {spark.version}", *session.backend.status_lines(spark)]
-        lines.append(f"progress: {'on' if self.controller.progress_enabled else 'off'}")
+        lines.append(f"progress: {'on' if self.controller.progress.enabled else 'off'}")
         if session.settings.log_path:
             lines.append(f"JVM log: {session.settings.log_path}")
         print("\n".join(lines))
@@ -101,7 +101,7 @@ class SparkMagics(Magics):
         if args not in (["on"], ["off"]):
             print("usage: %spark progress on|off")
             return
-        self.controller.progress_enabled = args == ["on"]
+        self.controller.progress.enabled = args == ["on"]
         print(f"Spark progress display {args[0]}")
 
     def _loglevel(self, args: list[str]) -> None:
