@@ -55,7 +55,7 @@ def test_a_connect_start_waits_for_the_kernels_client_and_a_stop_before_it_aband
     session = ManagedSession(SessionSettings(remote=f"sc://127.0.0.1:{free_port()}"))
     session.start()
     if answered:
-        session.client_answered()  # the first kernel_info answer; the client is still making sure of IOPub
+        session.starter.moment.client_answered()  # the first kernel_info answer; the client is still making sure of IOPub
     else:
         time.sleep(0.5)  # no client has asked yet
     assert session.state is SessionState.STARTING

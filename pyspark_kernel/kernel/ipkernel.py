@@ -192,7 +192,7 @@ class PySparkKernel(IPythonKernel):
         if self._pending_interrupt and threading.current_thread() is threading.main_thread():
             self._pending_interrupt = False
             raise KeyboardInterrupt
-        self.controller.session.release_start()  # a deferred start begins before any cell, at the latest
+        self.controller.session.starter.moment.release()  # a deferred start begins before any cell, at the latest
 
     def _before_cell(self) -> None:
         """Tag the cell's work and begin its progress. Spark's trouble is the cell's to report, with its
@@ -211,7 +211,7 @@ class PySparkKernel(IPythonKernel):
         """Answer; a deferred start (Spark Connect's) begins once the client has stopped asking, so that
         its client's imports take no CPU from the handshake (bench row 7)."""
         await super().kernel_info_request(stream, ident, parent)
-        self.controller.session.client_answered()
+        self.controller.session.starter.moment.client_answered()
 
     def should_handle(self, stream: Any, msg: dict[str, Any], idents: Any) -> Any:
         """Note, before SIGINT is ours (pre_handler_hook), whether the main thread's request is a cell's."""

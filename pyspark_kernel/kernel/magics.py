@@ -67,7 +67,8 @@ class SparkMagics(Magics):
 
     def _status(self, args: list[str]) -> None:
         session = self.controller.session
-        started = f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else ""
+        seconds = session.starter.seconds
+        started = f" (started in {seconds:.1f} s)" if seconds else ""
         lines = [f"state: {session.state.value}{started}"]
         if session.ready:
             spark = session.get()
