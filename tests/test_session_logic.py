@@ -14,7 +14,7 @@ import pytest
 from conftest import free_port
 
 from pyspark_kernel import submitargs
-from pyspark_kernel.kernel.ipkernel import in_py4j_call
+from pyspark_kernel.kernel.interrupts import in_py4j_call
 from pyspark_kernel.kernel.session import ManagedSession, SessionState, derive_state
 from pyspark_kernel.kernel.settings import SessionSettings
 
