@@ -50,7 +50,7 @@ def log_to_kernel_log(kernel_log: logging.Logger) -> None:
 def show_in_cell(data: dict[str, str], metadata: dict[str, str]) -> None:
     from IPython.display import display
 
-    display(data, metadata=metadata, raw=True)
+    display(data, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]  # IPython.display is untyped
 
 
 class PySparkKernel(IPythonKernel):
@@ -61,19 +61,21 @@ class PySparkKernel(IPythonKernel):
     banner = "PySpark kernel: IPython with a SparkSession as `spark` and its SparkContext as `sc`"
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]  # ipykernel is untyped
+        shell = self.shell
+        assert shell is not None, "IPythonKernel.__init__ makes the shell"
         launchdirs.sweep_in_background()  # temp folders of this user's dead JVMs (SIGKILL leaves them)
         log_path = self._log_path()
         # The settings the early JVM (prelaunch.py) was launched with, if there is one: they hold its UI port.
         session = ManagedSession(prelaunch.settings_for(log_path) or SessionSettings.from_environ(log_path=log_path))
         progress = switch(os.environ, PROGRESS) is not False
-        self.controller = SparkController(session, self.shell.user_ns, show_in_cell, self._publisher, progress)
+        self.controller = SparkController(session, shell.user_ns, show_in_cell, self._publisher, progress)
         self._errors = SparkErrorHandler(session)  # how a cell shows an error of its Spark calls
         self._interrupts = CellInterrupts(self.controller.cancel_cell, self._errors.note_interrupt)  # what SIGINT does
-        self.shell.register_magics(SparkMagics(self.shell, self.controller))
+        shell.register_magics(SparkMagics(shell, self.controller))
         from py4j.protocol import Py4JError
 
-        self.shell.set_custom_exc((Py4JError, ConnectionError), self._errors)
+        shell.set_custom_exc((Py4JError, ConnectionError), self._errors)
         logging.getLogger().addFilter(QuietInterruptLog())
         log_to_kernel_log(self.log)
         self.controller.start()
@@ -85,12 +87,15 @@ class PySparkKernel(IPythonKernel):
 
     def _publisher(self) -> Publisher:
         """Send display data from the monitor's thread, addressed to the cell that runs the jobs."""
-        parent = self.get_parent("shell")
+        parent = self.get_parent("shell")  # type: ignore[no-untyped-call]  # ipykernel is untyped
+        session = self.session
+        assert session is not None, "a kernel that runs cells has its Session"
 
         def publish(data: dict[str, str], display_id: str, update: bool) -> None:
             kind = "update_display_data" if update else "display_data"
             content = {"data": data, "metadata": {OWN_OUTPUT: "progress"}, "transient": {"display_id": display_id}}
-            self.session.send(self.iopub_socket, kind, content, parent=parent, ident=self._topic(kind))
+            topic = self._topic(kind)  # type: ignore[no-untyped-call]  # ipykernel is untyped
+            session.send(self.iopub_socket, kind, content, parent=parent, ident=topic)
 
         return publish
 
@@ -108,7 +113,7 @@ class PySparkKernel(IPythonKernel):
                 pyspark_hooks.wait_installed()
             else:
                 self._before_cell()
-            reply = await super().do_execute(code, silent, *args, **kwargs)
+            reply = await super().do_execute(code, silent, *args, **kwargs)  # type: ignore[no-untyped-call]  # ipykernel is untyped
             self._interrupts.set_phase("finishing")
         except KeyboardInterrupt:  # outside the cell's code (IPython handles it inside): before it, or around it
             self._interrupts.set_phase("finishing")
@@ -134,19 +139,21 @@ class PySparkKernel(IPythonKernel):
 
     def _not_run_reply(self) -> dict[str, Any]:
         """The reply of a cell an interrupt stopped outside its code, shown in the cell as IPython shows one inside."""
-        self.shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
-        return {"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": [], "execution_count": self.shell.execution_count}
+        shell = self.shell
+        assert shell is not None, "IPythonKernel.__init__ makes the shell"
+        shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
+        return {"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": [], "execution_count": shell.execution_count}
 
     async def kernel_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
         """Answer; a deferred start (Spark Connect's) begins once the client has stopped asking, so that
         its client's imports take no CPU from the handshake (bench row 7)."""
-        await super().kernel_info_request(stream, ident, parent)
+        await super().kernel_info_request(stream, ident, parent)  # type: ignore[no-untyped-call]  # ipykernel is untyped
         self.controller.session.starter.moment.client_answered()
 
     def should_handle(self, stream: Any, msg: dict[str, Any], idents: Any) -> Any:
         """Note, before SIGINT is ours (pre_handler_hook), whether the main thread's request is a cell's."""
         self._interrupts.request_read(msg["header"]["msg_type"])
-        return super().should_handle(stream, msg, idents)
+        return super().should_handle(stream, msg, idents)  # type: ignore[no-untyped-call]  # ipykernel is untyped
 
     def pre_handler_hook(self) -> None:
         """Make SIGINT cancel the cell's Spark jobs during each request. ipykernel's own hook sets
@@ -169,10 +176,11 @@ class PySparkKernel(IPythonKernel):
                 os.environ[name] = value
         self.controller.adopt_notebook(os.environ.get("JPY_SESSION_NAME"), notebook["cwd"])
 
-    def do_shutdown(self, restart: bool) -> dict[str, Any]:
+    def do_shutdown(self, restart: bool) -> dict[str, Any]:  # type: ignore[override]  # sync as IPythonKernel's; ipykernel awaits either
         """Stop Spark and its JVM before the process exits: no java process outlives its kernel."""
         self.controller.shutdown()
-        return super().do_shutdown(restart)
+        reply: dict[str, Any] = super().do_shutdown(restart)  # type: ignore[no-untyped-call]  # ipykernel is untyped
+        return reply
 
 
 __all__ = ["PySparkKernel", "SparkJVMGone", "SparkStandIn", "SparkStartError"]

@@ -55,7 +55,6 @@ class CellProgress:
         stages = self.counted()
         done, total, failed = (sum(getattr(s, name) for s in stages) for name in ("done", "total", "failed"))
         failures = f", {failed} failed tasks" if failed else ""
-        plural = lambda count, word: f"{count} {word}{'' if count == 1 else 's'}"  # noqa: E731
         return f"Spark: {plural(len(self.jobs), 'job')}, {plural(len(stages), 'stage')}, {done}/{total} tasks{failures} in {now - self.started:.1f} s"
 
     def render(self, now: float, final: bool) -> dict[str, str]:
@@ -75,6 +74,10 @@ class CellProgress:
             )
         markup = f'<div class="pyspark-kernel-progress" style="font-family:monospace;font-size:0.85em">{rows}<div>{html.escape(summary)}</div></div>'
         return {"text/plain": text, "text/html": markup}
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def stage_label(name: str) -> str:

@@ -95,7 +95,7 @@ def submitted_before(tracker: Any, stage_ids: list[int], cell_epoch_ms: float) -
     for stage_id in stage_ids:
         stage = tracker.getStageInfo(stage_id)
         if stage is not None:
-            submitted = stage.submissionTime()
+            submitted: int = stage.submissionTime()  # epoch ms; 0 while not yet submitted
             if submitted > 0:
                 return submitted < cell_epoch_ms - 50
     return False

@@ -48,7 +48,8 @@ class SessionSettings:
         remote = environ.get("SPARK_REMOTE") or None
         submit_args = environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
         defaults: dict[str, str] = {}
-        reservation = route_key = problem = ui_proxy = None
+        reservation = route_key = ui_proxy = None
+        problem: Problem | None = None
         try:
             if not remote:
                 submitargs.parse(submit_args)

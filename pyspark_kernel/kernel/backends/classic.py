@@ -34,8 +34,8 @@ CANCEL_WATCH_SECONDS = 600.0  # the longest a cancelled group is followed while 
 class ClassicBackend:
     """Job groups per cell, cancelled with their future jobs; progress from the status tracker."""
 
-    names = ("spark", "sc")
-    remote = None
+    names: tuple[str, ...] = ("spark", "sc")
+    remote: str | None = None
     warmable = True  # a fresh JVM's first query is the slowest thing a notebook waits for
     defer_start = False  # the JVM's launch mostly waits on another process: begin it at once
 

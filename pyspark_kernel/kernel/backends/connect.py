@@ -25,7 +25,7 @@ from pyspark_kernel.remote import SERVER_FIX, check_reachable, full_remote
 class ConnectBackend:
     """Operation tags per cell, interrupted on the server; progress from the client's handler."""
 
-    names = ("spark",)  # a Connect session has no SparkContext
+    names: tuple[str, ...] = ("spark",)  # a Connect session has no SparkContext
     warmable = False  # the server's JVM is warm from its other clients
     defer_start = True  # the client's imports (grpc, pyarrow, pandas) would hold up the kernel's first reply
 
