@@ -202,4 +202,4 @@ def test_a_failed_set_job_group_is_logged_and_told_once(kernel: LoggedKernel) ->
     assert not kernel_outputs(second, "notice"), "told again in the next cell"
     assert [output["data"]["text/plain"] for output in second["outputs"] if output["type"] == "execute_result"] == ["6"], second["outputs"]
     assert "setting the cell's job group failed" in kernel.log(), "the failure is not in the kernel's log"
-    assert kernel.value("spark.range(7).count(), get_ipython().kernel.controller.session.backend._group is not None") == "(7, True)"
+    assert kernel.value("spark.range(7).count(), get_ipython().kernel.controller.session.backend.job_group._group is not None") == "(7, True)"

@@ -32,7 +32,7 @@ from typing import Any
 
 GROUP_PREFIX = "pyspark-kernel-warmup"
 DESCRIPTION = "pyspark-kernel warm-up (cancelled when a cell runs)"
-# A cancelled warm-up's group is cancelled again as jobs appear (classic.cancel_as_jobs_appear, as an
+# A cancelled warm-up's group is cancelled again as jobs appear (jobgroups.cancel_as_jobs_appear, as an
 # interrupted cell's is, with its own pace): more often than a cell's, since every job it still lists takes
 # cores from the cell that just started; and for WARMUP_CANCEL_MIN_SECONDS even once its Python thread has
 # ended, shorter than a cell's: a call py4j dropped goes on in the JVM, and may still submit adaptive
@@ -134,12 +134,12 @@ class WarmUp:
         """Stop the warm-up and its jobs, from a thread of its own (a JVM call must not delay the cell
         that asked): no query starts after this, and the group is cancelled with its future jobs, then
         again as jobs appear (adaptive execution's map-stage jobs escape "future jobs"), while the
-        warm-up's thread runs and WARMUP_CANCEL_MIN_SECONDS at least: classic.cancel_as_jobs_appear, as for
+        warm-up's thread runs and WARMUP_CANCEL_MIN_SECONDS at least: jobgroups.cancel_as_jobs_appear, as for
         an interrupted cell."""
         if self.finished.is_set() or self.cancelled.is_set():
             return
         self.cancelled.set()
-        from pyspark_kernel.kernel.backends.classic import cancel_as_jobs_appear
+        from pyspark_kernel.kernel.backends.jobgroups import cancel_as_jobs_appear
 
         args = (self.spark.sparkContext, self.group, self._thread.is_alive, WARMUP_CANCEL_MIN_SECONDS, WARMUP_CANCEL_POLL_SECONDS, self.jvm_alive)
         threading.Thread(target=cancel_as_jobs_appear, args=args, name="pyspark-kernel-warmup-cancel", daemon=True).start()
