@@ -9,6 +9,11 @@ written once, where the fault is found, and never split back out of a string.
 from __future__ import annotations
 
 
+def error_line(error: BaseException) -> str:
+    """An error as a cell shows it in place of a traceback: its type in red, then its message."""
+    return f"\x1b[0;31m{type(error).__name__}\x1b[0m: {error}"
+
+
 class Problem(Exception):
     """A fault the user can act on: ``problem`` names it (with the value they gave), ``fix`` what to do."""
 
@@ -22,7 +27,7 @@ class Problem(Exception):
 
     def _render_traceback_(self) -> list[str]:
         """IPython shows just the message in a cell, not a traceback through the kernel's modules."""
-        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+        return [error_line(self)]
 
 
 class KernelSpecError(Problem, ValueError):

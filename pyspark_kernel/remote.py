@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,8 +22,8 @@ SERVER_FIX = "start the server (sbin/start-connect-server.sh), or correct --remo
 def full_remote(remote: str, environ: dict[str, str] | None = None) -> str:
     """The server's URL with its secret parameters (``;token=…``), read from the kernelspec's 0600 file
     (secrets.py): built in this process for the client's builder, never put in an environment or argv."""
-    environ = os.environ if environ is None else environ  # type: ignore[assignment]
-    private_file = environ.get(secrets.PRIVATE_FILE_VAR)
+    variables: Mapping[str, str] = os.environ if environ is None else environ
+    private_file = variables.get(secrets.PRIVATE_FILE_VAR)
     if not private_file:
         return remote
     try:

@@ -21,9 +21,10 @@ from pathlib import Path
 from jupyter_core.paths import jupyter_data_dir
 
 from pyspark_kernel.errors import KernelSpecError
+from pyspark_kernel.variables import PRIVATE_CONF
 
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
-PRIVATE_FILE_VAR = "PYSPARK_KERNEL_PRIVATE_CONF"  # kernel.json: the path of this kernelspec's secret file
+PRIVATE_FILE_VAR = PRIVATE_CONF.name  # kernel.json: the path of this kernelspec's secret file
 REMOTE_PREFIX = "pyspark.kernel.remote."  # a Spark Connect URL's secret parameters, in that file
 ENV_PREFIX = "pyspark.kernel.env."  # secret environment variables (install --env NAME VALUE), in that file
 # Spark 4 reads spark-defaults.conf beside a --properties-file only when told to; Spark 3 never does.

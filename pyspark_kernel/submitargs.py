@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pyspark_kernel.errors import ConfPairError
+from pyspark_kernel.masters import DEFAULT_MASTER
 
 CLOSING = "pyspark-shell"  # what pyspark's launcher expects last
-DEFAULT_MASTER = "local[*]"
 PROPERTIES_FILE = "--properties-file"
 # spark-submit's flags that take no value (SparkSubmitOptionParser's switches this tool may write).
 SWITCHES = frozenset({"--load-spark-defaults", "--verbose", "--supervise"})
@@ -37,7 +37,7 @@ def build(master: str, flags: Mapping[str, str | None], conf: Mapping[str, str],
     for flag, value in flags.items():
         if value:
             words += [flag, value]
-    return with_conf(join(words + list(extra) + [CLOSING]), conf)
+    return with_conf(shlex.join(words + list(extra) + [CLOSING]), conf)
 
 
 def parse(text: str) -> SubmitArgs:
@@ -67,7 +67,7 @@ def with_properties_file(text: str, path: str, switches: Sequence[str] = ()) -> 
     else:
         body += [PROPERTIES_FILE, path]
     body += [switch for switch in switches if switch not in body]
-    return join(body + closing)
+    return shlex.join(body + closing)
 
 
 def with_conf(text: str, conf: Mapping[str, str]) -> str:
@@ -76,7 +76,7 @@ def with_conf(text: str, conf: Mapping[str, str]) -> str:
     words = shlex.split(text)
     closing = [CLOSING] if words[-1:] == [CLOSING] else []
     added = [word for key, value in conf.items() for word in ("--conf", f"{key}={value}")]
-    return join(words[: len(words) - len(closing)] + added + closing)
+    return shlex.join(words[: len(words) - len(closing)] + added + closing)
 
 
 def redact(text: str, is_secret: Callable[[str], bool], mask: Callable[[str], str]) -> str:
@@ -86,7 +86,7 @@ def redact(text: str, is_secret: Callable[[str], bool], mask: Callable[[str], st
         key, sep, value = word.partition("=")
         if index and words[index - 1] == "--conf" and sep and is_secret(key):
             words[index] = f"{key}={mask(value)}"
-    return join(words)
+    return shlex.join(words)
 
 
 def parse_pairs(pairs: list[str], how: str) -> dict[str, str]:
@@ -111,7 +111,3 @@ def java_option(text: str, prefix: str) -> str | None:
         if option.startswith(prefix):
             return option[len(prefix) :]
     return None
-
-
-def join(words: list[str]) -> str:
-    return " ".join(shlex.quote(word) for word in words)

@@ -34,51 +34,59 @@ START = Variable(
 WARMUP = Variable(
     "PYSPARK_KERNEL_WARMUP",
     "on | off",
-    "on for local masters, off on clusters",
-    "The idle warm-up: the shapes of first cells run on tiny data while no cell runs. On a cluster it would "
-    "ask for executors, so it runs there only when set to on.",
+    "on for local masters (local, local[N], local-cluster[...]), off on clusters",
+    "The idle warm-up of a classic session: the shapes of first cells run on tiny data while no cell runs, "
+    "cancelled the moment a cell starts. On a cluster it would ask for executors, so it runs there only when "
+    "set to on; off turns it off anywhere. A Spark Connect kernel never warms up (its server warms itself).",
 )
-PROGRESS = Variable("PYSPARK_KERNEL_PROGRESS", "on | off", "on", "The live progress display under a running cell (also %spark progress on|off).")
+PROGRESS = Variable(
+    "PYSPARK_KERNEL_PROGRESS",
+    "on | off",
+    "on",
+    "The live progress display under a cell that runs Spark jobs, ending in a one-line summary; %spark progress on|off switches it in a running kernel.",
+)
 EARLY_JVM = Variable(
     "PYSPARK_KERNEL_EARLY_JVM",
     "on | off",
     "on",
-    "Launch the driver JVM before ipykernel is imported, the longest wait of a kernel's start; off launches it from the kernel's start instead.",
+    "Launch the driver JVM before ipykernel is imported, the longest wait of a kernel's start; off launches it from the "
+    "kernel's start instead. Only a kernel that starts its session at once on a local Spark (PYSPARK_KERNEL_START=eager, "
+    "no SPARK_REMOTE) launches one early.",
 )
 UI_PROXY = Variable(
     "PYSPARK_KERNEL_UI_PROXY",
     "a URL prefix",
     "unset",
     "Where the notebook's Spark UI link points when the UI is reached through a proxy of your own "
-    "(<prefix><port>/jobs/); the server extension's route is used when there is one.",
+    "(<prefix><port>/jobs/). The server extension's route comes first for a UI the kernel protects (a local master).",
 )
 UI_ROUTE = Variable(
     "PYSPARK_KERNEL_UI_ROUTE",
     "a URL path",
     "unset",
-    "The prefix of the Jupyter server's authenticated route to each kernel's Spark UI.",
+    "The prefix of the Jupyter server's authenticated route to each kernel's Spark UI (<prefix><key>/jobs/), "
+    "used for a UI the kernel protects (a local master whose UI is not exposed on purpose).",
     "the server extension (server/uiproxy.py), inherited by the kernels that server starts",
 )
 BASE_URL = Variable(
-    "PYSPARK_KERNEL_BASE_URL", "a URL path", "unset", "The Jupyter server's base URL, for a UI link through jupyter-server-proxy.", "the provisioner, at launch"
-)
-KERNEL_ID = Variable(
-    "PYSPARK_KERNEL_ID",
-    "a kernel id",
+    "PYSPARK_KERNEL_BASE_URL",
+    "a URL path",
     "unset",
-    "The Jupyter kernel id of this kernel, handed to a pooled kernel with the notebook.",
-    "the provisioner, at launch and at a pool's hand-over",
+    "The Jupyter server's base URL: with jupyter-server-proxy installed, and no route of the server extension, "
+    "the Spark UI link goes through <base>proxy/<port>/ (JUPYTERHUB_SERVICE_PREFIX wins over it).",
+    "the provisioner, at launch",
 )
 PRIVATE_CONF = Variable(
     "PYSPARK_KERNEL_PRIVATE_CONF",
     "a file path",
     "unset",
-    "The kernelspec's 0600 properties file with its secret settings (secrets.py), read by spark-submit "
-    "(--properties-file) and by the kernel for a Spark Connect token.",
+    "The path of the kernelspec's 0600 properties file of secret settings (secrets.py). spark-submit reads "
+    "that file through --properties-file in PYSPARK_SUBMIT_ARGS; the kernel reads this variable for a Spark "
+    "Connect URL's secret parameters (;token=...) and for secret environment variables (install --env).",
     "install, when a setting holds a secret",
 )
 
-VARIABLES = (START, WARMUP, PROGRESS, EARLY_JVM, UI_PROXY, UI_ROUTE, BASE_URL, KERNEL_ID, PRIVATE_CONF)
+VARIABLES = (START, WARMUP, PROGRESS, EARLY_JVM, UI_PROXY, UI_ROUTE, BASE_URL, PRIVATE_CONF)
 
 
 def switch(environ: Mapping[str, str], variable: Variable) -> bool | None:

@@ -174,7 +174,7 @@ def wait_peek(kernel: KernelHarness, expression: str, timeout: float, what: str)
     deadline = time.monotonic() + timeout
     while (seen := peek(kernel, expression)) != "True":
         if time.monotonic() > deadline:
-            state = peek(kernel, "get_ipython().kernel.controller.session.state, get_ipython().kernel.controller.session._error")
+            state = peek(kernel, "get_ipython().kernel.controller.session.state, get_ipython().kernel.controller.session.starter.error")
             pytest.fail(f"{what} not within {timeout} s: {expression} is {seen}; the session: {state}")
         time.sleep(1)
 

@@ -22,7 +22,7 @@ import time
 from importlib.util import find_spec
 from pathlib import Path
 
-from pyspark_kernel import notebookconf, submitargs
+from pyspark_kernel import masters, notebookconf, submitargs
 from pyspark_kernel.environment import SparkEnvironment
 
 # The warm-up's queries, run by the training as a kernel runs them. warmup.py is plain Python and is
@@ -71,7 +71,7 @@ def cache_folder() -> Path:
 
 def training_submit_args(java_options: str = "") -> str:
     """PYSPARK_SUBMIT_ARGS of the training run: what a kernel launch of a default kernelspec gets."""
-    kernelspec_args = submitargs.build("local[*]", {}, {"spark.driver.extraJavaOptions": java_options} if java_options else {})
+    kernelspec_args = submitargs.build(masters.DEFAULT_MASTER, {}, {"spark.driver.extraJavaOptions": java_options} if java_options else {})
     return submitargs.with_conf(kernelspec_args, notebookconf.launch_defaults(kernelspec_args))
 
 
@@ -162,7 +162,7 @@ def launcher_command(spark: SparkEnvironment, options: list[str]) -> list[str]:
         "org.apache.spark.launcher.Main",
         "org.apache.spark.deploy.SparkSubmit",
         "--master",
-        "local[*]",
+        masters.DEFAULT_MASTER,
         "pyspark-shell",
     ]
 

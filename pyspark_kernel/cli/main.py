@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jupyter_core.paths import prefer_environment_over_user
 
-from pyspark_kernel import __version__, environment, pythons, secrets, sparkhome, submitargs
+from pyspark_kernel import __version__, environment, masters, pythons, secrets, sparkhome, submitargs
 from pyspark_kernel.cli import cds, doctor, kernelspec
 from pyspark_kernel.cli.options import (
     DEFAULT_DISPLAY_NAME,
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--display-name", help=f"name shown in Jupyter's launcher (default: {DEFAULT_DISPLAY_NAME})")
     install.add_argument("--spark-home", metavar="PATH", help="the Spark to use (default: $SPARK_HOME, else the pip-installed pyspark)")
     install.add_argument("--python", metavar="PATH", help="the Python that runs the kernel and Spark's Python workers (default: this one)")
-    install.add_argument("--master", default="local[*]", metavar="URL", help="Spark master URL, as for spark-submit (default: %(default)s)")
+    install.add_argument("--master", default=masters.DEFAULT_MASTER, metavar="URL", help="Spark master URL, as for spark-submit (default: %(default)s)")
     install.add_argument("--remote", metavar="URL", help="Spark Connect server (sc://HOST:PORT): the kernel runs no local JVM")
     install.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark property, as for spark-submit; repeatable")
     install.add_argument(

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pyspark_kernel.environment import SparkEnvironment
 from pyspark_kernel.errors import KernelSpecError
-from pyspark_kernel.masters import is_k8s_master, is_yarn_master
+from pyspark_kernel.masters import DEFAULT_MASTER, is_k8s_master, is_yarn_master
 
 DEFAULT_NAME = "PySpark_Python3"
 DEFAULT_DISPLAY_NAME = "PySpark_Python3"
@@ -46,7 +46,7 @@ class SparkOptions:
 
     name: str = DEFAULT_NAME
     display_name: str = DEFAULT_DISPLAY_NAME
-    master: str = "local[*]"
+    master: str = DEFAULT_MASTER
     remote: str | None = None  # a Spark Connect URL: SPARK_REMOTE, instead of a local JVM
     conf: dict[str, str] = field(default_factory=dict)
     packages: str | None = None

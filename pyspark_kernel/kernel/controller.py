@@ -1,4 +1,4 @@
-"""Between the kernel and the notebook: the session, the names ``spark``/``sc``, progress, %spark's verbs.
+"""Between the kernel and the notebook: the session, its names ``spark``/``sc`` (namespace.py), progress, %spark's verbs.
 
 The kernel class (ipkernel.py) keeps only Jupyter's hooks and calls this around each cell; the magics
 (magics.py) and the ``spark``/``sc`` stand-ins get this controller, never the kernel, as sparkmagic's
@@ -13,25 +13,13 @@ from typing import Any
 
 from pyspark_kernel.kernel import pyspark_hooks
 from pyspark_kernel.kernel.backends.base import Monitor
-from pyspark_kernel.kernel.progress import Publisher
+from pyspark_kernel.kernel.cellprogress import SessionProgress
+from pyspark_kernel.kernel.namespace import OWN_OUTPUT, SparkNamespace
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.session import ManagedSession, SessionState
 from pyspark_kernel.kernel.warmup import IdleWarmer
 
-# Outputs the kernel adds to a cell (the session line, progress, notices) carry this metadata key, so
-# that tools comparing notebooks, and people reading them, can tell them from the cell's own output.
-OWN_OUTPUT = "pyspark_kernel"
-
 logger = logging.getLogger(__name__)
-
-
-def banner(facts: dict[str, str | None]) -> dict[str, str]:
-    text = html = f"Spark {facts['version']} · master {facts['master']} · app {facts['app_id']}"
-    if facts["ui"]:
-        note = facts.get("ui_note") or ""
-        text += f" · Spark UI {facts['ui']}" + (f" ({note})" if note.startswith("open") else "")
-        title = f' title="{note}"' if note else ""
-        html += f' · <a href="{facts["ui"]}" target="_blank"{title}>Spark UI</a>' + (f" ({note})" if note.startswith("open") else "")
-    return {"text/plain": text, "text/html": f"<small>{html}</small>"}
 
 
 def notice(text: str) -> dict[str, str]:
@@ -39,47 +27,10 @@ def notice(text: str) -> dict[str, str]:
     return {"text/plain": f"Warning: {text}", "text/html": f'<div style="color:#8a5a00"><b>Warning:</b> {escaped}</div>'}
 
 
-class SparkStandIn:
-    """Stands for ``spark`` or ``sc`` while the session starts; any use waits for it, then delegates."""
-
-    def __init__(self, controller: SparkController, name: str) -> None:
-        object.__setattr__(self, "_controller", controller)
-        object.__setattr__(self, "_name", name)
-
-    def _target(self) -> Any:
-        return self._controller.spark_object(self._name)
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._target(), attribute)
-
-    def __setattr__(self, attribute: str, value: Any) -> None:
-        setattr(self._target(), attribute, value)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._target()(*args, **kwargs)
-
-    def __dir__(self) -> list[str]:
-        """Tab completion must not wait for the JVM: offer the class's names until the session is up."""
-        if self._controller.session.ready:
-            return dir(self._target())
-        from pyspark import SparkContext
-        from pyspark.sql import SparkSession
-
-        return dir(SparkSession if self._name == "spark" else SparkContext)
-
-    def __repr__(self) -> str:
-        session = self._controller.session
-        if session.ready:
-            return repr(self._target())
-        return f"<{self._name}: Spark is {session.state.value}; using it waits for the session>"
-
-
 class SparkController:
-    """The kernel's Spark side: one ManagedSession, the user namespace's names for it, and its displays.
-
-    ``display(data, metadata)`` shows output in the running cell; ``publisher()`` gives a Publisher that
-    addresses the running cell from another thread (the progress monitor's).
-    """
+    """The kernel's Spark side: one ManagedSession, the user namespace's names for it (namespace.py), and its
+    displays: ``display(data, metadata)`` shows output in the running cell, progress goes through ``publisher()``
+    (cellprogress.py)."""
 
     def __init__(
         self,
@@ -90,14 +41,9 @@ class SparkController:
         progress: bool = True,
     ) -> None:
         self.session = session
-        self.user_ns = user_ns
+        self.names = SparkNamespace(session, user_ns, display)
         self.display = display
-        self.publisher = publisher
-        self.progress_enabled = progress
-        self._monitor: Monitor | None = None
-        self._monitor_source: Any = None  # what the monitor follows (the SparkContext or Connect session)
-        self._announced: Any = None  # the session the one-line summary was shown for
-        self._facts: tuple[Any, dict[str, str | None]] | None = None  # (session, what its summary says)
+        self.progress = SessionProgress(session.backend, publisher, progress)
         self._told: set[str] = set()  # the losses a cell was told of: each once a kernel, not every cell
         self.warmer = IdleWarmer(session)
         session.notice = self.notice
@@ -106,46 +52,16 @@ class SparkController:
     def start(self) -> None:
         """Put the stand-ins in the namespace and start Spark as the kernelspec says (eager, lazy, none)."""
         if self.session.settings.start != "none":
-            self.push_stand_ins()
+            self.names.push_stand_ins()
         if self.session.settings.start == "eager":
             self.session.start()  # installs the hooks first, then starts Spark
         else:
             pyspark_hooks.install_in_background(self.session)  # only the hooks: user code may build the session
 
-    # -- the namespace -----------------------------------------------------------------------
-    def push_stand_ins(self) -> None:
-        self.user_ns.update({name: SparkStandIn(self, name) for name in self.session.backend.names})
-
-    def spark_object(self, name: str) -> Any:
-        """The real object behind ``name``, waiting for the session; swaps it into the namespace."""
-        spark = self.session.get()
-        self.bind(spark)
-        return self.session.backend.namespace(spark)[name]
-
-    def bind(self, spark: Any) -> None:
-        """Replace the stand-ins with the real objects, and say which session this is (once)."""
-        for name, real in self.session.backend.namespace(spark).items():
-            if isinstance(self.user_ns.get(name), SparkStandIn):
-                self.user_ns[name] = real
-        self.announce(spark)
-
     def session_ready(self) -> None:
-        """On the start thread, once a start made a session: gather what the first cell's summary line
-        says (a handful of JVM calls, 50 ms of that cell's time otherwise: bench row 8), then warm."""
-        spark = self.session.session
-        if spark is not None:
-            try:
-                self._facts = (spark, self.session.backend.describe(spark))
-            except Exception:  # announce() asks again, in the cell, and shows what goes wrong there
-                pass
+        """On the start thread, once a start made a session: gather its summary line's facts, then warm."""
+        self.names.gather_facts()
         self.warmer.warm_if_idle()
-
-    def announce(self, spark: Any) -> None:
-        """Once per session, one line in the running cell: version, master, app id, Spark UI."""
-        if self._announced is not spark:
-            self._announced = spark
-            facts = self._facts[1] if self._facts is not None and self._facts[0] is spark else self.session.backend.describe(spark)
-            self.display(banner(facts), {OWN_OUTPUT: "banner"})
 
     def notice(self, text: str) -> None:
         """A warning from the kernel about the running cell's Spark calls, shown in that cell."""
@@ -167,51 +83,27 @@ class SparkController:
         spark = self.session.session
         if spark is None or not (self.session.ready and self.session.jvm_alive()):
             return None
-        self.bind(spark)
+        self.names.bind(spark)
         try:
             tag = self.session.backend.cell_tag(spark)
         except Exception as error:  # the cell runs with no job group: an interrupt has nothing to cancel
             logger.warning("setting the cell's job group failed: %s", error, exc_info=True)
             self.tell_once("untagged", f"this cell's Spark jobs cannot be cancelled by an interrupt: {error}")
             return None
-        if not self.progress_enabled:
-            return None
-        monitor = self._current_monitor(spark)
-        monitor.begin(tag)
-        return monitor
+        return self.progress.begin(spark, tag)
 
     def cancel_cell(self, in_jvm_call: bool) -> None:
         """Cancel the running cell's Spark work; safe in a signal handler (never blocks)."""
         self.session.backend.cancel_cell(in_jvm_call)
 
     def after_cell(self) -> None:
-        """End the cell's progress display (saying, once, if its poll failed). The cell made a session (a
-        builder in lazy or none mode, or after spark.stop()): say so there. Costs a cell that made none one
-        read of pyspark's class state. Then, idle, warm the session."""
-        if self._monitor is not None:
-            self._monitor.end()
-            failure = self._monitor.take_failure()
-            if failure is not None and self.session.jvm_alive():  # a JVM that is gone: the cell says so itself
-                self.tell_once("progress", f"progress display stopped: {failure}")
-        spark = self.session.session
-        if spark is not None and spark is not self._announced and self.session.ready:
-            try:
-                self.announce(spark)
-            except Exception as error:  # the session line is a courtesy; a cell's result must not depend on it
-                logger.warning("the session line could not be shown: %s", error, exc_info=True)
+        """End the cell's progress display (saying, once, if its poll failed), give a session the cell made
+        its line (namespace.py), then, idle, warm the session."""
+        failure = self.progress.end()
+        if failure is not None and self.session.jvm_alive():  # a JVM that is gone: the cell says so itself
+            self.tell_once("progress", f"progress display stopped: {failure}")
+        self.names.announce_new()
         self.warmer.cell_ended()
-
-    def _current_monitor(self, spark: Any) -> Monitor:
-        """The progress monitor of the session ``spark``, made anew when the session is."""
-        source = self.session.backend.progress_source(spark)
-        if self._monitor is None or self._monitor_source is not source:
-            if self._monitor is not None:
-                self._monitor.close()
-            self._monitor = self.session.backend.progress_monitor(source, self.publisher())
-            self._monitor_source = source
-        else:
-            self._monitor.publish = self.publisher()
-        return self._monitor
 
     # -- what the warm pool asks (pool.py) -----------------------------------------------------------
     def pool_state(self) -> str:
@@ -232,26 +124,25 @@ class SparkController:
     # -- what %spark and shutdown ask for ---------------------------------------------------------
     def restart(self, conf: dict[str, str] | None = None) -> Any:
         """A new session (merged ``conf`` over earlier %spark conf); Python variables stay."""
-        self.push_stand_ins()
-        self._announced = None
+        self.names.push_stand_ins()
+        self.names.forget_announced()
         self.warmer.cancel()
         self.session.stop()
         self.session.conf_overrides.update(conf or {})  # merged over earlier %spark conf, never replacing it
         self.session.start()
         spark = self.session.get()
-        self.bind(spark)
+        self.names.bind(spark)
         return spark
 
     def stop(self) -> None:
         self.warmer.cancel()
         self.session.stop()
         if self.session.settings.start != "none":
-            self.push_stand_ins()
+            self.names.push_stand_ins()
 
     def shutdown(self) -> None:
         """Stop Spark and its JVM; the JVM's log is kept only as the evidence of a start or JVM that failed."""
-        if self._monitor is not None:
-            self._monitor.close()
+        self.progress.close()
         self.warmer.cancel()
         keep_log = self.session.state in (SessionState.FAILED, SessionState.JVM_GONE)
         self.session.stop()

@@ -4,9 +4,17 @@ Order matters: the JVM's launch (prelaunch.py) begins before ipykernel is import
 longest wait of a kernel's start and needs nothing of what ipykernel brings.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
 # Set by a pyspark driver for the Python processes it starts: inherited by a kernel (a Jupyter server
 # started from a pyspark shell or a Spark job), they would make this kernel's pyspark attach to that
@@ -24,7 +32,7 @@ class PinnedPackages:
         specs = {name: find_spec(name) for name in names}
         self.locations = {name: [str(Path(spec.origin).parent.parent)] for name, spec in specs.items() if spec and spec.origin}
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None) -> ModuleSpec | None:
         from importlib.machinery import PathFinder
 
         location = self.locations.get(fullname)

@@ -37,7 +37,7 @@ class SparkMagics(Magics):
         super().__init__(shell)
         self.controller = controller
 
-    @line_magic("spark")
+    @line_magic("spark")  # type: ignore[arg-type]  # IPython types its magic decorators for plain functions
     def spark_magic(self, line: str) -> None:
         """Manage this kernel's Spark session; ``%spark help`` lists the subcommands."""
         words = shlex.split(line)
@@ -67,12 +67,13 @@ class SparkMagics(Magics):
 
     def _status(self, args: list[str]) -> None:
         session = self.controller.session
-        started = f" (started in {session.start_seconds:.1f} s)" if session.start_seconds else ""
+        seconds = session.starter.seconds
+        started = f" (started in {seconds:.1f} s)" if seconds else ""
         lines = [f"state: {session.state.value}{started}"]
         if session.ready:
             spark = session.get()
             lines += [f"Spark {spark.version}", *session.backend.status_lines(spark)]
-        lines.append(f"progress: {'on' if self.controller.progress_enabled else 'off'}")
+        lines.append(f"progress: {'on' if self.controller.progress.enabled else 'off'}")
         if session.settings.log_path:
             lines.append(f"JVM log: {session.settings.log_path}")
         print("\n".join(lines))
@@ -101,7 +102,7 @@ class SparkMagics(Magics):
         if args not in (["on"], ["off"]):
             print("usage: %spark progress on|off")
             return
-        self.controller.progress_enabled = args == ["on"]
+        self.controller.progress.enabled = args == ["on"]
         print(f"Spark progress display {args[0]}")
 
     def _loglevel(self, args: list[str]) -> None:
@@ -115,15 +116,17 @@ class SparkMagics(Magics):
     def _log(self, args: list[str]) -> None:
         print(read_tail(self.controller.session.settings.log_path, int(args[0]) if args else 40) or "(the JVM log is empty)")
 
-    @magic_arguments()
-    @argument("-o", "--output", metavar="NAME", help="store the result DataFrame in this variable")
-    @argument("-n", "--limit", type=int, default=20, help="rows to show (default 20)")
+    # IPython's magic_arguments decorators are untyped.
+    @magic_arguments()  # type: ignore[no-untyped-call, untyped-decorator]
+    @argument("-o", "--output", metavar="NAME", help="store the result DataFrame in this variable")  # type: ignore[no-untyped-call, untyped-decorator]
+    @argument("-n", "--limit", type=int, default=20, help="rows to show (default 20)")  # type: ignore[no-untyped-call, untyped-decorator]
     @cell_magic
     def sql(self, line: str, cell: str) -> None:
         """Run the cell as Spark SQL and show the first rows as a table."""
-        args = parse_argstring(self.sql, line)
+        args = parse_argstring(self.sql, line)  # type: ignore[no-untyped-call]  # IPython's magic_arguments is untyped
         frame = self.controller.session.get().sql(cell)
         if args.output:
+            assert self.shell is not None, "magics registered with a shell have it"
             self.shell.user_ns[args.output] = frame
         if not frame.columns:
             return  # DDL and other statements without a result
@@ -131,7 +134,7 @@ class SparkMagics(Magics):
         more = len(rows) > args.limit
         rows = rows.head(args.limit)
         note = f"only the first {args.limit} rows shown" if more else f"{len(rows)} rows"
-        display(
+        display(  # type: ignore[no-untyped-call]  # IPython.display is untyped
             {"text/plain": f"{rows.to_string(index=False)}\n({note})", "text/html": rows.to_html(index=False, border=0) + f"<small>{note}</small>"},
             raw=True,
         )

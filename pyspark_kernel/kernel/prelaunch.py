@@ -41,8 +41,8 @@ from typing import Any
 from pyspark_kernel import localdirs, processes, secrets
 from pyspark_kernel.kernel import launchdirs
 from pyspark_kernel.kernel.settings import SessionSettings, log_path_for
+from pyspark_kernel.variables import EARLY_JVM, START, switch
 
-OFF_VARIABLE = "PYSPARK_KERNEL_EARLY_JVM"  # "off": start the JVM from the kernel's __init__, as before 0.1
 POLL_SECONDS = 0.02  # pyspark polls for the gateway's file every 0.1 s; the first cell waits on it
 
 
@@ -76,9 +76,9 @@ def wanted(environ: Mapping[str, str]) -> bool:
     """Whether this kernel's start will launch a local JVM as soon as the kernel exists."""
     spark_home = environ.get("SPARK_HOME")
     return (
-        environ.get(OFF_VARIABLE, "").lower() not in ("off", "0", "false", "no")
+        switch(environ, EARLY_JVM) is not False  # off: launched from the kernel's start, as before 0.1
         and not environ.get("SPARK_REMOTE")
-        and environ.get("PYSPARK_KERNEL_START", "eager") == "eager"
+        and environ.get(START.name, "eager") == "eager"
         and not environ.get("SPARK_TESTING")  # pyspark adds a conf of its own for it
         and spark_home is not None
         and os.access(Path(spark_home) / "bin" / "spark-submit", os.X_OK)

@@ -6,94 +6,26 @@ the jobs of the cell's job group submitted since the cell began, so jobs from ot
 cells never appear, and nothing is shown for cells that run no job or end before the first poll. Updates are throttled
 to a bounded rate whatever the task count. It knows nothing of Jupyter: output goes through
 ``publish(data, display_id, update)``.
+
+Here: when to look (the monitors' timing, one thread for a classic session, the server's callbacks for
+Spark Connect). What a display says is progress_display.py's; what a poll asks the JVM, progress_reader.py's.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-POLL_SECONDS = 0.5  # the first look at a cell's jobs, and the pace after; cells done sooner show nothing
-MIN_UPDATE_SECONDS = 0.5  # at most two display updates a second, even for a 10,000-task job
+from pyspark_kernel.kernel.progress_display import MIN_UPDATE_SECONDS, POLL_SECONDS, CellProgress, Publisher, StageProgress
+from pyspark_kernel.kernel.progress_reader import StatusTrackerReader
+
 FINAL_FLUSH_SECONDS = 2.0  # how long a cell's end waits for its summary to be sent
 
-Publisher = Callable[[dict[str, str], str, bool], None]
-
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class StageProgress:
-    stage_id: int
-    name: str
-    total: int
-    done: int
-    active: int
-    failed: int
-
-    @property
-    def complete(self) -> bool:
-        """Every task succeeded and none runs: what the tracker says of it will not change."""
-        return self.done >= self.total and not self.active
-
-
-FINISHED = ("SUCCEEDED", "FAILED")
-
-
-@dataclass
-class CellProgress:
-    """What one cell's jobs have done so far."""
-
-    started: float
-    jobs: dict[int, str] = field(default_factory=dict)  # job id -> status
-    stages: dict[int, StageProgress] = field(default_factory=dict)
-
-    def counted(self) -> list[StageProgress]:
-        """Stages that ran or will run: a finished job's stages with no task done were skipped
-        (their shuffle output was reused), and counting their tasks would make a done cell look unfinished."""
-        finished = all(status in FINISHED for status in self.jobs.values())
-        return [s for s in self.stages.values() if not finished or s.done or s.failed or s.active]
-
-    def summary(self, now: float) -> str:
-        stages = self.counted()
-        done, total, failed = (sum(getattr(s, name) for s in stages) for name in ("done", "total", "failed"))
-        failures = f", {failed} failed tasks" if failed else ""
-        plural = lambda count, word: f"{count} {word}{'' if count == 1 else 's'}"  # noqa: E731
-        return f"Spark: {plural(len(self.jobs), 'job')}, {plural(len(stages), 'stage')}, {done}/{total} tasks{failures} in {now - self.started:.1f} s"
-
-    def render(self, now: float, final: bool) -> dict[str, str]:
-        """text/plain and text/html for the current state; the final one is the summary alone."""
-        summary = self.summary(now)
-        running = [stage for stage in self.stages.values() if stage.done + stage.failed < stage.total or stage.active]
-        if final or not running:
-            text = summary
-            rows = ""
-        else:
-            text = "\n".join(f"Stage {s.stage_id}: {s.done}/{s.total} tasks ({s.active} running)" for s in running) + "\n" + summary
-            rows = "".join(
-                f'<div><progress value="{s.done}" max="{max(s.total, 1)}" style="width:16em"></progress> '
-                f"Stage {s.stage_id}{stage_label(s.name)}: {s.done}/{s.total} tasks"
-                f"{f', {s.active} running' if s.active else ''}{f', {s.failed} failed' if s.failed else ''}</div>"
-                for s in running
-            )
-        markup = f'<div class="pyspark-kernel-progress" style="font-family:monospace;font-size:0.85em">{rows}<div>{html.escape(summary)}</div></div>'
-        return {"text/plain": text, "text/html": markup}
-
-
-def stage_label(name: str) -> str:
-    """A stage's call site as HTML, or nothing for Scala's generated names ("$anonfun$… at …").
-
-    Dollar signs are escaped: JupyterLab would typeset "$…$" in HTML output as LaTeX.
-    """
-    if not name or name.startswith("$"):
-        return ""
-    return f" <small>{html.escape(name[:60]).replace('$', '&#36;')}</small>"
 
 
 @dataclass(eq=False)
@@ -105,6 +37,30 @@ class RunningCell:
     started: float  # monotonic
     epoch_ms: float  # wall clock, to tell this cell's jobs from earlier ones
     publish: Publisher  # where this cell's display goes, even once the next cell has begun
+
+
+class PollFailures:
+    """The polls that failed this session: the first is logged with its traceback and kept until a cell
+    is told of it (once); later ones are only logged, briefly."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._untold: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def add(self, error: Exception) -> None:
+        self._count += 1
+        if self._count == 1:
+            logger.warning("progress display stopped: %s", error, exc_info=True)
+            with self._lock:
+                self._untold = error
+        else:
+            logger.debug("progress display stopped again: %s", error)
+
+    def take(self) -> BaseException | None:
+        with self._lock:
+            error, self._untold = self._untold, None
+        return error
 
 
 class ProgressMonitor:
@@ -126,12 +82,8 @@ class ProgressMonitor:
         self._shown = False  # whether the running cell has a progress display to finish
         self._stopped = False
         self._armed = False  # whether the thread is timing a cell (then a cell's begin need not wake it)
-        self._tracker: Any = None  # the JVM's JavaSparkStatusTracker, asked for once: asking is a JVM call
-        self._ints: Callable[[Any], list[int]] | None = None  # a JVM int[] as a list, in one call
-        self._earlier_group: str | None = None
-        self._earlier_jobs: set[int] = set()  # jobs of the group that earlier cells ran
-        self._failures = 0  # polls that failed, this session
-        self._untold: BaseException | None = None  # the first failure, until the controller tells a cell of it
+        self._reader = StatusTrackerReader(context)
+        self._failures = PollFailures()
         self._abandoned: RunningCell | None = None  # the cell whose poll failed: not polled again
         self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
         self._thread.start()
@@ -183,27 +135,14 @@ class ProgressMonitor:
                 self._watch(cell)
             except Exception as error:  # this cell's display ends here; the thread and the next cell's go on
                 self._abandoned = cell
-                self._failed(error)
+                self._reader.forget()  # the next cell asks the JVM anew, instead of failing on the same object
+                self._failures.add(error)
             finally:
                 self._flushed.set()
 
-    def _failed(self, error: Exception) -> None:
-        """A poll failed: log it (the first with its traceback), keep it for the cell to be told once,
-        and drop what the poll reads, so that the next cell asks the JVM for it anew."""
-        self._tracker = self._ints = None
-        self._failures += 1
-        if self._failures == 1:
-            logger.warning("progress display stopped: %s", error, exc_info=True)
-            with self._lock:
-                self._untold = error
-        else:
-            logger.debug("progress display stopped again: %s", error)
-
     def take_failure(self) -> BaseException | None:
         """The first failed poll of this session, once (then None): the cell it stopped is told of it."""
-        with self._lock:
-            error, self._untold = self._untold, None
-        return error
+        return self._failures.take()
 
     def _first_poll_due(self) -> RunningCell | None:
         """Sleep until the running cell is POLL_SECONDS old and return it; None once no cell runs.
@@ -223,12 +162,7 @@ class ProgressMonitor:
 
     def _watch(self, cell: RunningCell) -> None:
         """Poll the cell's jobs every POLL_SECONDS from its first poll (now) until it ends."""
-        if self._tracker is None or self._ints is None:  # both, or neither: a poll needs the two
-            tracker, ints = self.context._jsc.statusTracker(), int_array_reader(self.context)
-            self._tracker, self._ints = tracker, ints
-        job_group, cell_epoch_ms = cell.job_group, cell.epoch_ms
-        if job_group != self._earlier_group:
-            self._earlier_group, self._earlier_jobs = job_group, set()
+        self._reader.begin(cell.job_group)
         progress = CellProgress(started=cell.started)
         display_id = f"pyspark-progress-{uuid.uuid4().hex}"
         shown = False
@@ -238,7 +172,7 @@ class ProgressMonitor:
             running = self._running(cell)
             if not running and not shown:
                 return  # a cell that ended before its first poll, or before it ran a job, shows nothing
-            self._poll(job_group, cell_epoch_ms, progress)
+            self._reader.poll(cell.job_group, cell.epoch_ms, progress)
             now = time.monotonic()
             # A display starts only while the cell runs; once started, it always ends in the summary.
             due = (running and now - last_sent >= MIN_UPDATE_SECONDS) or (not running and shown)
@@ -254,67 +188,6 @@ class ProgressMonitor:
             with self._lock:
                 if self._running(cell):
                     self._lock.wait(POLL_SECONDS)
-
-    def _poll(self, job_group: str, cell_epoch_ms: float, progress: CellProgress) -> None:
-        """Update ``progress`` with the group's jobs that this cell submitted: the group spans cells,
-        so a job whose stages were all submitted before the cell began belongs to an earlier one.
-
-        Each JVM call is a py4j round trip that takes CPU from the job's own tasks (bench row 4), so a
-        poll asks the JVM's tracker for only what the display shows (pyspark's StatusTracker asks for
-        every field, and an int array one element at a time), and nothing more of a finished job or of
-        a stage whose tasks all succeeded. A job's status is read before its stages: once it says
-        SUCCEEDED, the stages read after it are final (Spark posts a stage's end before its job's)."""
-        tracker, ints = self._tracker, self._ints
-        assert ints is not None
-        for job_id in ints(tracker.getJobIdsForGroup(job_group)):  # two calls, however many jobs the group has
-            if job_id in self._earlier_jobs or progress.jobs.get(job_id) in FINISHED:
-                continue
-            job = tracker.getJobInfo(job_id)
-            if job is None:
-                continue
-            stage_ids = ints(job.stageIds())
-            if job_id not in progress.jobs and submitted_before(tracker, stage_ids, cell_epoch_ms):
-                self._earlier_jobs.add(job_id)
-                continue
-            progress.jobs[job_id] = job.status().toString()
-            for stage_id in stage_ids:
-                known = progress.stages.get(stage_id)
-                if known is not None and known.complete:
-                    continue
-                stage = tracker.getStageInfo(stage_id)
-                if stage is not None:
-                    progress.stages[stage_id] = StageProgress(
-                        stage_id,
-                        known.name if known else stage.name(),
-                        stage.numTasks(),
-                        stage.numCompletedTasks(),
-                        stage.numActiveTasks(),
-                        stage.numFailedTasks(),
-                    )
-
-
-def int_array_reader(context: Any) -> Callable[[Any], list[int]]:
-    """A JVM int[] as a Python list in one py4j call (``Arrays.toString``, looked up once: each step of
-    ``jvm.java.util.Arrays.toString`` is a round trip of its own). A py4j JavaArray is read one
-    element per call: after 300 cells of a count (602 jobs) one poll took 69 ms that way, 6 ms this way."""
-    to_string = context._jvm.java.util.Arrays.toString
-
-    def ints(array: Any) -> list[int]:
-        text = to_string(array)
-        return [int(part) for part in text.strip("[]").split(",") if part.strip()]
-
-    return ints
-
-
-def submitted_before(tracker: Any, stage_ids: list[int], cell_epoch_ms: float) -> bool:
-    """Whether a job's first submitted stage predates the cell (asked once per job)."""
-    for stage_id in stage_ids:
-        stage = tracker.getStageInfo(stage_id)
-        if stage is not None:
-            submitted = stage.submissionTime()
-            if submitted > 0:
-                return submitted < cell_epoch_ms - 50
-    return False
 
 
 class ConnectProgressMonitor:

@@ -67,16 +67,17 @@ def install(owner: Owner) -> None:
             from pyspark import SparkContext
             from pyspark.sql import SparkSession
 
+            # Patching pyspark's classes in place is the point here; mypy sees the methods' own types.
             builder = SparkSession.Builder
-            builder.getOrCreate = _entry(_builder_get_or_create(builder.getOrCreate))
-            builder._validate_startup_urls = _connect_master_gives_way(builder._validate_startup_urls)
+            builder.getOrCreate = _entry(_builder_get_or_create(builder.getOrCreate))  # type: ignore[method-assign]
+            builder._validate_startup_urls = _connect_master_gives_way(builder._validate_startup_urls)  # type: ignore[method-assign]
             session_get_active = SparkSession.__dict__["getActiveSession"].__func__
-            SparkSession.getActiveSession = classmethod(_entry(_get_active_session(session_get_active)))
+            SparkSession.getActiveSession = classmethod(_entry(_get_active_session(session_get_active)))  # type: ignore[method-assign, assignment]
             context_get_or_create = SparkContext.__dict__["getOrCreate"].__func__
-            SparkContext.getOrCreate = classmethod(_entry(context_get_or_create))
-            SparkContext.__init__ = _entry(SparkContext.__init__)
+            SparkContext.getOrCreate = classmethod(_entry(context_get_or_create))  # type: ignore[method-assign, assignment]
+            SparkContext.__init__ = _entry(SparkContext.__init__)  # type: ignore[method-assign]
             ensure_initialized = SparkContext.__dict__["_ensure_initialized"].__func__
-            SparkContext._ensure_initialized = classmethod(_launch_through_owner(ensure_initialized))
+            SparkContext._ensure_initialized = classmethod(_launch_through_owner(ensure_initialized))  # type: ignore[method-assign, assignment]
             _installed = True
     finally:
         _ready.set()
@@ -191,7 +192,7 @@ def _get_active_session(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _launch_through_owner(original: Callable[..., Any]) -> Callable[..., Any]:
-    def ensure_initialized(cls: type, instance: Any = None, gateway: Any = None, conf: Any = None) -> None:
+    def ensure_initialized(cls: Any, instance: Any = None, gateway: Any = None, conf: Any = None) -> None:  # cls: SparkContext
         if gateway is None:
             with cls._lock:
                 if cls._gateway is None:

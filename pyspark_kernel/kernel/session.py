@@ -1,8 +1,8 @@
 """Own the kernel's SparkSession: start it in the background, wait for it, stop, restart.
 
 Fourth step of the data path: SessionSettings (settings.py) -> a SparkSession, made by the backend of
-its kind (classic.py on a local JVM, connect.py on a Spark Connect server). It knows nothing of
-Jupyter, so it can be tested and benchmarked on its own.
+its kind (classic.py on a local JVM, connect.py on a Spark Connect server), on a start thread of its
+own (sessionstart.py). It knows nothing of Jupyter, so it can be tested and benchmarked on its own.
 
 The session is shared with user code, as in the pyspark shell: a notebook's own
 ``SparkSession.builder.getOrCreate()`` waits for the kernel's start and returns its session, and a
@@ -12,20 +12,18 @@ session user code stops or builds anew is the kernel's from then on (pyspark_hoo
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from pyspark_kernel.errors import Problem, SparkStartError
-from pyspark_kernel.kernel import jvm, prelaunch, pyspark_hooks
+from pyspark_kernel.errors import SparkStartError
+from pyspark_kernel.kernel import jvm, pyspark_hooks
 from pyspark_kernel.kernel.backends.base import Backend, backend_for
+from pyspark_kernel.kernel.sessionstart import BackgroundStart
 from pyspark_kernel.kernel.settings import SessionSettings
 
 STOP_WAITS_FOR_START_SECONDS = 1.0
-DEFERRED_START_SECONDS = 5.0  # the longest a deferred start waits for its moment (no client ever asked)
-ANSWERED_QUIET_SECONDS = 0.5  # after the last kernel_info answer: a client asks again until its IOPub hears
 
 
 class SessionState(str, Enum):
@@ -76,24 +74,10 @@ class ManagedSession:
         self.notice: Callable[[str], None] = lambda text: warnings.warn(text, stacklevel=3)
         self.on_ready: Callable[[], None] = lambda: None  # called on the start thread once a start made a session
         self._lock = threading.Lock()
-        self._settled = threading.Event()  # set while no start is in flight
-        self._settled.set()
-        # A deferred start (backend.defer_start) begins once the kernel's client has its answers: the
-        # Spark Connect client's imports take a second of CPU that the client's handshake would wait for.
-        self._may_begin = threading.Event()  # set once a start may begin at once
-        self._answered = threading.Event()  # set by the first kernel_info answer (or by _may_begin's setters)
-        if not self.backend.defer_start:
-            self._may_begin.set()
-            self._answered.set()
-        self._answered_at: float | None = None  # when the kernel last answered a kernel_info request
-        self._abandoned = False  # stopped before a deferred start began: it never will
-        self._start_thread: threading.Thread | None = None
+        self.starter = BackgroundStart(self.backend.defer_start, self._create, lambda: self.on_ready())
         self._gateway: Any = None  # the JVM launched in this process, whoever asked for it
-        self._error: Problem | None = None
         self._had_session = False
         self._stopped = False
-        self.started_at: float | None = None
-        self.start_seconds: float | None = None
 
     @property
     def session(self) -> Any:
@@ -105,19 +89,19 @@ class ManagedSession:
 
     @property
     def state(self) -> SessionState:
-        starting = not self._settled.is_set()
+        starting = not self.starter.settled.is_set()
         return derive_state(
             starting=starting,
             jvm_gone=not starting and self._gateway is not None and not self.jvm_alive(),
             live=not starting and self.session is not None,
-            failed=self._error is not None,
+            failed=self.starter.error is not None,
             ended=self._had_session or self._stopped,
         )
 
     @property
     def ready(self) -> bool:
         """True while a session is up and no start is in flight."""
-        return self._settled.is_set() and self.session is not None
+        return self.starter.settled.is_set() and self.session is not None
 
     def jvm_alive(self, grace: float = 0.0) -> bool:
         return jvm.is_alive(self._gateway, grace)
@@ -127,78 +111,35 @@ class ManagedSession:
         """Begin creating the session in a background thread; returns at once. Does nothing while a
         session is up or a start is in flight."""
         with self._lock:
-            if not self._settled.is_set() or self.session is not None:
+            if not self.starter.settled.is_set() or self.session is not None:
                 return
-            self._error = None
             self._stopped = False
-            self._abandoned = False
-            self.started_at = time.monotonic()
-            self._settled.clear()
-            self._start_thread = threading.Thread(target=self._run, name="pyspark-kernel-start", daemon=True)
-            self._start_thread.start()
+            self.starter.begin()
 
-    def release_start(self) -> None:
-        """Let a deferred start begin now: a cell is about to run, or someone waits for Spark."""
-        self._may_begin.set()
-        self._answered.set()
-
-    def client_answered(self) -> None:
-        """The kernel answered a kernel_info request: a deferred start begins once none came for
-        ANSWERED_QUIET_SECONDS (jupyter_client asks again until its IOPub channel hears the kernel)."""
-        self._answered_at = time.monotonic()
-        self._answered.set()
-
-    def _begin_when_due(self) -> bool:
-        """Wait for a deferred start's moment; False when the session was stopped before it came."""
-        self._answered.wait(DEFERRED_START_SECONDS)
-        while not self._may_begin.is_set() and self._answered_at is not None:
-            quiet_until = self._answered_at + ANSWERED_QUIET_SECONDS  # each answer moves it later
-            if quiet_until <= time.monotonic():
-                break
-            self._may_begin.wait(quiet_until - time.monotonic())
-        with self._lock:
-            self._may_begin.set()
-            return not self._abandoned
-
-    def _run(self) -> None:
-        if not self._begin_when_due():
-            self._settled.set()
-            return
-        self.started_at = time.monotonic()  # the start's own seconds, not those it waited for its moment
-        try:
-            pyspark_hooks.install(self)  # before user code can race this start (lazy/none kernels did it earlier)
-            gateway_before = self._gateway
-            self.backend.create(self.conf_overrides, launched=lambda: self._gateway is not gateway_before)
-        except BaseException as error:  # the kernel must stay up: keep the reason for whoever asks
-            self._error = error if isinstance(error, Problem) else SparkStartError(f"Spark could not start: {type(error).__name__}: {error}")
-        finally:
-            prelaunch.discard()  # an early JVM this start did not take (it failed first) would idle until the kernel exits
-            if self.started_at is not None:
-                self.start_seconds = time.monotonic() - self.started_at
-            self._settled.set()
-        if self._error is None:
-            self.on_ready()
+    def _create(self) -> None:
+        """On the start thread: the session, made (or joined) by the backend."""
+        pyspark_hooks.install(self)  # before user code can race this start (lazy/none kernels did it earlier)
+        gateway_before = self._gateway
+        self.backend.create(self.conf_overrides, launched=lambda: self._gateway is not gateway_before)
 
     def wait_for_start(self) -> None:
         """Block until a start in flight has ended (any thread but the start thread itself)."""
         if not self.is_start_thread():
-            self._may_begin.set()
-            self._settled.wait()
+            self.starter.wait()
 
     def is_start_thread(self) -> bool:
-        return threading.current_thread() is self._start_thread
+        return self.starter.is_own_thread()
 
     def get(self, timeout: float | None = None) -> Any:
         """The shared session, waiting for a start in flight; starts one when none was ever made."""
         if self.state is SessionState.NOT_STARTED:
             self.start()
-        self._may_begin.set()
-        if not self._settled.wait(timeout):
+        if not self.starter.wait(timeout):
             raise TimeoutError(f"Spark did not start within {timeout} s")
         session = self.session
         if session is not None:
             return session
-        error = self._error or STOPPED_ERROR
+        error = self.starter.error or STOPPED_ERROR
         raise SparkStartError(error.problem, error.fix) from None
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -210,12 +151,10 @@ class ManagedSession:
         shutdown request, and a JVM that never started its gateway would outlive the kernel. A deferred
         start that has not begun is abandoned.
         """
-        with self._lock:
-            self._abandoned = not self._may_begin.is_set()
-        self.release_start()
-        if not self._settled.wait(STOP_WAITS_FOR_START_SECONDS):
+        self.starter.moment.abandon()
+        if not self.starter.settled.wait(STOP_WAITS_FOR_START_SECONDS):
             jvm.end_child_jvms()
-            self._settled.wait(60)
+            self.starter.settled.wait(60)
         session = self.session
         gateway = self._gateway or jvm.pyspark_gateway()
         with self._lock:

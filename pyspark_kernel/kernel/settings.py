@@ -19,8 +19,9 @@ from pyspark_kernel import environment, isolation, notebookconf, secrets, submit
 from pyspark_kernel.errors import Problem, SparkEnvironmentError
 from pyspark_kernel.kernel import launchdirs, uiprotect
 from pyspark_kernel.ports import PortReservation, reserve_ui_port
+from pyspark_kernel.variables import BASE_URL, START, UI_PROXY, UI_ROUTE
 
-UI_ROUTE_VAR = "PYSPARK_KERNEL_UI_ROUTE"  # set by server/uiproxy.py in the Jupyter server, inherited by its kernels
+UI_ROUTE_VAR = UI_ROUTE.name  # set by server/uiproxy.py in the Jupyter server, inherited by its kernels
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class SessionSettings:
         remote = environ.get("SPARK_REMOTE") or None
         submit_args = environ.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING)
         defaults: dict[str, str] = {}
-        reservation = route_key = problem = ui_proxy = None
+        reservation = route_key = ui_proxy = None
+        problem: Problem | None = None
         try:
             if not remote:
                 submitargs.parse(submit_args)
@@ -69,7 +71,7 @@ class SessionSettings:
         except Problem as error:  # no free port for the Spark UI
             problem = error
         return cls(
-            start=environ.get("PYSPARK_KERNEL_START", "eager"),
+            start=environ.get(START.name, "eager"),
             remote=remote,
             # jupyter_server names the notebook in JPY_SESSION_NAME: the Spark UI then says whose app it is.
             app_name=environ.get("JPY_SESSION_NAME") or "pyspark-kernel",
@@ -166,10 +168,10 @@ def ui_proxy_prefix(environ: dict[str, str]) -> str | None:
     route = own_route(environ)
     if route:
         return route
-    explicit = environ.get("PYSPARK_KERNEL_UI_PROXY")
+    explicit = environ.get(UI_PROXY.name)
     if explicit:
         return explicit.rstrip("/") + "/"
-    base = environ.get("JUPYTERHUB_SERVICE_PREFIX") or environ.get("PYSPARK_KERNEL_BASE_URL")
+    base = environ.get("JUPYTERHUB_SERVICE_PREFIX") or environ.get(BASE_URL.name)
     if base and importlib.util.find_spec("jupyter_server_proxy") is not None:
         return base.rstrip("/") + "/proxy/"
     return None

@@ -93,7 +93,8 @@ def protect_ui(jvm: Any, submit_args: str, environ: Mapping[str, str] | None = N
 def route_key() -> str:
     """This kernel process's route key, made once (before its first JVM: spark.ui.proxyBase names it).
     Every JVM the process launches (``%spark restart``) is reached through it, so a link stays good."""
-    return _issued.setdefault("key", uiroute.new_key())
+    key: str = _issued.setdefault("key", uiroute.new_key())
+    return key
 
 
 def token_follows_ui(ui_url: str | None) -> None:

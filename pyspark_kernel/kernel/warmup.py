@@ -27,15 +27,18 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 GROUP_PREFIX = "pyspark-kernel-warmup"
 DESCRIPTION = "pyspark-kernel warm-up (cancelled when a cell runs)"
-CANCEL_POLL_SECONDS = 0.05
-# How long a cancelled warm-up's group is cancelled again as jobs appear, even once its Python thread
-# has ended: a call py4j dropped goes on in the JVM, and may still submit adaptive execution's jobs.
-CANCEL_MIN_SECONDS = 5.0
+# A cancelled warm-up's group is cancelled again as jobs appear (jobgroups.cancel_as_jobs_appear, as an
+# interrupted cell's is, with its own pace): more often than a cell's, since every job it still lists takes
+# cores from the cell that just started; and for WARMUP_CANCEL_MIN_SECONDS even once its Python thread has
+# ended, shorter than a cell's: a call py4j dropped goes on in the JVM, and may still submit adaptive
+# execution's jobs, but the warm-up's queries run on tiny data.
+WARMUP_CANCEL_POLL_SECONDS = 0.05
+WARMUP_CANCEL_MIN_SECONDS = 5.0
 
 
 def count(spark: Any) -> object:
@@ -75,18 +78,6 @@ NAMES = tuple(name for name, _ in QUERIES)
 # user's next cell right after, each cell cancelled a query that had just begun and shared the cores
 # with it (bench row 8's second run of a count took as long as its first).
 RESUME_IDLE_SECONDS = 2.0
-
-SETTING = "PYSPARK_KERNEL_WARMUP"  # on | off; unset: on for local masters only
-
-
-def chosen(environ: Mapping[str, str]) -> bool | None:
-    """What the kernelspec chose: True (on), False (off), or None (unset: the master decides)."""
-    value = environ.get(SETTING, "").strip().lower()
-    if value in ("off", "0", "false", "no"):
-        return False
-    if value in ("on", "1", "true", "yes"):
-        return True
-    return None
 
 
 def worth_warming(choice: bool | None, master: str | None) -> bool:
@@ -143,14 +134,14 @@ class WarmUp:
         """Stop the warm-up and its jobs, from a thread of its own (a JVM call must not delay the cell
         that asked): no query starts after this, and the group is cancelled with its future jobs, then
         again as jobs appear (adaptive execution's map-stage jobs escape "future jobs"), while the
-        warm-up's thread runs and CANCEL_MIN_SECONDS at least: classic.cancel_as_jobs_appear, as for
+        warm-up's thread runs and WARMUP_CANCEL_MIN_SECONDS at least: jobgroups.cancel_as_jobs_appear, as for
         an interrupted cell."""
         if self.finished.is_set() or self.cancelled.is_set():
             return
         self.cancelled.set()
-        from pyspark_kernel.kernel.backends.classic import cancel_as_jobs_appear
+        from pyspark_kernel.kernel.backends.jobgroups import cancel_as_jobs_appear
 
-        args = (self.spark.sparkContext, self.group, self._thread.is_alive, CANCEL_MIN_SECONDS, CANCEL_POLL_SECONDS, self.jvm_alive)
+        args = (self.spark.sparkContext, self.group, self._thread.is_alive, WARMUP_CANCEL_MIN_SECONDS, WARMUP_CANCEL_POLL_SECONDS, self.jvm_alive)
         threading.Thread(target=cancel_as_jobs_appear, args=args, name="pyspark-kernel-warmup-cancel", daemon=True).start()
 
 
@@ -162,8 +153,10 @@ class IdleWarmer:
     """
 
     def __init__(self, session: Any) -> None:
+        from pyspark_kernel.variables import WARMUP, switch  # here, not at the top: the training runs a copy of this file
+
         self.session = session
-        self.choice = chosen(os.environ)
+        self.choice = switch(os.environ, WARMUP)  # True (on), False (off), None (unset: the master decides)
         self.current: WarmUp | None = None  # the last warm-up, for the session it warmed
         self._cell_running = False
         self._cells = 0  # cells started so far: a resume waits for this to stay put

@@ -18,9 +18,9 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import KernelManager
 
-# Set per launch by jupyter_server (the notebook's path) and the provisioner (the kernel's id): never part
-# of what makes two launches interchangeable, and given to a pooled kernel when it is handed over.
-PER_NOTEBOOK_VARS = ("JPY_SESSION_NAME", "PYSPARK_KERNEL_ID")
+# Set per launch by jupyter_server (the notebook's path): never part of what makes two launches
+# interchangeable, and given to a pooled kernel when it is handed over.
+PER_NOTEBOOK_VARS = ("JPY_SESSION_NAME",)
 # The launching KernelManager's settings a pooled kernel's own manager copies: where its channels listen
 # and how they are protected. Part of the pool's key, so a launch never gets a kernel set up otherwise.
 MANAGER_SETTINGS = ("transport", "ip", "transport_encryption", "cache_ports", "shutdown_wait_time")

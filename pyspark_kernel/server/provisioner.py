@@ -86,7 +86,6 @@ class PySparkProvisioner(PoolProvisioner):
     def _finalize_env(self, env: dict[str, str]) -> None:
         """Called by pre_launch with the kernelspec's env applied: the cheap part, on the loop."""
         super()._finalize_env(env)
-        env["PYSPARK_KERNEL_ID"] = self.kernel_id
         base_url = server_base_url(self.parent)
         if base_url:
             env["PYSPARK_KERNEL_BASE_URL"] = base_url

@@ -77,7 +77,7 @@ def test_the_connect_client_loads_after_the_handshake_and_the_session_starts_by_
             time.sleep(0.2)
         loaded_alone = grpc_loaded(kernel.pid)  # before any cell: a cell would start the session itself
         session = "get_ipython().kernel.controller.session"
-        state, started_at = eval(kernel.value(f"{session}.get() is not None, {session}.started_at"))
+        state, started_at = eval(kernel.value(f"{session}.get() is not None, {session}.starter.started_at"))
     finally:
         kernel.shutdown()
     assert loaded_alone and state, "the Connect session did not start by itself"

@@ -163,7 +163,7 @@ def test_a_failed_progress_poll_is_logged_told_once_and_the_next_cell_has_progre
     silently, for the rest of the session. The fault here is real but put there on purpose (the narrowest
     one at hand): the JVM forgets the status tracker the poll holds, through py4j's public detach()."""
     assert kernel_outputs(kernel.run(LONG_ENOUGH_TO_POLL), "progress"), "no progress display to begin with"
-    kernel.run("sc._gateway.detach(get_ipython().kernel.controller._monitor._tracker)")
+    kernel.run("sc._gateway.detach(get_ipython().kernel.controller.progress._monitor._reader._tracker)")
     broken = kernel.run(LONG_ENOUGH_TO_POLL)
     notices = [output["data"]["text/plain"] for output in kernel_outputs(broken, "notice")]
     assert len(notices) == 1 and notices[0].startswith("Warning: progress display stopped: "), broken["outputs"]
@@ -202,4 +202,4 @@ def test_a_failed_set_job_group_is_logged_and_told_once(kernel: LoggedKernel) ->
     assert not kernel_outputs(second, "notice"), "told again in the next cell"
     assert [output["data"]["text/plain"] for output in second["outputs"] if output["type"] == "execute_result"] == ["6"], second["outputs"]
     assert "setting the cell's job group failed" in kernel.log(), "the failure is not in the kernel's log"
-    assert kernel.value("spark.range(7).count(), get_ipython().kernel.controller.session.backend._group is not None") == "(7, True)"
+    assert kernel.value("spark.range(7).count(), get_ipython().kernel.controller.session.backend.job_group._group is not None") == "(7, True)"

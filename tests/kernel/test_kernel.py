@@ -207,7 +207,7 @@ def test_spark_magic_runs_only_its_subcommands_and_the_error_handler_survives_it
         usage = kernel.run("%spark load_config")["outputs"]
         assert usage[0]["text"].startswith("%spark                   status"), usage  # not traitlets' _load_config
         # Make the kernel's py4j-error handler fail: IPython unregisters a handler that raises.
-        kernel.run("import pyspark_kernel.kernel.ipkernel as K\nK.interrupted = lambda error: 1 / 0")
+        kernel.run("import pyspark_kernel.kernel.cellerrors as E\nE.interrupted = lambda error: 1 / 0")
         for _ in range(2):
             error = kernel.error("from py4j.protocol import Py4JError\nraise Py4JError('boom')")
             assert error["ename"] == "Py4JError" and error["evalue"] == "boom"

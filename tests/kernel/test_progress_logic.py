@@ -17,6 +17,8 @@ import pytest
 
 from pyspark_kernel.kernel import progress
 from pyspark_kernel.kernel.progress import ProgressMonitor
+from pyspark_kernel.kernel.progress_display import CellProgress
+from pyspark_kernel.kernel.progress_reader import StatusTrackerReader
 
 
 class StandInContext:
@@ -129,22 +131,21 @@ def test_a_poll_asks_nothing_more_of_a_finished_job_or_a_stage_whose_tasks_all_s
     """Bench row 4: each JVM call takes CPU from the job's tasks. Once the tracker says a stage's tasks
     all succeeded, its stage info is not asked again; once it says the job SUCCEEDED, the job is not."""
     context = StandInContext(submitted_ms=time.time() * 1000 + 500)
-    monitor = ProgressMonitor(context, lambda data, *_: None)
-    monitor.close()
-    monitor._tracker, monitor._ints = context._jsc.statusTracker(), progress.int_array_reader(context)
-    cell = progress.CellProgress(started=time.monotonic())
-    monitor._poll("g", time.time() * 1000, cell)
+    reader = StatusTrackerReader(context)
+    reader.begin("g")
+    cell = CellProgress(started=time.monotonic())
+    reader.poll("g", time.time() * 1000, cell)
     assert context.calls.count("getStageInfo") == 2, "a new job: its submission time, then its stage"
     context.stage.update(numCompletedTasks=4, numActiveTasks=0)
-    monitor._poll("g", time.time() * 1000, cell)
+    reader.poll("g", time.time() * 1000, cell)
     assert cell.stages[1].complete and cell.summary(time.monotonic()).startswith("Spark: 1 job, 1 stage, 4/4 tasks")
     context.calls.clear()
-    monitor._poll("g", time.time() * 1000, cell)
+    reader.poll("g", time.time() * 1000, cell)
     assert "getStageInfo" not in context.calls and "getJobInfo" in context.calls, context.calls
     context.job_status = "SUCCEEDED"
-    monitor._poll("g", time.time() * 1000, cell)
+    reader.poll("g", time.time() * 1000, cell)
     context.calls.clear()
-    monitor._poll("g", time.time() * 1000, cell)
+    reader.poll("g", time.time() * 1000, cell)
     assert context.calls == ["getJobIdsForGroup", "toString"], context.calls
 
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import free_port
 
 from pyspark_kernel import submitargs
-from pyspark_kernel.kernel.ipkernel import in_py4j_call
+from pyspark_kernel.kernel.interrupts import in_py4j_call
 from pyspark_kernel.kernel.session import ManagedSession, SessionState, derive_state
 from pyspark_kernel.kernel.settings import SessionSettings
 
@@ -56,7 +56,7 @@ def test_a_connect_start_waits_for_the_kernels_client_and_a_stop_before_it_aband
     session = ManagedSession(SessionSettings(remote=f"sc://127.0.0.1:{free_port()}"))
     session.start()
     if answered:
-        session.client_answered()  # the first kernel_info answer; the client is still making sure of IOPub
+        session.starter.moment.client_answered()  # the first kernel_info answer; the client is still making sure of IOPub
     else:
         time.sleep(0.5)  # no client has asked yet
     assert session.state is SessionState.STARTING
@@ -136,20 +136,22 @@ def test_session_state_precedence(observed: dict, state: SessionState) -> None:
 
 @pytest.mark.parametrize("master", ["local", "local[2]", "local[*]", "local[2,3]", "local[*, 4]", "local-cluster[2,1,1024]"])
 def test_a_local_master_is_warmed_unless_the_kernelspec_says_off(master: str) -> None:
-    from pyspark_kernel.kernel.warmup import chosen, worth_warming
+    from pyspark_kernel.kernel.warmup import worth_warming
+    from pyspark_kernel.variables import WARMUP, switch
 
-    assert worth_warming(chosen({}), master)
-    assert worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "on"}), master)
-    assert not worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "off"}), master)
+    assert worth_warming(switch({}, WARMUP), master)
+    assert worth_warming(switch({WARMUP.name: "on"}, WARMUP), master)
+    assert not worth_warming(switch({WARMUP.name: "off"}, WARMUP), master)
 
 
 @pytest.mark.parametrize("master", ["yarn", "spark://127.0.0.1:7077", "k8s://https://10.0.0.1:6443", "mesos://h:5050", "localhost:7077", None])
 def test_a_cluster_master_is_warmed_only_when_the_kernelspec_says_on(master: str | None) -> None:
-    from pyspark_kernel.kernel.warmup import chosen, worth_warming
+    from pyspark_kernel.kernel.warmup import worth_warming
+    from pyspark_kernel.variables import WARMUP, switch
 
-    assert not worth_warming(chosen({}), master)
-    assert worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "on"}), master)
-    assert not worth_warming(chosen({"PYSPARK_KERNEL_WARMUP": "off"}), master)
+    assert not worth_warming(switch({}, WARMUP), master)
+    assert worth_warming(switch({WARMUP.name: "on"}, WARMUP), master)
+    assert not worth_warming(switch({WARMUP.name: "off"}, WARMUP), master)
 
 
 # -- which ConnectionError waits for a dying JVM (ipkernel.py's error handler) ---------------------------

@@ -86,7 +86,6 @@ def test_hand_over_gives_the_notebook_its_folder_variables_and_name(prefix: Path
             assert second.pid == pooled.pid, "the launch took the pooled kernel"
             assert second.value("import os; os.getcwd()") == repr(str(notebook_dir))
             assert second.value("os.environ['JPY_SESSION_NAME']") == repr(notebook)
-            assert second.value("os.environ['PYSPARK_KERNEL_ID']") == repr(second.manager.kernel_id)
             assert second.value("spark.read.csv('data.csv', header=True).count()") == "2", "relative paths are the notebook's"
             assert second.run("spark.range(3).write.parquet('out.parquet')")["reply"]["status"] == "ok"
             assert (notebook_dir / "out.parquet").is_dir()

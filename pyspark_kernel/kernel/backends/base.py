@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pyspark_kernel.kernel.progress import Publisher
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.settings import SessionSettings
 
 
@@ -31,7 +31,7 @@ class Backend(Protocol):
     names: tuple[str, ...]  # what the user namespace gets: spark (and sc)
     remote: str | None  # the Spark Connect URL, or None for a local JVM
     warmable: bool  # whether idle time is worth spending on warming its first queries (warmup.py)
-    defer_start: bool  # whether the start waits for the kernel's first answer (session.release_start)
+    defer_start: bool  # whether the start waits for the kernel's first answer (sessionstart.py)
 
     def live_session(self) -> Any:
         """The session pyspark holds now, or None (read from its class state, never imported for it)."""

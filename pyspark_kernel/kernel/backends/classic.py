@@ -1,48 +1,41 @@
 """The classic backend: a SparkSession on a JVM this process runs, reached through py4j.
 
 One of the two kinds of session (connect.py is the other), behind one small interface (base.py):
-create the session, put the running cell's jobs in a job group, cancel it, describe the session, follow
-its progress, stop it.
+create the session, put the running cell's jobs in a job group and cancel it (jobgroups.py), describe
+the session, follow its progress, stop it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pyspark_kernel.errors import SparkStartError
 from pyspark_kernel.kernel import jvm, pyspark_hooks, uiprotect
-from pyspark_kernel.kernel.progress import ProgressMonitor, Publisher
+from pyspark_kernel.kernel.backends.jobgroups import CellJobGroup
+from pyspark_kernel.kernel.progress import ProgressMonitor
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.settings import SessionSettings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOG_LEVEL = "WARN"
-CANCEL_MIN_SECONDS = 10.0  # how long an interrupted cell's group is cancelled again as jobs appear
-CANCEL_WATCH_SECONDS = 600.0  # the longest an interrupted JVM call is followed for jobs it still submits
-CANCEL_POLL_SECONDS = 0.1
 
 
 class ClassicBackend:
     """Job groups per cell, cancelled with their future jobs; progress from the status tracker."""
 
-    names = ("spark", "sc")
-    remote = None
+    names: tuple[str, ...] = ("spark", "sc")
+    remote: str | None = None
     warmable = True  # a fresh JVM's first query is the slowest thing a notebook waits for
     defer_start = False  # the JVM's launch mostly waits on another process: begin it at once
 
     def __init__(self, settings: SessionSettings, jvm_alive: Callable[[], bool]) -> None:
         self.settings = settings
-        self.job_description = "notebook cell"  # the cells' job group description in the Spark UI
-        self._jvm_alive = jvm_alive
-        self._group: str | None = None
-        self._context: Any = None  # the SparkContext the group was set on
-        self._jvm_thread: Any = None  # the JVM thread that runs the main thread's calls
+        self.job_group = CellJobGroup(jvm_alive)  # the cells' job group, cancelled on an interrupt (jobgroups.py)
 
     def live_session(self) -> Any:
         return pyspark_hooks.live_session(None)
@@ -67,58 +60,13 @@ class ClassicBackend:
         return spark
 
     def cell_tag(self, session: Any) -> str:
-        """The calling thread's job group, set on first use and again when the session's context changes.
-
-        One group serves every cell until an interrupt cancels it with its future jobs; the next cell
-        then gets a new one. So a cell costs no JVM call, and a cancel hits only the interrupted cell.
-        """
-        context = session.sparkContext
-        if self._group is None or self._context is not context:
-            group = f"pyspark-kernel-{uuid.uuid4().hex[:12]}"
-            try:
-                context.setJobGroup(group, self.job_description, interruptOnCancel=True)
-            except Exception:
-                self._clear_stale_group(context)
-                raise
-            self._group, self._context = group, context
-            self._jvm_thread = context._jvm.java.lang.Thread.currentThread()
-        return self._group
-
-    def _clear_stale_group(self, context: Any) -> None:
-        """The thread's group of the interrupted cell was cancelled with its future jobs: a cell left in
-        it would have every job rejected. Without a group its jobs run (and no interrupt cancels them)."""
-        try:
-            context._jsc.clearJobGroup()
-        except Exception as error:
-            logger.warning("clearing the interrupted cell's job group failed too: %s", error)
+        return self.job_group.tag(session)
 
     def forget(self) -> None:
-        self._group = self._context = self._jvm_thread = None
+        self.job_group.forget()
 
     def cancel_cell(self, in_jvm_call: bool) -> threading.Thread | None:
-        """Cancel the running cell's jobs, and any it submits later, from a thread of their own.
-
-        Called from a SIGINT handler, so it must not block: py4j may be mid-call on the main thread.
-        Spark's "cancel with future jobs" rejects the group's later result jobs, but not the map-stage
-        jobs that adaptive query execution submits first (DAGScheduler.handleMapStageSubmitted has no
-        such check), and an interrupt during planning comes before any job exists. So the group is
-        cancelled again as jobs appear: for a few seconds after any interrupt, and, when it landed
-        inside a py4j call (``in_jvm_call``: py4j drops the connection, the JVM thread goes on with the
-        call), for as long as that JVM thread still runs it. Jobs of other threads run on.
-        """
-        group, context, jvm_thread = self._group, self._context, self._jvm_thread
-        if group is None or context is None:
-            return None
-        self._group = None  # the next cell gets a fresh group
-        running = jvm_thread.isAlive if in_jvm_call and jvm_thread is not None else None
-        thread = threading.Thread(
-            target=cancel_as_jobs_appear,
-            args=(context, group, running, CANCEL_MIN_SECONDS, CANCEL_POLL_SECONDS, self._jvm_alive),
-            name="pyspark-kernel-cancel",
-            daemon=True,
-        )
-        thread.start()
-        return thread
+        return self.job_group.cancel(in_jvm_call)
 
     def describe(self, session: Any) -> dict[str, str | None]:
         """The facts the first-cell line and %spark show: version, master, app id, UI URL."""
@@ -160,8 +108,7 @@ class ClassicBackend:
         still take it: the UI's title, the cells' job descriptions, a local property. Hadoop's local
         filesystem resolves relative paths against the JVM's working folder unless told otherwise."""
         if name:
-            self.job_description = name
-            self._group = None  # the next cell's group carries the new description
+            self.job_group.describe_as(name)  # the next cell's group carries the new description
         if session is None:
             return
         context, jvm = session.sparkContext, session._jvm
@@ -172,40 +119,3 @@ class ClassicBackend:
             context.setLocalProperty("pyspark.kernel.notebook", name)
         local_fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(context._jsc.hadoopConfiguration())
         local_fs.setWorkingDirectory(jvm.org.apache.hadoop.fs.Path(str(Path(cwd).resolve())))  # a plain path: a URI would keep %20
-
-
-def cancel_as_jobs_appear(
-    context: Any, group: str, running: Callable[[], bool] | None, min_seconds: float, poll_seconds: float, jvm_alive: Callable[[], bool]
-) -> None:
-    """Cancel ``group`` with its future jobs, then again every ``poll_seconds``: for ``min_seconds``,
-    and on while ``running()`` says that what submits the group's jobs still runs (the JVM thread of
-    an interrupted call, a warm-up's thread), up to CANCEL_WATCH_SECONDS in all. Used for an
-    interrupted cell's group and for a warm-up's (warmup.py), whose adaptive-execution map-stage jobs
-    escape the "future jobs" part alike.
-
-    A failed call is tried again at the next poll, never the end of the watch: one missed cancel must
-    not leave the group's later jobs running.
-    """
-    started = time.monotonic()
-    first = True
-    while True:
-        try:
-            scala_context = context._jsc.sc()
-            if first:
-                try:
-                    scala_context.cancelJobGroupAndFutureJobs(group)  # Spark 4: also jobs not yet submitted
-                except Exception:
-                    scala_context.cancelJobGroup(group)  # Spark 3.x
-                first = False
-            else:
-                scala_context.cancelJobGroup(group)
-            still_running = running is not None and running()
-        except Exception as error:
-            if not jvm_alive():
-                return  # a JVM that is gone has no jobs left to cancel
-            logger.debug("cancelling job group %s: %s", group, error)
-            still_running = running is not None
-        elapsed = time.monotonic() - started
-        if elapsed >= CANCEL_WATCH_SECONDS or (elapsed >= min_seconds and not still_running):
-            return
-        time.sleep(poll_seconds)

@@ -16,7 +16,8 @@ from typing import Any
 from pyspark_kernel import secrets
 from pyspark_kernel.errors import SparkStartError
 from pyspark_kernel.kernel import pyspark_hooks
-from pyspark_kernel.kernel.progress import ConnectProgressMonitor, Publisher
+from pyspark_kernel.kernel.progress import ConnectProgressMonitor
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.settings import SessionSettings
 from pyspark_kernel.remote import SERVER_FIX, check_reachable, full_remote
 
@@ -24,7 +25,7 @@ from pyspark_kernel.remote import SERVER_FIX, check_reachable, full_remote
 class ConnectBackend:
     """Operation tags per cell, interrupted on the server; progress from the client's handler."""
 
-    names = ("spark",)  # a Connect session has no SparkContext
+    names: tuple[str, ...] = ("spark",)  # a Connect session has no SparkContext
     warmable = False  # the server's JVM is warm from its other clients
     defer_start = True  # the client's imports (grpc, pyarrow, pandas) would hold up the kernel's first reply
 

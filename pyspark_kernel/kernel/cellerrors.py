@@ -1,0 +1,90 @@
+"""How a cell shows an error from Spark: a dead JVM's py4j error as what to do about it, and an error
+that an interrupt caused as the interrupt.
+
+The kernel (ipkernel.py) registers a SparkErrorHandler as IPython's custom handler for py4j and
+connection errors, tells it when a cell begins and when SIGINT lands, and lets it name, in the cell's
+execute_reply, the error it showed in place of the original.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark_kernel.errors import error_line
+from pyspark_kernel.kernel.session import ManagedSession
+
+
+class SparkJVMGone(RuntimeError):
+    """Shown in place of the py4j error a call into a dead JVM raises."""
+
+
+def interrupted(error: BaseException | None) -> bool:
+    """True when ``error`` was raised while handling a KeyboardInterrupt (its implicit context chain)."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error, seen = error.__context__, seen + 1
+    return False
+
+
+class SparkErrorHandler:
+    """IPython's custom exception handler for the errors of a cell's Spark calls, per cell."""
+
+    def __init__(self, session: ManagedSession) -> None:
+        self.session = session
+        self.interrupted = False  # whether the running cell got SIGINT
+        self.shown: BaseException | None = None  # what was shown in place of the cell's error
+
+    def note_interrupt(self) -> None:
+        """SIGINT is about to stop the running cell's code: what its calls raise now is the interrupt's doing."""
+        self.interrupted = True
+
+    def begin_cell(self) -> None:
+        self.interrupted = False
+        self.shown = None
+
+    def name_in_reply(self, reply: dict[str, Any]) -> None:
+        """The reply names the error the cell showed, not the py4j error underneath it."""
+        if self.shown is not None and reply.get("status") == "error":
+            reply.update(ename=type(self.shown).__name__, evalue=str(self.shown))
+
+    def __call__(self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+        """IPython's one custom-exception slot: if its handler ever raises, IPython drops it for good,
+        so a fault in ours shows the original error as usual and keeps the handler."""
+        try:
+            return self._explain(shell, etype, value, tb, tb_offset)
+        except Exception:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return []
+
+    def _explain(self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+        """A py4j error from a dead JVM becomes one message with the way out; others show as usual.
+
+        An interrupt can also land mid-call, after which pyspark's cleanup fails on the connection py4j
+        just closed: that error stands in the cell for the KeyboardInterrupt the user caused.
+        """
+        if self.interrupted or interrupted(value):
+            return self._show_instead(shell, KeyboardInterrupt("interrupted; this cell's Spark jobs were cancelled"))
+        from pyspark_kernel.kernel.jvm import from_jvm_connection
+
+        # A connection to the JVM refused may come a moment before the dying JVM is reaped; a Java
+        # exception may not wait; a ConnectionError of the user's own sockets is theirs, shown at once.
+        from_jvm = from_jvm_connection(value, tb)
+        grace = 2.0 if from_jvm else 0.0
+        session = self.session
+        if (from_jvm or not isinstance(value, ConnectionError)) and session.ready and not session.jvm_alive(grace):
+            gone = SparkJVMGone(
+                "The Spark JVM is gone (killed or crashed), so this session cannot run anything more. "
+                "Run %spark restart to start a new session; your Python variables are kept."
+            )
+            return self._show_instead(shell, gone)
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return []
+
+    def _show_instead(self, shell: Any, error: BaseException) -> list[str]:
+        """Show ``error`` as the cell's error: one line, and the name the execute_reply will carry."""
+        self.shown = error
+        stb = [error_line(error)]
+        shell._showtraceback(type(error), error, stb)
+        return stb
