@@ -243,7 +243,7 @@ class JvmDiagnoses(GeneratedDirective):
 
 class JavaSupport(GeneratedDirective):
     def generate(self) -> list[nodes.Node]:
-        from pyspark_kernel.environment import FIRST_SAFE_UPDATE, SUPPORTED_JAVA
+        from pyspark_kernel.javas import FIRST_SAFE_UPDATE, SUPPORTED_JAVA
 
         rows: list[list[Cell]] = []
         for line, javas in sorted(SUPPORTED_JAVA.items()):
