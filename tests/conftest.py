@@ -52,9 +52,10 @@ def prefix(isolated_jupyter: Path) -> Path:
     return isolated_jupyter / "prefix"
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``pyspark-kernel ARGS`` as a user would: a separate process, output captured."""
-    return subprocess.run([sys.executable, "-m", "pyspark_kernel", *args], capture_output=True, text=True, timeout=300, env=env)
+def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``pyspark-kernel ARGS`` as a user would: a separate process, ``input`` on its stdin (as a pipe
+    gives ``--secret-conf`` its values), output captured."""
+    return subprocess.run([sys.executable, "-m", "pyspark_kernel", *args], input=input, capture_output=True, text=True, timeout=300, env=env)
 
 
 def install(prefix: Path, *args: str) -> Path:

@@ -53,14 +53,18 @@ DIAGNOSES = (
     ),
     ("No such file or directory", "a file Spark needs is missing", "check SPARK_HOME and JAVA_HOME in the kernelspec (pyspark-kernel check NAME)."),
 )
-# What pyspark 4.x's launch_gateway imports into a new gateway's JVM view.
-PYSPARK_JAVA_IMPORTS = (
+# What pyspark's launch_gateway imports into a new gateway's JVM view; the SQL classes moved between
+# Spark 3.x (found through sql.*) and 4.x (sql.classic holds the SparkSession).
+CORE_JAVA_IMPORTS = (
     "org.apache.spark.SparkConf",
     "org.apache.spark.api.java.*",
     "org.apache.spark.api.python.*",
     "org.apache.spark.ml.python.*",
     "org.apache.spark.mllib.api.python.*",
     "org.apache.spark.resource.*",
+)
+PYSPARK_JAVA_IMPORTS = (
+    *CORE_JAVA_IMPORTS,
     "org.apache.spark.sql.Encoders",
     "org.apache.spark.sql.OnSuccessCall",
     "org.apache.spark.sql.functions",
@@ -69,19 +73,7 @@ PYSPARK_JAVA_IMPORTS = (
     "org.apache.spark.sql.hive.*",
     "scala.Tuple2",
 )
-# Spark 3.x has no sql.classic package: its SparkSession and friends are found through sql.*.
-PYSPARK_3_JAVA_IMPORTS = (
-    "org.apache.spark.SparkConf",
-    "org.apache.spark.api.java.*",
-    "org.apache.spark.api.python.*",
-    "org.apache.spark.ml.python.*",
-    "org.apache.spark.mllib.api.python.*",
-    "org.apache.spark.resource.*",
-    "org.apache.spark.sql.*",
-    "org.apache.spark.sql.api.python.*",
-    "org.apache.spark.sql.hive.*",
-    "scala.Tuple2",
-)
+PYSPARK_3_JAVA_IMPORTS = (*CORE_JAVA_IMPORTS, "org.apache.spark.sql.*", "org.apache.spark.sql.api.python.*", "org.apache.spark.sql.hive.*", "scala.Tuple2")
 
 UNKNOWN_CAUSE = ("see the JVM's last lines below", "run pyspark-kernel check NAME to test this kernelspec's Spark and Java.")
 

@@ -15,7 +15,6 @@ import shlex
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -345,9 +344,6 @@ def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account
     # --secret-conf reads the values from stdin: install's own command line has none of them. (--env and
     # --conf KEY=VALUE would show theirs for install's second of life; the watch begins after it.)
     install_command = [
-        sys.executable,
-        "-m",
-        "pyspark_kernel",
         "install",
         "--prefix",
         str(prefix),
@@ -362,7 +358,7 @@ def test_a_secret_conf_reaches_spark_and_no_other_account_sees_it(second_account
         "PYSPARK_KERNEL_TEST_TOKEN",
         env_token,
     ]
-    installed = subprocess.run(install_command, input=f"{s3_key}\n{password}\n", capture_output=True, text=True, env=env, timeout=300)
+    installed = cli(*install_command, input=f"{s3_key}\n{password}\n", env=env)
     assert installed.returncode == 0, installed.stderr
     watch = PsWatch(shared_folder, needles)
     kernel = None
@@ -459,9 +455,6 @@ def test_secret_conf_reads_the_value_from_stdin_not_the_command_line(tmp_path: P
     and keeps it private whatever its key: the rule cannot know every connector's secret settings."""
     env = private_env(tmp_path)
     command = [
-        sys.executable,
-        "-m",
-        "pyspark_kernel",
         "install",
         "--prefix",
         str(tmp_path / "p"),
@@ -473,7 +466,7 @@ def test_secret_conf_reads_the_value_from_stdin_not_the_command_line(tmp_path: P
         "--secret-conf",
         "spark.mongodb.connection.uri",
     ]
-    result = subprocess.run(command, input="stdin-secret-1\nmongodb://u:stdin-secret-2@h/db\n", capture_output=True, text=True, env=env, timeout=300)
+    result = cli(*command, input="stdin-secret-1\nmongodb://u:stdin-secret-2@h/db\n", env=env)
     assert result.returncode == 0, result.stderr
     spec_text = (tmp_path / "p" / "share" / "jupyter" / "kernels" / "sc" / "kernel.json").read_text()
     assert "stdin-secret" not in spec_text + result.stdout + result.stderr
@@ -486,21 +479,8 @@ def test_secret_conf_reads_the_value_from_stdin_not_the_command_line(tmp_path: P
 
 def test_secret_conf_adds_a_connect_urls_token(tmp_path: Path) -> None:
     env = private_env(tmp_path)
-    command = [
-        sys.executable,
-        "-m",
-        "pyspark_kernel",
-        "install",
-        "--prefix",
-        str(tmp_path / "p"),
-        "--name",
-        "st",
-        "--remote",
-        "sc://h:15002/;use_ssl=true",
-        "--secret-conf",
-        "token",
-    ]
-    result = subprocess.run(command, input="stdin-token-1\n", capture_output=True, text=True, env=env, timeout=300)
+    command = ["install", "--prefix", str(tmp_path / "p"), "--name", "st", "--remote", "sc://h:15002/;use_ssl=true", "--secret-conf", "token"]
+    result = cli(*command, input="stdin-token-1\n", env=env)
     assert result.returncode == 0, result.stderr
     spec = json.loads((tmp_path / "p" / "share" / "jupyter" / "kernels" / "st" / "kernel.json").read_text())
     assert spec["env"]["SPARK_REMOTE"] == "sc://h:15002/;use_ssl=true"
@@ -508,20 +488,8 @@ def test_secret_conf_adds_a_connect_urls_token(tmp_path: Path) -> None:
 
 
 def test_secret_conf_without_a_value_is_refused(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pyspark_kernel",
-        "install",
-        "--prefix",
-        str(tmp_path / "p"),
-        "--name",
-        "sn",
-        "--no-cds",
-        "--secret-conf",
-        "spark.a.password",
-    ]
-    result = subprocess.run(command, input="", capture_output=True, text=True, env=private_env(tmp_path), timeout=300)
+    command = ["install", "--prefix", str(tmp_path / "p"), "--name", "sn", "--no-cds", "--secret-conf", "spark.a.password"]
+    result = cli(*command, input="", env=private_env(tmp_path))
     assert result.returncode == 2 and "--secret-conf spark.a.password" in result.stderr and "Fix:" in result.stderr, result.stderr
     assert not list(tmp_path.rglob("kernel.json")) and not list(tmp_path.rglob("*.properties"))
 
