@@ -98,8 +98,11 @@ try:
         jvm.end_child_jvms(grace=0.01)
     assert user_java.poll() is None, "the user's java was ended"
     launched = prelaunch.spawn(SessionSettings(), {}, None, None)  # a real spark-submit, ended mid-start
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30
     tree = jvm.launch_tree(launched.process.pid)
+    while len(tree) < 2 and launched.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)  # until spark-submit's launcher JVM runs under it (it exits, exec'ing the driver, in well under a second)
+        tree = jvm.launch_tree(launched.process.pid)
     jvm.end_child_jvms()
     launched.process.wait(30)
     assert psutil.wait_procs(tree, timeout=30)[1] == [], "a process of the launch outlived its end"
