@@ -36,9 +36,9 @@ def test_py4j_gateway_refuses_a_client_without_its_secret(spark_kernel: KernelHa
         with pytest.raises(Py4JError):
             intruder.jvm.java.lang.System.getProperty("user.name")
     finally:
-        intruder.shutdown()
+        intruder.close()  # close, not shutdown: shutdown asks the JVM's gateway server to stop
     owner = ClientServer(java_parameters=JavaParameters(port=port, auth_token=secret, auto_convert=True), python_parameters=PythonParameters(port=0))
     try:
         assert owner.jvm.java.lang.System.getProperty("user.name"), "the same call with the gateway's secret is answered"
     finally:
-        owner.shutdown()
+        owner.close()  # with the secret, shutdown would stop the shared kernel's gateway server for good
