@@ -44,7 +44,7 @@ run: kernelspec $(LAB_SETTINGS)  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark
 
 test: lint docs  ## the checks and the docs, then the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the wheel in a fresh venv, the lowest dependencies, then the Docker image built and run
 	bash scripts/ensure-system.sh --browser --two-accounts
-	$(PY) -m pytest -q -rs --ignore=tests/image
+	$(PY) -m pytest -q -rs --durations=25 --ignore=tests/image
 	$(MAKE) test-wheel
 	$(MAKE) test-lowest
 	bash scripts/image-test.sh
