@@ -176,16 +176,20 @@ def notebook_kernel(base: str, headers: dict[str, str], kernel_name: str, runtim
     """A notebook's kernel started by the server (POST /api/sessions), and a client on its connection file."""
     body = json.dumps({"path": "ui.ipynb", "type": "notebook", "name": "ui.ipynb", "kernel": {"name": kernel_name}}).encode()
     session = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", data=body, headers=headers, method="POST"), timeout=120))
-    deadline = time.monotonic() + 120  # the server's word that the kernel is up: a loaded machine starts it slowly
-    while time.monotonic() < deadline:
-        status, text = http_get(f"{base}/api/kernels/{session['kernel']['id']}", headers)
-        if status == 200 and json.loads(text)["execution_state"] not in ("starting", "unknown"):
-            break
-        time.sleep(0.5)
+    # The server has started the kernel when it answers; the kernel's own kernel_info reply says it is up
+    # (the server's execution_state can stay "starting" until a browser's websocket connects).
     client = BlockingKernelClient(connection_file=str(runtime / f"kernel-{session['kernel']['id']}.json"))
     client.load_connection_file()
     client.start_channels()
-    client.wait_for_ready(timeout=60)
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
+    while True:
+        try:  # a client without the kernel's manager judges it alive by its heartbeat, which starts a moment late
+            client.wait_for_ready(timeout=max(1, deadline - time.monotonic()))
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     return session["id"], client
 
 
@@ -197,7 +201,9 @@ def run_text(client: BlockingKernelClient, code: str) -> str:
 
 
 def ui_link(client: BlockingKernelClient) -> str:
-    """The Spark UI link that %spark shows in the notebook."""
+    """The Spark UI link that %spark shows in the notebook, once the session is up (a cell that touches
+    ``spark`` waits for it; %spark alone reports a session still starting)."""
+    run_text(client, "_ = spark.version")
     return next(line for line in run_text(client, "%spark").splitlines() if line.startswith("Spark UI:")).split(": ", 1)[1]
 
 
