@@ -66,7 +66,7 @@ test-lowest: setup  ## the lowest versions pyproject.toml allows (uv --resolutio
 	$(VENV)/bin/uv venv -q --native-tls --python $(PYTHON) $(LOWEST)
 	VIRTUAL_ENV=$(LOWEST) $(VENV)/bin/uv pip install -q --native-tls --resolution lowest-direct -e '.[test]'
 	$(LOWEST)/bin/python scripts/lowest-versions.py
-	$(LOWEST)/bin/python -m pytest -q -rs -p no:cacheprovider $(QUICK)
+	$(LOWEST)/bin/python -m pytest -q -rs -p no:cacheprovider --ignore=tests/image $(QUICK)
 	$(LOWEST)/bin/python -m pytest -q -rs -p no:cacheprovider tests/kernel/test_kernel.py::test_dataframes_sql_and_pandas_work_out_of_the_box \
 		tests/cli/test_channels.py::test_with_encryption_required_the_kernel_runs_and_another_account_reads_nothing
 
