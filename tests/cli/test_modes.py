@@ -9,28 +9,18 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import KernelHarness, cli, install
 
+from cli.test_kernelspec import SPARK as SPARK_4  # a Spark 4.3 on Java 17, as install resolves one
 from pyspark_kernel import submitargs
 from pyspark_kernel.cli import kernelspec, options
 from pyspark_kernel.cli.options import SparkOptions
-from pyspark_kernel.environment import JavaRuntime, SparkEnvironment
+from pyspark_kernel.environment import SparkEnvironment
 from pyspark_kernel.errors import KernelSpecError
 
-SPARK_4 = SparkEnvironment(
-    spark_home=Path("/opt/spark"),
-    spark_version="4.3.0",
-    scala_version="2.13",
-    py4j_zip=Path("/opt/spark/python/lib/py4j-0.10.9.9-src.zip"),
-    pyspark_path=Path("/opt/spark/python"),
-    python=Path(sys.executable),
-    python_version="3.11",
-    java=JavaRuntime(Path("/usr/bin/java"), 17, "17.0.15"),
-)
 SPARK_35 = SparkEnvironment(**{**SPARK_4.__dict__, "spark_version": "3.5.9", "scala_version": "2.12"})
 K8S = "k8s://https://10.0.0.1:6443"
 NO_JAR_REASON = "Maven Central is not reachable from this machine; set GRAPHFRAMES_JAR=/path/to/graphframes-spark4_2.13-<ver>.jar to run it"
