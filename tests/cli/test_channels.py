@@ -9,20 +9,17 @@ spy as the second account (conftest.py) that subscribes to the iopub port withou
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, KernelHarness, cli, free_port, install, spied_frames
+from conftest import REPO, KernelHarness, cli, install, spied_frames
+from reliability.server import JupyterServer
 
 from pyspark_kernel.cli import channels, doctor
 
@@ -116,53 +113,10 @@ def test_the_flag_of_make_run_gives_each_kernel_of_a_jupyter_server_its_keys(tmp
     flag = re.search(r"^ENCRYPTION := (\S+)$", (REPO / "Makefile").read_text(), re.M)
     assert flag, "Makefile: ENCRYPTION := --KernelManager.transport_encryption=..."
     runtime = tmp_path / "runtime"
-    with jupyter_server(tmp_path, runtime, flag.group(1)) as (url, token):
-        request = urllib.request.Request(f"{url}api/kernels", data=b'{"name": "python3"}', method="POST", headers={"Authorization": f"token {token}"})
-        kernel_id = json.loads(urllib.request.urlopen(request, timeout=120).read())["id"]
+    server = JupyterServer(tmp_path, args=(flag.group(1),), env={"JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")})
+    try:
+        kernel_id = server.request("POST", "/api/kernels", {"name": "python3"}, timeout=120)["id"]
         info = json.loads((runtime / f"kernel-{kernel_id}.json").read_text())
         assert info.get("curve_publickey") and info.get("curve_secretkey"), sorted(info)
-
-
-@contextlib.contextmanager
-def jupyter_server(work: Path, runtime: Path, *flags: str) -> Iterator[tuple[str, str]]:
-    """A Jupyter server on 127.0.0.1 with ``flags``, runtime files in ``runtime``; yields (url, token),
-    then shuts it down (its kernels with it) through its API, and by PID if that fails."""
-    port, token = free_port(), uuid.uuid4().hex
-    url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTER_CONFIG_DIR": str(work / "config")}
-    log = work / "server.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                "--no-browser",
-                "--ServerApp.ip=127.0.0.1",
-                f"--ServerApp.port={port}",
-                f"--ServerApp.root_dir={work}",
-                "--allow-root",
-                *flags,
-            ],
-            env={**env, "JUPYTER_TOKEN": token},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    headers = {"Authorization": f"token {token}"}
-    try:
-        deadline = time.monotonic() + 120
-        while server.poll() is None and time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(urllib.request.Request(f"{url}api/status", headers=headers), timeout=5)
-                break
-            except OSError:
-                time.sleep(0.3)
-        assert server.poll() is None, f"the server did not start: {log.read_text()[-2000:]}"
-        yield url, token
     finally:
-        try:
-            urllib.request.urlopen(urllib.request.Request(f"{url}api/shutdown", headers=headers, method="POST"), timeout=10)
-            server.wait(60)
-        except Exception:
-            server.kill()
-            server.wait(10)
+        server.stop()

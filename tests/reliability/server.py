@@ -33,9 +33,9 @@ class JupyterServer:
     """``jupyter server`` in a subprocess; its output goes to ``log``, never the terminal.
 
     The JUPYTER_* variables of this process (isolated folders, JUPYTER_PATH with the test's kernelspecs)
-    are inherited; ``args`` are extra command-line options such as the culling settings."""
+    are inherited, ``env`` set over them; ``args`` are extra command-line options such as the culling settings."""
 
-    def __init__(self, root: Path, log: IO[bytes] | int = subprocess.DEVNULL, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, log: IO[bytes] | int = subprocess.DEVNULL, args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root, self.port, self.token = root, free_port(), secrets.token_hex(16)
         command = [
@@ -50,7 +50,8 @@ class JupyterServer:
             *(["--allow-root"] if os.geteuid() == 0 else []),
             *args,
         ]
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT if log is not subprocess.DEVNULL else log)
+        environ = {**os.environ, **env} if env else None
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT if log is not subprocess.DEVNULL else log, env=environ)
         self.headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
         try:
             self._wait_until_up()

@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import KernelHarness, free_port, install, wait_gone
+from conftest import KernelHarness, install, wait_gone
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+from reliability.server import JupyterServer
 
 from pyspark_kernel.server.provisioner import PySparkProvisioner
 
@@ -66,36 +66,12 @@ def test_notebook_launched_by_jupyter_server_names_the_app(prefix: Path, isolate
     folder = install(prefix, "--name", "provisioned-server", "--provisioner", "--replace")
     root = isolated_jupyter / "server-root"
     (root / "nb").mkdir(parents=True, exist_ok=True)
-    port, token = free_port(), "server-token"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--allow-root",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    server = JupyterServer(root)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(urllib.request.Request(f"{base}/api/status", headers=headers), timeout=2)
-                break
-            except OSError:
-                time.sleep(0.3)
-        body = json.dumps({"path": "nb/analysis.ipynb", "type": "notebook", "name": "analysis.ipynb", "kernel": {"name": folder.name}}).encode()
-        session = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", data=body, headers=headers, method="POST"), timeout=60))
+        notebook = {"path": "nb/analysis.ipynb", "type": "notebook", "name": "analysis.ipynb", "kernel": {"name": folder.name}}
+        session = server.request("POST", "/api/sessions", notebook, timeout=60)
         kernel_id = session["kernel"]["id"]
-        runtime = Path(json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/status", headers=headers), timeout=5)).get("runtime_dir", "") or "")
+        runtime = Path(server.request("GET", "/api/status", timeout=5).get("runtime_dir", "") or "")
         connection_file = (
             next(Path(p) for p in (runtime, isolated_jupyter / "runtime") if (Path(p) / f"kernel-{kernel_id}.json").exists()) / f"kernel-{kernel_id}.json"
         )
@@ -109,14 +85,9 @@ def test_notebook_launched_by_jupyter_server_names_the_app(prefix: Path, isolate
             assert "analysis.ipynb" in "".join(outputs), outputs
         finally:
             client.stop_channels()
-        urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions/{session['id']}", headers=headers, method="DELETE"), timeout=60)
+        server.request("DELETE", f"/api/sessions/{session['id']}")
     finally:
-        try:
-            urllib.request.urlopen(urllib.request.Request(f"{base}/api/shutdown", headers=headers, method="POST"), timeout=10)
-            server.wait(30)
-        except Exception:
-            server.kill()
-            server.wait(10)
+        server.stop()
 
 
 def test_a_refreshed_pythonpath_drops_only_entries_inside_spark_home(tmp_path: Path) -> None:
