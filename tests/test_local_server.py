@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import KernelHarness, as_second_account, cli, install, wait_gone
 
 from pyspark_kernel import localserver
-from tests.conftest import KernelHarness, as_second_account, cli, install, wait_gone
 
 pytestmark = pytest.mark.slow
 

@@ -115,7 +115,7 @@ class ConnectBackend:
 
     def status_lines(self, session: Any) -> list[str]:
         if self.shared is not None:
-            return [f"remote: {self.remote}, shared local Spark Connect server: {self.shared.status_line()}"]
+            return self.shared.status_lines(self.remote)
         return [f"remote: {secrets.redact_remote(self.remote or '')}"]
 
     def set_log_level(self, session: Any, level: str) -> None:
