@@ -86,6 +86,12 @@ def test_two_notebooks_count_on_one_server(two_notebooks: tuple[KernelHarness, K
     servers = server_status(tmpdir_env)
     assert len(servers) == 1, servers
     assert servers[0].kernels == 2
+    keepers = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "pyspark_kernel.serverkeeper" in (p.info["cmdline"] or []) and str(servers[0].place.folder) in p.info["cmdline"]
+    ]
+    assert len(keepers) == 1, keepers  # one keeper however many kernels joined at once
     assert not first.java_children() and not second.java_children()  # neither kernel holds a JVM of its own
     status = cli("server", "status", env={**os.environ, **tmpdir_env})
     assert f"pid {servers[0].pid}" in status.stdout and "2 kernel(s) attached" in status.stdout
