@@ -121,6 +121,13 @@ def place_from(environ: Mapping[str, str]) -> ServerPlace:
     return place_for(spark_home, pyspark_version(), environ.get("SPARK_REMOTE", "local[*]"), environ.get("PYSPARK_SUBMIT_ARGS", ""))
 
 
+def server_cwd(place: ServerPlace) -> Path:
+    """Where the server runs, so where Spark resolves a relative path of any notebook on it: the user's home
+    (as for a Jupyter server started there), else the server's own folder (an account with no home)."""
+    home = Path(os.path.expanduser("~"))
+    return home if home.is_dir() and os.access(home, os.W_OK | os.X_OK) else place.folder
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -235,10 +242,11 @@ def places() -> list[ServerPlace]:
         return []
 
 
-def stop(place: ServerPlace, wait: float = STOP_WAIT_SECONDS) -> bool:
+def stop(place: ServerPlace, wait: float = STOP_WAIT_SECONDS, identity: processes.ProcessIdentity | None = None) -> bool:
     """Stop the server with pyspark's own ``--stop`` (it checks the process is the server it recorded,
-    then clears the discovery file), then make sure it has exited. True when a server was stopped."""
-    identity = server_identity(place)
+    then clears the discovery file), then make sure it has exited. True when a server was stopped.
+    ``identity``: the server's process as the caller knows it (the keeper), if the files may be gone."""
+    identity = identity or server_identity(place)
     record = read_json(place.record_path) or {}
     python = record.get("python") or sys.executable
     env = {**os.environ, "SPARK_LOCAL_CONNECT_DISCOVERY": str(place.discovery)}
@@ -254,7 +262,8 @@ def stop(place: ServerPlace, wait: float = STOP_WAIT_SECONDS) -> bool:
     deadline = time.monotonic() + wait
     while processes.is_running(identity) and time.monotonic() < deadline:
         time.sleep(processes.POLL_SECONDS)
-    place.discovery.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        place.discovery.unlink(missing_ok=True)
     return True
 
 

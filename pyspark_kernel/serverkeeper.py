@@ -66,20 +66,29 @@ def idle_timeout(place: localserver.ServerPlace) -> float:
 
 
 def keep(place: localserver.ServerPlace, check_seconds: float = CHECK_SECONDS) -> str:
-    """Watch until the server is gone or idle for its time; returns why the keeper ends."""
+    """Watch until the server is gone or idle for its time; returns why the keeper ends.
+
+    The server is followed by its process, found once: a folder removed under it (a temp cleaner, a
+    test's temp folder) takes its leases and pyspark's files along, and the server must still stop."""
+    server = localserver.server_identity(place)
+    if server is None:
+        return "no server runs in this folder"
+    timeout = idle_timeout(place)
     idle_since: float | None = None
-    while True:
-        if localserver.server_identity(place) is None:
-            return "the server is gone"
-        with place.keeper_lock():
-            if localserver.live_leases(place):
-                idle_since = None
-            else:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since >= idle_timeout(place):
-                    localserver.stop(place)
-                    return f"no kernel used the server for {idle_timeout(place):g} s: stopped"
-        time.sleep(min(check_seconds, max(idle_timeout(place) / 4, 0.5)))
+    while processes.is_running(server):
+        if place.folder.is_dir():
+            with place.keeper_lock():
+                idle_since = None if localserver.live_leases(place) else (idle_since or time.monotonic())
+                if idle_since is not None and time.monotonic() - idle_since >= timeout:
+                    localserver.stop(place, identity=server)
+                    return f"no kernel used the server for {timeout:g} s: stopped"
+        else:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= timeout:
+                localserver.stop(place, identity=server)
+                return f"its folder {place.folder} was removed and no kernel can join it: stopped after {timeout:g} s"
+        time.sleep(min(check_seconds, max(timeout / 4, 0.5)))
+    return "the server is gone"
 
 
 def main(argv: list[str]) -> int:

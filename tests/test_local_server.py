@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +35,8 @@ def tmpdir_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     """A TMPDIR of this module's own (its servers live under it); every server it holds is stopped at the end."""
     folder = tmp_path_factory.mktemp("local-server-tmp")
     folder.chmod(0o755)
-    env = {"TMPDIR": str(folder)}
+    home = tmp_path_factory.mktemp("local-server-home")  # the servers' working folder (localserver.server_cwd)
+    env = {"TMPDIR": str(folder), "HOME": str(home)}
     yield env
     result = cli("server", "stop", env={**os.environ, **env})
     assert result.returncode == 0, result.stderr
@@ -113,6 +115,22 @@ def test_each_notebook_keeps_its_own_session_state(two_notebooks: tuple[KernelHa
     assert second.value("spark.catalog.currentDatabase()") == "'default'"
     assert "plus_one" in str(second.error("spark.sql('SELECT plus_one(1)').collect()")["evalue"])
     assert first.value("spark.table('only_first').count()") == "3"
+
+
+def test_relative_paths_resolve_in_the_servers_folder_whichever_notebook_started_it(
+    shared_spec: str, tmpdir_env: dict[str, str], tmp_path: Path, two_notebooks: tuple[KernelHarness, KernelHarness]
+) -> None:
+    first, _ = two_notebooks  # the server runs: started by the module's first notebook
+    elsewhere = tmp_path / "another-notebook-folder"
+    elsewhere.mkdir()
+    third = KernelHarness(shared_spec, extra_env=tmpdir_env, cwd=str(elsewhere))
+    try:
+        third.run("spark.range(3).write.mode('overwrite').parquet('relative_out')")
+        assert (Path(tmpdir_env["HOME"]) / "relative_out").is_dir()
+        assert not (elsewhere / "relative_out").exists()
+        assert first.value("spark.read.parquet('relative_out').count()") == "3"  # the same place for every notebook
+    finally:
+        third.shutdown()
 
 
 def test_an_interrupt_cancels_only_its_own_notebooks_work(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
@@ -219,6 +237,20 @@ def test_the_server_stops_once_no_kernel_used_it_for_the_idle_time(prefix: Path,
     assert process.is_running(), "the server stopped before its idle time was up"
     assert not wait_gone([process], timeout=IDLE_SECONDS + 60), "the server outlived its idle time"
     assert {status.pid for status in server_status(tmpdir_env)} == before
+
+
+def test_a_server_whose_folder_was_removed_still_stops_after_the_idle_time(prefix: Path, tmpdir_env: dict[str, str]) -> None:
+    install(prefix, "--name", "pyspark_shared_idle", "--remote", "local[1]", "--server-idle-timeout", str(IDLE_SECONDS), "--replace")
+    before = {status.pid for status in server_status(tmpdir_env)}
+    kernel = KernelHarness("pyspark_shared_idle", extra_env=tmpdir_env)
+    try:
+        assert kernel.value("spark.range(3).count()") == "3"
+        (server,) = [status for status in server_status(tmpdir_env) if status.pid not in before]
+    finally:
+        kernel.shutdown()
+    process = psutil.Process(server.pid)
+    shutil.rmtree(server.place.folder)  # as a temp cleaner would: pyspark's files, the leases, the record
+    assert not wait_gone([process], timeout=IDLE_SECONDS + 60), "a server whose folder was removed ran on"
 
 
 def test_server_stop_by_hand_and_other_settings_get_their_own_server(prefix: Path, shared_spec: str, tmpdir_env: dict[str, str]) -> None:

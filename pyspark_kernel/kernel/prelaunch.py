@@ -108,13 +108,9 @@ def begin_local_server() -> None:
     place = localserver.place_from(os.environ)
     if localserver.server_identity(place) is not None:
         return  # running: joining takes the client a moment, later
-    subprocess.Popen(
-        [sys.executable, "-m", "pyspark_kernel.kernel.backends.localserver"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # an interrupt of the kernel (SIGINT to its group) must not end the server's start
-    )
+    from pyspark_kernel.kernel.backends.localserver import run_starter
+
+    run_starter(wait=False)
 
 
 def _begin(argv: list[str]) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -71,8 +72,13 @@ def server_opts(environ: Mapping[str, str]) -> dict[str, str]:
     return opts
 
 
-def ensure(environ: Mapping[str, str] | None = None) -> Joined:
-    """Join this kernelspec's server, starting it (and its keeper) if none runs. Takes no lease."""
+class NotRunning(Exception):
+    """No reusable server, and this process may not start one (a kernel: its starter does, run_starter)."""
+
+
+def ensure(environ: Mapping[str, str] | None = None, may_start: bool = False) -> Joined:
+    """Join this kernelspec's server, or with ``may_start`` start it (and its keeper) if none runs; raises
+    NotRunning otherwise. Takes no lease."""
     from pyspark.sql.connect.local_server import Discovery, LocalConnectServer
 
     environ = os.environ if environ is None else environ
@@ -84,6 +90,8 @@ def ensure(environ: Mapping[str, str] | None = None) -> Joined:
         with Discovery(str(place.discovery)) as discovery:
             server = LocalConnectServer(discovery)
             started_here = not server.is_reusable()
+            if started_here and not may_start:
+                raise NotRunning
             if started_here:
                 joined = start(server, place, environ)
             else:
@@ -99,6 +107,26 @@ def ensure(environ: Mapping[str, str] | None = None) -> Joined:
             os.environ.pop(TOKEN_VAR, None)  # a subprocess of a cell would inherit it
         else:
             os.environ[TOKEN_VAR] = token_before
+
+
+def run_starter(wait: bool) -> None:
+    """Start the server from a process of its own, in the server's own working folder (localserver.py's
+    ``server_cwd``): a server started from a kernel would resolve every notebook's relative paths against
+    the folder of the notebook that happened to start it. ``wait``: block until it is up (no warm-up),
+    raising SparkStartError with the starter's reason; else return at once (prelaunch.py)."""
+    place = localserver.place_from(os.environ)
+    command = [sys.executable, "-m", __name__, *([] if not wait else ["--no-warm"])]
+    cwd = localserver.server_cwd(place)
+    if not wait:
+        subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        return
+    result = subprocess.run(command, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SparkStartError(
+            f"The local Spark Connect server did not start: {reason}",
+            f"its log is in {place.log_dir}; `pyspark-kernel server stop` ends a server left half-started, then run the cell again.",
+        )
 
 
 def start(server: object, place: localserver.ServerPlace, environ: Mapping[str, str]) -> Joined:
@@ -153,7 +181,11 @@ class SharedServer:
         if self._lease is None:
             with self.place.keeper_lock():
                 self._lease = localserver.take_lease(self.place)
-        self.joined = ensure()
+        try:
+            self.joined = ensure()
+        except NotRunning:
+            run_starter(wait=True)
+            self.joined = ensure()
         publish_route(self.joined)
         return self.joined.url
 
@@ -260,15 +292,34 @@ def is_listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def main() -> int:
-    """Make sure the server runs (prelaunch.py runs this as soon as a kernel process exists)."""
+def warm(joined: Joined) -> None:
+    """The first queries of a new server are its slowest (its JIT and the Connect planner's classes are
+    cold): run their shapes once, in a session of this process's own, while the kernel that started the
+    server is still importing its client."""
+    from pyspark.sql import SparkSession
+
+    from pyspark_kernel.kernel import warmup
+
+    session = SparkSession.builder.remote(joined.url).create()
     try:
-        ensure()
-    except Exception as error:  # the kernel's own start meets it again and says why in a cell
-        print(f"pyspark-kernel: the local Spark Connect server was not started early: {error}", file=sys.stderr)
+        for name, query in warmup.QUERIES:
+            if name != "udf":  # a Python worker's start would hold up the notebook's first cell
+                query(session)
+    finally:
+        session.stop()
+
+
+def main(argv: list[str]) -> int:
+    """Make sure the server runs, and warm one this process started (``--no-warm``: a kernel waits for it)."""
+    try:
+        joined = ensure(may_start=True)
+        if joined.started_here and "--no-warm" not in argv:
+            warm(joined)
+    except Exception as error:  # the kernel's own start says why, in a cell
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
