@@ -112,4 +112,3 @@ def local_context_refused() -> BaseException:
     from pyspark.errors import PySparkRuntimeError
 
     return PySparkRuntimeError(errorClass="CONTEXT_UNAVAILABLE_FOR_REMOTE_CLIENT", messageParameters={})
-
