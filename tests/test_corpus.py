@@ -18,12 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import install
+from conftest import cli, install
 from nbformat.v4 import new_code_cell, new_notebook
 from notebooks.record import (
     compare,
@@ -129,8 +129,10 @@ def test_nbconvert_execute(corpus_kernel: Callable[[str], str], tmp_path: Path) 
     check(path, nbformat.read(work / "executed.ipynb", as_version=4), str(work))
 
 
-# The kinds of Spark Connect kernel the corpus runs in: a kernelspec naming a running server (sc://...).
-CONNECT_KINDS = {"server": lambda server: server}
+# The kinds of Spark Connect kernel the corpus runs in: a kernelspec naming a running server (sc://...), and
+# one whose kernels share a local server of their own ('local[*]': "a notebook that runs in a plain Connect
+# kernel runs here too").
+CONNECT_KINDS = ("server", "local")
 LIMIT = "NotInSparkConnect"  # the kernel's one message for RDDs, sc and SparkContext (connectlimits.py)
 # The notebooks that use what Spark Connect lacks, in a Connect kernel: each failing cell and its error.
 # LIMIT is the kernel's message; a NameError follows from a cell that failed (a name it would have made);
@@ -144,11 +146,18 @@ CONNECT_LIMITED = {
 }
 
 
-@pytest.fixture(scope="module", params=list(CONNECT_KINDS))
-def connect_corpus_kernel(request: pytest.FixtureRequest, prefix: Path, connect_server: str) -> str:
-    remote = CONNECT_KINDS[request.param](connect_server)
-    folder = install(prefix, "--name", f"corpus-connect-{request.param}", "--remote", remote, "--env", "SPARK_LOCAL_IP", "127.0.0.1", "--replace")
-    return folder.name
+@pytest.fixture(scope="module", params=CONNECT_KINDS)
+def connect_corpus_kernel(request: pytest.FixtureRequest, prefix: Path, connect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Connect kernelspec of each kind. The local kind's kernels get a TMPDIR of this module's own, so the
+    server they share is the corpus's alone, and it is stopped at the end."""
+    name = f"corpus-connect-{request.param}"
+    if request.param == "server":
+        yield install(prefix, "--name", name, "--remote", connect_server, "--env", "SPARK_LOCAL_IP", "127.0.0.1", "--replace").name
+        return
+    tmpdir = tmp_path_factory.mktemp("corpus-local-server")
+    yield install(prefix, "--name", name, "--remote", "local[*]", "--env", "TMPDIR", str(tmpdir), "--replace").name
+    stopped = cli("server", "stop", env={**os.environ, "TMPDIR": str(tmpdir)})
+    assert stopped.returncode == 0, stopped.stderr
 
 
 @pytest.mark.parametrize("path", [pytest.param(path, id=path.stem) for path in NOTEBOOKS if is_connect(path)])

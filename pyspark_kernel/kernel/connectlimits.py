@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pyspark_kernel import secrets
+from pyspark_kernel import localserver, secrets
 from pyspark_kernel.errors import Problem
 
 logger = logging.getLogger(__name__)
@@ -65,8 +65,9 @@ def explain(error: BaseException, remote: str) -> NotInSparkConnect | None:
     used = what_was_used(error)
     if used is None:
         return None
+    server = f"a shared local server, {remote}" if localserver.is_local_remote(remote) else secrets.redact_remote(remote)
     problem = (
-        f"{used} is not available: this kernel runs on Spark Connect ({secrets.redact_remote(remote)}), "
+        f"{used} is not available: this kernel runs on Spark Connect ({server}), "
         "which has no SparkContext, so no `sc`, RDDs, broadcast variables, accumulators or setLogLevel."
     )
     limit = NotInSparkConnect(problem, fix_text(classic_kernelspecs()))
