@@ -10,11 +10,12 @@ SPARK_REMOTE in its env, as the corpus's reference is recorded (tests/notebooks/
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import KernelHarness, install
+from conftest import KernelHarness, cli, install
 from notebooks.record import PLAIN_KERNEL, install_plain_kernel
 
 from pyspark_kernel.kernel import connectlimits
@@ -162,3 +163,27 @@ def test_sparkcontext_in_a_connect_kernel_starts_no_local_jvm(start: str, prefix
         assert kernel.java_children() == []
     finally:
         kernel.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_limits_kernel(prefix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelHarness]:
+    """A kernel of ``install --remote 'local[*]'``, with a TMPDIR of its own: its shared server is this module's."""
+    tmpdir = tmp_path_factory.mktemp("limits-local-server")
+    install(prefix, "--name", CLASSIC_NAME, "--display-name", CLASSIC_DISPLAY, "--replace")
+    folder = install(prefix, "--name", "limits-local", "--remote", "local[*]", "--env", "TMPDIR", str(tmpdir), "--replace")
+    kernel = KernelHarness(folder.name)
+    yield kernel
+    kernel.shutdown()
+    stopped = cli("server", "stop", env={**os.environ, "TMPDIR": str(tmpdir)})
+    assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.mark.slow
+def test_the_shared_local_server_kernel_says_the_same(local_limits_kernel: KernelHarness) -> None:
+    for cell in ("sc.parallelize([1, 2, 3]).sum()", "spark.range(3).rdd", "from pyspark import SparkContext\nSparkContext.getOrCreate()"):
+        error = local_limits_kernel.error(cell)
+        assert error["ename"] == "NotInSparkConnect" and len(error["traceback"]) == 1, error["traceback"]
+        assert CELLS[cell] in error["evalue"], error["evalue"]
+        assert "a shared local server, local[*]" in error["evalue"] and CLASSIC_IN_MESSAGE in error["evalue"], error["evalue"]
+    assert local_limits_kernel.value("from pyspark import SparkContext\nSparkContext._gateway is None") == "True", "no py4j JVM in the kernel"
+    assert local_limits_kernel.value("spark.range(4).count()") == "4"
