@@ -172,6 +172,7 @@ def local_limits_kernel(prefix: Path, tmp_path_factory: pytest.TempPathFactory) 
     install(prefix, "--name", CLASSIC_NAME, "--display-name", CLASSIC_DISPLAY, "--replace")
     folder = install(prefix, "--name", "limits-local", "--remote", "local[*]", "--env", "TMPDIR", str(tmpdir), "--replace")
     kernel = KernelHarness(folder.name)
+    kernel.value("spark.range(1).count()")  # the server is up and registered, so the stop below finds it
     yield kernel
     kernel.shutdown()
     stopped = cli("server", "stop", env={**os.environ, "TMPDIR": str(tmpdir)})
