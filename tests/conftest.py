@@ -340,6 +340,7 @@ def running_connect_server(work: Path) -> Iterator[str]:
             "spark.ui.enabled=false",
         ],
         env=env,
+        cwd=work,  # the server resolves a notebook's relative paths against its own folder: not the checkout
         check=True,
         capture_output=True,
         timeout=120,

@@ -18,12 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import install
+from conftest import cli, install
 from nbformat.v4 import new_code_cell, new_notebook
 from notebooks.record import (
     compare,
@@ -129,18 +129,62 @@ def test_nbconvert_execute(corpus_kernel: Callable[[str], str], tmp_path: Path) 
     check(path, nbformat.read(work / "executed.ipynb", as_version=4), str(work))
 
 
-@pytest.fixture(scope="module")
-def connect_corpus_kernel(prefix: Path, connect_server: str) -> str:
-    folder = install(prefix, "--name", "corpus-connect", "--remote", connect_server, "--env", "SPARK_LOCAL_IP", "127.0.0.1", "--replace")
-    return folder.name
+# The kinds of Spark Connect kernel the corpus runs in: a kernelspec naming a running server (sc://...), and
+# one whose kernels share a local server of their own ('local[*]': "a notebook that runs in a plain Connect
+# kernel runs here too").
+CONNECT_KINDS = ("server", "local")
+LIMIT = "NotInSparkConnect"  # the kernel's one message for RDDs, sc and SparkContext (connectlimits.py)
+# The notebooks that use what Spark Connect lacks, in a Connect kernel: each failing cell and its error.
+# LIMIT is the kernel's message; a NameError follows from a cell that failed (a name it would have made);
+# PATH_NOT_FOUND from the server resolving a relative path in its own folder, not the notebook's (15 writes
+# data/ with Python, then reads it with Spark). Every other cell must match plain ipykernel's reference.
+CONNECT_LIMITED = {
+    "01_rdd_basics": {1: LIMIT, 2: LIMIT, 3: "NameError", 4: LIMIT, 6: LIMIT, 7: LIMIT, 8: LIMIT, 9: LIMIT, 10: LIMIT, 11: "NameError"},
+    "02_create_dataframes": {1: LIMIT, 6: LIMIT},
+    "11_stop_and_rebuild": {1: LIMIT, 2: LIMIT, 3: LIMIT},
+    "15_json_nested": {1: LIMIT, 6: LIMIT, **dict.fromkeys((2, 3, 4, 5, 7), "AnalysisException")},
+}
+
+
+@pytest.fixture(scope="module", params=CONNECT_KINDS)
+def connect_corpus_kernel(request: pytest.FixtureRequest, prefix: Path, connect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Connect kernelspec of each kind. The local kind's kernels get a TMPDIR of this module's own, so the
+    server they share is the corpus's alone, and it is stopped at the end."""
+    name = f"corpus-connect-{request.param}"
+    if request.param == "server":
+        yield install(prefix, "--name", name, "--remote", connect_server, "--env", "SPARK_LOCAL_IP", "127.0.0.1", "--replace").name
+        return
+    tmpdir = tmp_path_factory.mktemp("corpus-local-server")
+    yield install(prefix, "--name", name, "--remote", "local[*]", "--env", "TMPDIR", str(tmpdir), "--replace").name
+    stopped = cli("server", "stop", env={**os.environ, "TMPDIR": str(tmpdir)})
+    assert stopped.returncode == 0, stopped.stderr
 
 
 @pytest.mark.parametrize("path", [pytest.param(path, id=path.stem) for path in NOTEBOOKS if is_connect(path)])
 def test_connect_notebook_matches_plain_ipykernel(path: Path, connect_corpus_kernel: str, tmp_path: Path) -> None:
     """A notebook written for local mode, in a Connect kernel: the kernel's remote wins, with a warning."""
     nb, cwd, seconds = run_notebook(path, connect_corpus_kernel, workdir=tmp_path)
-    print(f"{path.stem} in connect: {seconds:.1f} s")
+    print(f"{path.stem} in {connect_corpus_kernel}: {seconds:.1f} s")
     check(path, nb, cwd, connect=True)
+
+
+@pytest.mark.parametrize("path", [pytest.param(path, id=path.stem) for path in NOTEBOOKS if path.stem in CONNECT_LIMITED])
+def test_rdd_notebook_in_connect_says_so_in_one_message(path: Path, connect_corpus_kernel: str, tmp_path: Path) -> None:
+    """A notebook that uses RDDs or sc, in a Connect kernel: each such cell shows the one message naming
+    the classic kernelspec, no traceback; the cells that need none of it still match plain ipykernel."""
+    nb, cwd, _ = run_notebook(path, connect_corpus_kernel, workdir=tmp_path)
+    expected = CONNECT_LIMITED[path.stem]
+    errors = {index: output for index, cell in enumerate(nb.cells) for output in cell.get("outputs", []) if output.output_type == "error"}
+    assert {index: error.ename for index, error in errors.items()} == expected, {index: error.evalue[:200] for index, error in errors.items()}
+    for error in errors.values():
+        if error.ename == LIMIT:
+            assert len(error.traceback) == 1 and "Kernel > Change Kernel" in error.evalue, error.traceback
+    others = [
+        problem
+        for problem in compare(path.stem, nb, cwd, load_reference(path), connect=True)
+        if not any(problem.startswith(f"{path.stem} cell {index} [") for index in expected)
+    ]
+    assert not others, "\n\n".join(others)
 
 
 def test_corpus_shape() -> None:

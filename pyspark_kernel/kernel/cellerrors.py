@@ -1,9 +1,10 @@
-"""How a cell shows an error from Spark: a dead JVM's py4j error as what to do about it, and an error
-that an interrupt caused as the interrupt.
+"""How a cell shows an error from Spark: a dead JVM's py4j error as what to do about it, an error
+that an interrupt caused as the interrupt, and in a Spark Connect kernel a use of RDDs, ``sc`` or
+SparkContext as the one message that names the classic kernelspec (connectlimits.py).
 
-The kernel (ipkernel.py) registers a SparkErrorHandler as IPython's custom handler for py4j and
-connection errors, tells it when a cell begins and when SIGINT lands, and lets it name, in the cell's
-execute_reply, the error it showed in place of the original.
+The kernel (ipkernel.py) registers a SparkErrorHandler as IPython's custom handler for the errors it
+names (:meth:`SparkErrorHandler.handled`), tells it when a cell begins and when SIGINT lands, and lets
+it name, in the cell's execute_reply, the error it showed in place of the original.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyspark_kernel.errors import error_line
+from pyspark_kernel.kernel import connectlimits
 from pyspark_kernel.kernel.session import ManagedSession
 
 
@@ -40,6 +42,14 @@ class SparkErrorHandler:
         """SIGINT is about to stop the running cell's code: what its calls raise now is the interrupt's doing."""
         self.interrupted = True
 
+    def handled(self) -> tuple[type[BaseException], ...]:
+        """The errors IPython is to hand to this handler: py4j's and connection errors; in a Spark
+        Connect kernel also the kinds of error that Connect's missing SparkContext raises."""
+        from py4j.protocol import Py4JError
+
+        connect = connectlimits.WATCHED if self.session.backend.remote else ()
+        return (Py4JError, ConnectionError, *connect)
+
     def begin_cell(self) -> None:
         self.interrupted = False
         self.shown = None
@@ -66,6 +76,9 @@ class SparkErrorHandler:
         """
         if self.interrupted or interrupted(value):
             return self._show_instead(shell, KeyboardInterrupt("interrupted; this cell's Spark jobs were cancelled"))
+        remote = self.session.backend.remote
+        if remote and isinstance(value, connectlimits.WATCHED):
+            return self._connect_limit(shell, remote, (etype, value, tb), tb_offset)
         from pyspark_kernel.kernel.jvm import from_jvm_connection
 
         # A connection to the JVM refused may come a moment before the dying JVM is reaped; a Java
@@ -81,6 +94,16 @@ class SparkErrorHandler:
             return self._show_instead(shell, gone)
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         return []
+
+    def _connect_limit(self, shell: Any, remote: str, exc_info: tuple[type, BaseException, Any], tb_offset: int | None) -> list[str]:
+        """A use of what Spark Connect lacks becomes the one message; any other error shows as usual.
+        pyspark's error stays the last error (sys.last_value), as IPython keeps it, so %tb shows it."""
+        limit = connectlimits.explain(exc_info[1], remote)
+        if limit is None:
+            shell.showtraceback(exc_info, tb_offset=tb_offset)
+            return []
+        shell._get_exc_info(exc_info)  # stores sys.last_type/value/traceback, which %tb prints
+        return self._show_instead(shell, limit)
 
     def _show_instead(self, shell: Any, error: BaseException) -> list[str]:
         """Show ``error`` as the cell's error: one line, and the name the execute_reply will carry."""

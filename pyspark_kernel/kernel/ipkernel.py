@@ -73,9 +73,7 @@ class PySparkKernel(IPythonKernel):
         self._errors = SparkErrorHandler(session)  # how a cell shows an error of its Spark calls
         self._interrupts = CellInterrupts(self.controller.cancel_cell, self._errors.note_interrupt)  # what SIGINT does
         shell.register_magics(SparkMagics(shell, self.controller))
-        from py4j.protocol import Py4JError
-
-        shell.set_custom_exc((Py4JError, ConnectionError), self._errors)
+        shell.set_custom_exc(self._errors.handled(), self._errors)
         logging.getLogger().addFilter(QuietInterruptLog())
         log_to_kernel_log(self.log)
         self.controller.start()

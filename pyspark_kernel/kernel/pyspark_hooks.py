@@ -14,7 +14,8 @@ installed here close that window, in this process only:
   that warning only to the JVM's log); in a Spark Connect kernel a builder's ``.master(...)`` gives way to
   the kernel's server with a notice, where pyspark would raise CANNOT_CONFIGURE_SPARK_CONNECT_MASTER;
 - every JVM this process launches, whoever asks for it, goes through the owner's launcher, which sends
-  the JVM's output to the kernel's log and records the process so the kernel can reap it.
+  the JVM's output to the kernel's log and records the process so the kernel can reap it; in a Spark
+  Connect kernel user code launches none (a SparkContext there would be a second, local Spark).
 
 The session itself is never tracked here: :func:`live_session` reads pyspark's own class state, so a
 session that user code stopped or built anew is seen as it is.
@@ -29,7 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pyspark_kernel.kernel import uiprotect
+from pyspark_kernel.kernel import connectlimits, uiprotect
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +197,8 @@ def _launch_through_owner(original: Callable[..., Any]) -> Callable[..., Any]:
         if gateway is None:
             with cls._lock:
                 if cls._gateway is None:
+                    if _owner.remote and not _owner.is_start_thread():  # a Connect kernel starts no local JVM
+                        raise connectlimits.local_context_refused()
                     gateway = _owner.launch_gateway(conf)
         original(cls, instance, gateway, conf)
 

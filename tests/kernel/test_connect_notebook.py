@@ -26,7 +26,7 @@ def connect_kernel(prefix: Path, connect_server: str) -> Iterator[KernelHarness]
 def test_connect_kernel_has_spark_and_no_local_jvm(connect_kernel: KernelHarness) -> None:
     assert "connect" in connect_kernel.value("type(spark).__module__")
     assert connect_kernel.java_children() == []
-    assert connect_kernel.error("sc.parallelize([1])")["ename"] == "NameError"
+    assert connect_kernel.error("sc.parallelize([1])")["ename"] == "NotInSparkConnect"  # no sc: one message (test_connect_limits.py)
 
 
 def test_a_local_mode_first_cell_runs_on_the_kernels_server_with_a_notice(prefix: Path, connect_server: str) -> None:
