@@ -108,7 +108,7 @@ def begin_local_server() -> None:
     place = localserver.place_from(os.environ)
     if localserver.server_identity(place) is not None:
         return  # running: joining takes the client a moment, later
-    from pyspark_kernel.kernel.backends.localserver import run_starter
+    from pyspark_kernel.kernel.backends.localstarter import run_starter
 
     run_starter(wait=False)
 

@@ -13,16 +13,13 @@ needs (localserver.py keeps the files):
 - a lease, which keeps the server's keeper (serverkeeper.py) from stopping it while this kernel lives;
 - the token, put in the URL this process's client is given, never left in os.environ.
 
-``python -m pyspark_kernel.kernel.backends.localserver`` only makes sure the server runs: the kernel's
-start runs it as soon as the kernel process exists (prelaunch.py), so the server's JVM starts while
-ipykernel is imported, as a classic kernel's early JVM does.
+The server itself is started by a process of its own (localstarter.py), in the server's working folder.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -109,26 +106,6 @@ def ensure(environ: Mapping[str, str] | None = None, may_start: bool = False) ->
             os.environ[TOKEN_VAR] = token_before
 
 
-def run_starter(wait: bool) -> None:
-    """Start the server from a process of its own, in the server's own working folder (localserver.py's
-    ``server_cwd``): a server started from a kernel would resolve every notebook's relative paths against
-    the folder of the notebook that happened to start it. ``wait``: block until it is up (no warm-up),
-    raising SparkStartError with the starter's reason; else return at once (prelaunch.py)."""
-    place = localserver.place_from(os.environ)
-    command = [sys.executable, "-m", __name__, *([] if not wait else ["--no-warm"])]
-    cwd = localserver.server_cwd(place)
-    if not wait:
-        subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        return
-    result = subprocess.run(command, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SparkStartError(
-            f"The local Spark Connect server did not start: {reason}",
-            f"its log is in {place.log_dir}; `pyspark-kernel server stop` ends a server left half-started, then run the cell again.",
-        )
-
-
 def start(server: object, place: localserver.ServerPlace, environ: Mapping[str, str]) -> Joined:
     """Start the server with this kernelspec's settings and record what the kernels that join need."""
     opts = server_opts(environ)
@@ -184,6 +161,8 @@ class SharedServer:
         try:
             self.joined = ensure()
         except NotRunning:
+            from pyspark_kernel.kernel.backends.localstarter import run_starter
+
             run_starter(wait=True)
             self.joined = ensure()
         publish_route(self.joined)
@@ -290,36 +269,3 @@ def is_listening(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def warm(joined: Joined) -> None:
-    """The first queries of a new server are its slowest (its JIT and the Connect planner's classes are
-    cold): run their shapes once, in a session of this process's own, while the kernel that started the
-    server is still importing its client."""
-    from pyspark.sql import SparkSession
-
-    from pyspark_kernel.kernel import warmup
-
-    session = SparkSession.builder.remote(joined.url).create()
-    try:
-        for name, query in warmup.QUERIES:
-            if name != "udf":  # a Python worker's start would hold up the notebook's first cell
-                query(session)
-    finally:
-        session.stop()
-
-
-def main(argv: list[str]) -> int:
-    """Make sure the server runs, and warm one this process started (``--no-warm``: a kernel waits for it)."""
-    try:
-        joined = ensure(may_start=True)
-        if joined.started_here and "--no-warm" not in argv:
-            warm(joined)
-    except Exception as error:  # the kernel's own start says why, in a cell
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
