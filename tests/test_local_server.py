@@ -219,6 +219,7 @@ def test_a_cell_running_when_the_server_dies_fails_instead_of_hanging(two_notebo
         if reply["parent_header"].get("msg_id") == msg_id:
             break
     assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "SparkServerGone", reply["content"]  # one message, not a gRPC traceback
     assert first.value("spark.range(3).count()", timeout=180) == "3"
 
 

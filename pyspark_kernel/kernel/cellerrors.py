@@ -14,10 +14,21 @@ from typing import Any
 from pyspark_kernel.errors import error_line
 from pyspark_kernel.kernel import connectlimits
 from pyspark_kernel.kernel.session import ManagedSession
+from pyspark_kernel.localserver import is_local_remote
 
 
 class SparkJVMGone(RuntimeError):
     """Shown in place of the py4j error a call into a dead JVM raises."""
+
+
+class SparkServerGone(RuntimeError):
+    """Shown in place of the gRPC error of a cell whose shared local Connect server died under it."""
+
+
+SERVER_GONE = SparkServerGone(
+    "The local Spark Connect server stopped while this cell ran (killed, or out of memory), so this cell's Spark work is lost. "
+    "Run the cell again: the next cell starts a new server with a new session, and says what went with the old one."
+)
 
 
 def interrupted(error: BaseException | None) -> bool:
@@ -47,8 +58,12 @@ class SparkErrorHandler:
         Connect kernel also the kinds of error that Connect's missing SparkContext raises."""
         from py4j.protocol import Py4JError
 
-        connect = connectlimits.WATCHED if self.session.backend.remote else ()
-        return (Py4JError, ConnectionError, *connect)
+        remote = self.session.backend.remote
+        connect = connectlimits.WATCHED if remote else ()
+        # A shared local server's death reaches a running cell as pyspark's gRPC error, whose class is not
+        # imported this early (pyspark's import would hold up the kernel's first answer): take every error,
+        # and show all but that one as IPython would.
+        return (Exception,) if is_local_remote(remote) else (Py4JError, ConnectionError, *connect)
 
     def begin_cell(self) -> None:
         self.interrupted = False
@@ -76,6 +91,8 @@ class SparkErrorHandler:
         """
         if self.interrupted or interrupted(value):
             return self._show_instead(shell, KeyboardInterrupt("interrupted; this cell's Spark jobs were cancelled"))
+        if self.session.backend.lost() is not None:
+            return self._show_instead(shell, SERVER_GONE)
         remote = self.session.backend.remote
         if remote and isinstance(value, connectlimits.WATCHED):
             return self._connect_limit(shell, remote, (etype, value, tb), tb_offset)
