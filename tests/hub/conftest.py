@@ -9,17 +9,26 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import REPO, free_port
+
 from hub import userenv
-from hub.harness import Hub, HubUser, environment_for, start_hub, start_server, stop_hub, user_token
+from hub.harness import Hub, HubUser, accounts_processes, environment_for, start_hub, stop_hub, user_token
 
 
 @pytest.fixture(scope="session")
 def hub_accounts() -> tuple[str, ...]:
     """The hub's two users, real local accounts (useradd, with homes)."""
     userenv.require_root_and_useradd()
-    return userenv.make_accounts()
+    accounts = userenv.make_accounts()
+    left = accounts_processes(accounts)  # by a run that was killed before its teardown: the accounts are the test's alone
+    for process in left:
+        process.kill()
+    psutil.wait_procs(left, timeout=30)
+    for account in accounts:  # and the files of that run's servers, which a killed server leaves
+        shutil.rmtree(Path("/tmp", f"spark-connect-{account}"), ignore_errors=True)
+    return accounts
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +70,13 @@ def classic_kernelspec(hub_python: Path) -> str:
     return install_as_users_see_it(hub_python, "--name", "pyspark-hub-classic")
 
 
+@pytest.fixture(scope="session")
+def shared_kernelspec(hub_python: Path) -> str:
+    """The shared local Spark Connect mode: a user's kernels share one server JVM of that user's. Its idle
+    time is longer than the test's waits, so only the hub's stop can explain a server that is gone."""
+    return install_as_users_see_it(hub_python, "--name", "pyspark-hub-shared", "--remote", "local[*]", "--server-idle-timeout", "600")
+
+
 @pytest.fixture(scope="module")
 def hub(hub_accounts: tuple[str, ...], hub_python: Path) -> Iterator[Hub]:
     """One JupyterHub for the module's tests, on free ports of 127.0.0.1, stopped (and all it started) at the end."""
@@ -77,8 +93,5 @@ def hub(hub_accounts: tuple[str, ...], hub_python: Path) -> Iterator[Hub]:
 
 @pytest.fixture(scope="module")
 def hub_users(hub: Hub) -> list[HubUser]:
-    """Each account as a hub user with a token of theirs, their server started through the hub's API."""
-    users = [HubUser(name, user_token(hub, name)) for name in hub.users]
-    for user in users:
-        start_server(hub, user.name)
-    return users
+    """Each account as a hub user, with an API token of theirs made through the hub's API."""
+    return [HubUser(name, user_token(hub, name)) for name in hub.users]

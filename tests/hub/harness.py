@@ -137,14 +137,15 @@ def stop_hub(hub: Hub) -> None:
 
 
 def accounts_processes(accounts: tuple[str, ...]) -> list[psutil.Process]:
-    """Every running process of ``accounts`` (the hub's test accounts run only what this test started)."""
+    """Every live process of ``accounts`` (the hub's test accounts run only what this test started)."""
     import pwd
 
     uids = {pwd.getpwnam(name).pw_uid for name in accounts}
     found = []
-    for process in psutil.process_iter(["uids"]):
+    for process in psutil.process_iter(["uids", "status"]):
         uids_of = process.info["uids"]
-        if uids_of is not None and uids_of.real in uids:
+        # A zombie has exited (its memory is freed); it waits for its reaper, which here is the machine's init.
+        if uids_of is not None and uids_of.real in uids and process.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(process)
     return found
 

@@ -105,7 +105,17 @@ def library_path(python: Path) -> str:
 def check_runs_as(account: str, python: Path) -> None:
     """Fail with what went wrong unless ``account`` can import what a hub user's server and kernel need."""
     probe = subprocess.run(
-        ["runuser", "-u", account, "--", "env", f"LD_LIBRARY_PATH={library_path(python)}", str(python), "-c", "import jupyterhub.singleuser, pyspark, pyspark_kernel"],
+        [
+            "runuser",
+            "-u",
+            account,
+            "--",
+            "env",
+            f"LD_LIBRARY_PATH={library_path(python)}",
+            str(python),
+            "-c",
+            "import jupyterhub.singleuser, pyspark, pyspark_kernel",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
