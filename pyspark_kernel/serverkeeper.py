@@ -38,9 +38,10 @@ def start_keeper(place: localserver.ServerPlace) -> None:
     """Start a keeper for the server in ``place`` unless one runs (the caller holds pyspark's discovery lock)."""
     if keeper_running(place):
         return
+    place.log_dir.mkdir(mode=0o700, exist_ok=True)
     log = open(place.log_dir / "keeper.log", "ab")  # noqa: SIM115 (handed to the child)
     try:
-        subprocess.Popen(
+        keeper = subprocess.Popen(
             [sys.executable, "-m", "pyspark_kernel.serverkeeper", str(place.folder)],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -50,6 +51,10 @@ def start_keeper(place: localserver.ServerPlace) -> None:
         )
     finally:
         log.close()
+    # Recorded here, not by the keeper once its Python is up: a kernel joining meanwhile must see it runs.
+    identity = processes.identify(keeper.pid)
+    if identity is not None:
+        localserver.write_private_json(place.folder / KEEPER_FILE, {"pid": identity.pid, "started": identity.create_time})
 
 
 def idle_timeout(place: localserver.ServerPlace) -> float:
@@ -79,11 +84,8 @@ def keep(place: localserver.ServerPlace, check_seconds: float = CHECK_SECONDS) -
 
 def main(argv: list[str]) -> int:
     place = localserver.ServerPlace(Path(argv[0]))
-    me = processes.identify(os.getpid())
-    assert me is not None
-    localserver.write_private_json(place.folder / KEEPER_FILE, {"pid": me.pid, "started": me.create_time})
     reason = keep(place)
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} keeper {me.pid}: {reason}", flush=True)
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} keeper {os.getpid()}: {reason}", flush=True)
     return 0
 
 

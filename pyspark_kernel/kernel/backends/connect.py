@@ -115,7 +115,8 @@ class ConnectBackend:
 
     def status_lines(self, session: Any) -> list[str]:
         if self.shared is not None:
-            return [f"remote: {self.remote}, shared local Spark Connect server: {self.shared.status_line()}"]
+            lines: list[str] = self.shared.status_lines(self.remote)
+            return lines
         return [f"remote: {secrets.redact_remote(self.remote or '')}"]
 
     def set_log_level(self, session: Any, level: str) -> None:

@@ -183,8 +183,12 @@ class SharedServer:
                 facts["ui_note"] = "protected: it opens through the Jupyter server (pyspark-kernel's server extension)"
         return facts
 
-    def status_line(self) -> str:
-        return localserver.status(self.place).line()
+    def status_lines(self, remote: str | None) -> list[str]:
+        """%spark's lines: the server (pid, port, memory, kernels), and the UI as this notebook reaches it."""
+        lines = [f"remote: {remote}, shared local Spark Connect server: {localserver.status(self.place).line()}"]
+        if self.joined is not None and self.joined.ui_port is not None:
+            lines.append(f"Spark UI: {self.settings.ui_link(f'http://127.0.0.1:{self.joined.ui_port}/')}")
+        return lines
 
     @staticmethod
     def fail_fast(session: object) -> None:
