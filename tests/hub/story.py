@@ -51,8 +51,9 @@ def check_counts(opened: Outputs) -> None:
 
 
 def check_ui_links(hub: Hub, users: list[HubUser], opened: Outputs) -> None:
-    """Each notebook's Spark UI link (its session line's) opens through the hub with its user's token,
-    and not with the other user's token nor with none (the hub's 403, or a redirect to its login)."""
+    """Each notebook's Spark UI link (its session line's) opens through the hub with its user's token, its
+    page's links stay on that route, and it does not open with the other user's token nor with none (the
+    hub's 403, or a redirect to its login)."""
     for user in users:
         other = next(someone for someone in users if someone is not user)
         for path, outputs in opened[user.name].items():
@@ -60,6 +61,8 @@ def check_ui_links(hub: Hub, users: list[HubUser], opened: Outputs) -> None:
             assert link and link.startswith(f"/user/{user.name}/pyspark-ui/"), f"{user.name}'s {path}: no Spark UI link in {outputs}"
             own = hub.get(link, user.token)
             assert own.status_code == 200 and "Spark Jobs" in own.text, f"{user.name} opening {link}: {own.status_code} {own.text[:300]}"
+            route = link.removesuffix("jobs/")
+            assert f'href="{route}' in own.text, f"the UI's own links leave {route} (behind the hub's /user/{user.name}/ prefix)"
             for who, token in ((other.name, other.token), ("a client with no token", None)):
                 answer = hub.get(link, token)
                 assert answer.status_code in (302, 401, 403, 404), f"{who} opening {user.name}'s {link}: {answer.status_code} {answer.text[:300]}"
