@@ -13,7 +13,7 @@ ENCRYPTION := --KernelManager.transport_encryption=auto
 LOWEST ?= .venv-lowest
 QUICK := -m "not slow and not e2e and not reliability and not image and not corpus"
 
-.PHONY: setup run kernelspec lint docs test test-quick test-lowest test-wheel e2e corpus corpus-reference bench soak burst matrix clean
+.PHONY: setup run kernelspec lint docs test test-quick test-lowest test-wheel test-hub e2e corpus corpus-reference bench soak burst matrix clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-system.sh
@@ -43,7 +43,7 @@ run: kernelspec $(LAB_SETTINGS)  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 
 test: lint docs  ## the checks and the docs, then the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the wheel in a fresh venv, the lowest dependencies, then the Docker image built and run
-	bash scripts/ensure-system.sh --browser --two-accounts
+	bash scripts/ensure-system.sh --browser --two-accounts --hub
 	$(PY) -m pytest -q -rs --durations=25 --ignore=tests/image
 	$(MAKE) test-wheel
 	$(MAKE) test-lowest
@@ -72,6 +72,10 @@ test-lowest: setup  ## the lowest versions pyproject.toml allows (uv --resolutio
 
 test-wheel: setup  ## what users install: the wheel and sdist built and twine-checked, the wheel in a fresh venv, its kernelspec running a notebook, its server extension enabled (~2 min)
 	PY=$(PY) PYTHON=$(PYTHON) bash scripts/wheel-test.sh
+
+test-hub: setup  ## a real JupyterHub on 127.0.0.1 (npm's configurable-http-proxy, the local process spawner, two accounts made with useradd; as root): two notebooks per user, shared local Connect mode and classic (~3 min)
+	bash scripts/ensure-system.sh --hub
+	$(PY) -m pytest -q -rs --durations=10 -m hub tests/hub
 
 e2e: setup  ## JupyterLab driven in headless Chromium
 	bash scripts/ensure-system.sh --browser

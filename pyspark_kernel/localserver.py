@@ -267,15 +267,29 @@ def stop(place: ServerPlace, wait: float = STOP_WAIT_SECONDS, identity: processe
     return True
 
 
-def stop_unused() -> list[int]:
+def stop_unused(exiting: int | None = None) -> list[int]:
     """Stop this user's servers that no kernel uses (a Jupyter server stopping: its kernels are gone);
-    returns their pids. A server another Jupyter server's kernel still uses is left alone."""
+    returns their pids. A server another Jupyter server's kernel still uses is left alone.
+
+    ``exiting``: the pid of the Jupyter server that is exiting; its own kernels do not count. JupyterHub
+    stops a user's server with SIGINT, on which jupyter_server exits without shutting its kernels down:
+    they end a moment later, when they see their parent gone, so at its exit they still run."""
     stopped = []
     for place in places():
         identity = server_identity(place)
         if identity is None:
             continue
         with place.keeper_lock():
-            if not live_leases(place) and stop(place):
+            users = [lease for lease in live_leases(place) if exiting is None or parent_pid(lease.pid) != exiting]
+            if not users and stop(place):
                 stopped.append(identity.pid)
     return stopped
+
+
+def parent_pid(pid: int) -> int | None:
+    import psutil
+
+    try:
+        return int(psutil.Process(pid).ppid())
+    except psutil.Error:
+        return None

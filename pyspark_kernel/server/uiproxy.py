@@ -148,6 +148,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 
 def stop_unused_servers(log: Any) -> None:
-    stopped = localserver.stop_unused()
+    stopped = localserver.stop_unused(exiting=os.getpid())
     if stopped:
         log.info("pyspark-kernel: stopped the shared local Spark Connect server(s) no kernel uses: pid %s", ", ".join(map(str, stopped)))

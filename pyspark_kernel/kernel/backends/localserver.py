@@ -39,6 +39,7 @@ DISCOVERY_VAR = "SPARK_LOCAL_CONNECT_DISCOVERY"
 # spark-submit flags whose Spark property the server's properties file can carry instead.
 FLAG_PROPERTIES = {"--driver-memory": "spark.driver.memory", "--packages": "spark.jars.packages", "--jars": "spark.jars", "--py-files": "spark.submit.pyFiles"}
 UI_KEY_CONF = f"spark.{UI_FILTER}.param.secretKey"
+SERVER_PORT_CONF = "spark.local.connect.server.port"  # read by pyspark's launcher (_pick_port), not passed to Spark
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,10 @@ def start(server: object, place: localserver.ServerPlace, environ: Mapping[str, 
     reservation = reserve_ui_port() if "spark.ui.port" not in opts else None
     if reservation is not None:
         opts["spark.ui.port"] = str(reservation.port)
+    # pyspark picks the default 15002 whenever it is free at that moment; two accounts whose first notebooks
+    # start together (a hub's users) both pick it, the later JVM fails to bind, and its notebooks wait for a
+    # second start. A port of the system's ephemeral range is not anyone's default.
+    opts.setdefault(SERVER_PORT_CONF, str(ephemeral_port()))
     try:
         url = server.reuse_or_start(environ.get("SPARK_REMOTE", "local[*]"), opts)  # type: ignore[attr-defined]
     except Exception as error:
@@ -263,6 +268,13 @@ def publish_route(joined: Joined) -> None:
             kernel_started=uiroute.own_start_time(),
         )
     )
+
+
+def ephemeral_port() -> int:
+    """A port free now, from the system's ephemeral range, for the server's gRPC endpoint."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def is_listening(port: int) -> bool:
