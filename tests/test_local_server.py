@@ -99,6 +99,13 @@ def test_two_notebooks_count_on_one_server(two_notebooks: tuple[KernelHarness, K
     assert f"pid {servers[0].pid}" in status.stdout and "2 kernel(s) attached" in status.stdout
 
 
+def test_errors_that_are_not_the_servers_show_as_ipython_shows_them(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
+    first, _ = two_notebooks  # the kernel's error handler sees every error of a shared-server kernel
+    assert first.error("1/0")["ename"] == "ZeroDivisionError"
+    assert first.error("spark.sql('SELECT * FROM no_such_table').collect()")["ename"] == "AnalysisException"
+    assert first.error("sc.parallelize([1])")["ename"] == "NotInSparkConnect"
+
+
 def test_each_notebook_keeps_its_own_session_state(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
     first, second = two_notebooks
     first.run(
