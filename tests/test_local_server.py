@@ -99,6 +99,18 @@ def test_two_notebooks_count_on_one_server(two_notebooks: tuple[KernelHarness, K
     assert f"pid {servers[0].pid}" in status.stdout and "2 kernel(s) attached" in status.stdout
 
 
+def test_a_new_notebooks_first_cell_shows_its_wait_then_its_jobs(
+    shared_spec: str, tmpdir_env: dict[str, str], two_notebooks: tuple[KernelHarness, KernelHarness]
+) -> None:
+    from kernel.test_first_cell import SLOW_JOB, check_wait_then_jobs
+
+    kernel = KernelHarness(shared_spec, extra_env=tmpdir_env)
+    try:
+        check_wait_then_jobs(kernel.run(f"len({SLOW_JOB})")["outputs"])
+    finally:
+        kernel.shutdown()
+
+
 def test_errors_that_are_not_the_servers_show_as_ipython_shows_them(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
     first, _ = two_notebooks  # the kernel's error handler sees every error of a shared-server kernel
     assert first.error("1/0")["ename"] == "ZeroDivisionError"

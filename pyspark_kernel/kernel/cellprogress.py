@@ -8,11 +8,16 @@ tells the cell, once, when a monitor's poll failed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from pyspark_kernel.kernel.backends.base import Backend, Monitor
 from pyspark_kernel.kernel.progress_display import Publisher
+from pyspark_kernel.kernel.waitline import WaitLine
+
+logger = logging.getLogger(__name__)
 
 
 class SessionProgress:
@@ -59,3 +64,51 @@ class SessionProgress:
         else:
             self._monitor.publish = self.publisher()
         return self._monitor
+
+
+class RunningCell:
+    """The running cell's Spark work: tagged (an interrupt cancels it) and followed by the progress display.
+
+    Begun by the controller before the cell's code when the session is up; a cell that runs while the
+    session starts waits for it inside a live line (waitline.py) and is followed from the moment it is up,
+    so the first cell of a notebook shows its wait, then its jobs, like any later cell.
+    """
+
+    def __init__(self, session: Any, progress: SessionProgress, tell_once: Callable[[str, str], None]) -> None:
+        self.session = session
+        self.progress = progress
+        self.tell_once = tell_once
+        self.running = False  # between the controller's before_cell and after_cell
+        self.followed = False  # this cell's work is tagged and its progress followed
+
+    def begins(self) -> None:
+        self.running, self.followed = True, False
+
+    def ends(self) -> None:
+        self.running = False
+
+    def follow(self, spark: Any) -> Monitor | None:
+        """Tag the cell's work in ``spark`` and begin its progress display."""
+        self.followed = True
+        try:
+            tag = self.session.backend.cell_tag(spark)
+        except Exception as error:  # the cell runs with no job group: an interrupt has nothing to cancel
+            logger.warning("setting the cell's job group failed: %s", error, exc_info=True)
+            self.tell_once("untagged", f"this cell's Spark jobs cannot be cancelled by an interrupt: {error}")
+            return None
+        return self.progress.begin(spark, tag)
+
+    def wait_line(self) -> AbstractContextManager[object]:
+        """A cell waiting for the session's start shows it live; outside a cell, or with progress off, nothing."""
+        if not self.running or not self.progress.enabled:
+            return nullcontext()
+        return WaitLine(self.progress.publisher(), self.session.starter.started_at)
+
+    def begin_late(self) -> None:
+        """The session came up while the cell waited for it: its jobs get the tag and the view any cell gets."""
+        spark = self.session.session
+        if self.running and not self.followed and spark is not None and self.session.ready:
+            try:
+                self.follow(spark)
+            except Exception as error:  # the cell's result must not depend on its progress display
+                logger.warning("following the cell's Spark work failed: %s", error, exc_info=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pyspark_kernel.kernel import pyspark_hooks
 from pyspark_kernel.kernel.backends.base import Monitor
-from pyspark_kernel.kernel.cellprogress import SessionProgress
+from pyspark_kernel.kernel.cellprogress import RunningCell, SessionProgress
 from pyspark_kernel.kernel.namespace import OWN_OUTPUT, SparkNamespace
 from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.session import ManagedSession, SessionState
@@ -48,6 +48,9 @@ class SparkController:
         self.warmer = IdleWarmer(session)
         session.notice = self.notice
         session.on_ready = self.session_ready
+        self.cell = RunningCell(session, self.progress, self.tell_once)
+        session.waiting = self.cell.wait_line
+        session.waited = self.cell.begin_late
 
     def start(self) -> None:
         """Put the stand-ins in the namespace and start Spark as the kernelspec says (eager, lazy, none)."""
@@ -79,6 +82,7 @@ class SparkController:
         session up; raises what Spark raises (the caller decides), KeyboardInterrupt included.
         Costs a cell no JVM call once the session's first cell has set its tag (bench row 3)."""
         self.warmer.cell_started()
+        self.cell.begins()
         pyspark_hooks.wait_installed()
         lost = self.session.backend.lost() if self.session.ready else None
         if lost is not None:  # its server died between cells: a new one, and the notebook is told what went with it
@@ -88,13 +92,7 @@ class SparkController:
         if spark is None or not (self.session.ready and self.session.jvm_alive()):
             return None
         self.names.bind(spark)
-        try:
-            tag = self.session.backend.cell_tag(spark)
-        except Exception as error:  # the cell runs with no job group: an interrupt has nothing to cancel
-            logger.warning("setting the cell's job group failed: %s", error, exc_info=True)
-            self.tell_once("untagged", f"this cell's Spark jobs cannot be cancelled by an interrupt: {error}")
-            return None
-        return self.progress.begin(spark, tag)
+        return self.cell.follow(spark)
 
     def cancel_cell(self, in_jvm_call: bool) -> None:
         """Cancel the running cell's Spark work; safe in a signal handler (never blocks)."""
@@ -103,6 +101,7 @@ class SparkController:
     def after_cell(self) -> None:
         """End the cell's progress display (saying, once, if its poll failed), give a session the cell made
         its line (namespace.py), then, idle, warm the session."""
+        self.cell.ends()
         failure = self.progress.end()
         if failure is not None and self.session.jvm_alive():  # a JVM that is gone: the cell says so itself
             self.tell_once("progress", f"progress display stopped: {failure}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from enum import Enum
 from typing import Any
 
@@ -73,6 +74,8 @@ class ManagedSession:
         self.conf_overrides: dict[str, str] = {}  # from %spark conf: merged over everything else
         self.notice: Callable[[str], None] = lambda text: warnings.warn(text, stacklevel=3)
         self.on_ready: Callable[[], None] = lambda: None  # called on the start thread once a start made a session
+        self.waiting: Callable[[], AbstractContextManager[object]] = nullcontext  # a cell's wait for a start in flight (waitline.py)
+        self.waited: Callable[[], None] = lambda: None  # after that wait: the cell's job view begins (controller.py)
         self._lock = threading.Lock()
         self.starter = BackgroundStart(self.backend.defer_start, self._create, lambda: self.on_ready())
         self._gateway: Any = None  # the JVM launched in this process, whoever asked for it
@@ -125,7 +128,16 @@ class ManagedSession:
     def wait_for_start(self) -> None:
         """Block until a start in flight has ended (any thread but the start thread itself)."""
         if not self.is_start_thread():
-            self.starter.wait()
+            self._wait(None)
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Wait for a start in flight, in a cell's live wait line (controller.py) when one is in flight."""
+        if self.starter.settled.is_set():
+            return True
+        with self.waiting():
+            settled = self.starter.wait(timeout)
+        self.waited()
+        return settled
 
     def is_start_thread(self) -> bool:
         return self.starter.is_own_thread()
@@ -134,7 +146,7 @@ class ManagedSession:
         """The shared session, waiting for a start in flight; starts one when none was ever made."""
         if self.state is SessionState.NOT_STARTED:
             self.start()
-        if not self.starter.wait(timeout):
+        if not self._wait(timeout):
             raise TimeoutError(f"Spark did not start within {timeout} s")
         session = self.session
         if session is not None:

@@ -71,7 +71,7 @@ def test_first_cell_shows_version_master_app_and_ui(default_spec: Path) -> None:
     kernel = KernelHarness(default_spec.name)
     try:
         result = kernel.run("n = spark.range(5).count()")
-        banner = [out["data"]["text/plain"] for out in result["outputs"] if out["type"] == "display_data"]
+        banner = [out["data"]["text/plain"] for out in result["outputs"] if out["type"] == "display_data" and out["metadata"].get("pyspark_kernel") == "banner"]
         assert len(banner) == 1, result
         app_id = kernel.value("sc.applicationId").strip("'")
         ui = kernel.value("sc.uiWebUrl").strip("'")

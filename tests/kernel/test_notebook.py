@@ -90,7 +90,7 @@ def test_ui_links_of_two_concurrent_kernels_are_their_own(default_spec: Path, ke
     other = KernelHarness(default_spec.name)
     try:
         first = other.run("spark.sparkContext.uiWebUrl")
-        banner = next(output["data"] for output in displays(first, "display_data"))
+        banner = next(output["data"] for output in displays(first, "display_data") if output["metadata"].get("pyspark_kernel") == "banner")
         url = displays(first, "execute_result")[0]["data"]["text/plain"].strip("'")
         assert banner["text/plain"].endswith(f"Spark UI {url}") and f'href="{url}"' in banner["text/html"]
         mine = kernel.value("sc.uiWebUrl").strip("'")
@@ -126,7 +126,7 @@ def test_ui_link_and_proxy_base_behind_a_proxy(prefix: Path) -> None:
     try:
         first = kernel.run("spark.sparkContext.uiWebUrl")
         port = displays(first, "execute_result")[0]["data"]["text/plain"].strip("'").rsplit(":", 1)[1]
-        banner = displays(first, "display_data")[0]["data"]["text/plain"]
+        banner = next(output["data"]["text/plain"] for output in displays(first, "display_data") if output["metadata"].get("pyspark_kernel") == "banner")
         assert banner.endswith(f"Spark UI /user/alice/proxy/{port}/jobs/")
         assert kernel.value("spark.conf.get('spark.ui.proxyBase')") == f"'/user/alice/proxy/{port}'"
     finally:

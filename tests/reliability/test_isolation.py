@@ -338,7 +338,11 @@ def test_a_spark_35_kernel_says_its_ui_is_open_and_still_guards_rpc(intruder: Pa
     kernel = KernelHarness(folder.name)
     try:
         first = kernel.run("spark.version")
-        banner = next(output["data"]["text/plain"] for output in first["outputs"] if output["type"] == "display_data")
+        banner = next(
+            output["data"]["text/plain"]
+            for output in first["outputs"]
+            if output["type"] == "display_data" and output["metadata"].get("pyspark_kernel") == "banner"
+        )
         assert "(open to other local users: Spark 3.5.9 has no UI auth filter" in banner, banner
         ports = exposure(kernel)
         assert probe(intruder, "ui", ports["ui"])["detail"] == "HTTP 200", "what the kernel says is so"
