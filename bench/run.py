@@ -43,6 +43,7 @@ from conftest import KernelHarness, running_connect_server  # noqa: E402
 from machine import machine_line  # noqa: E402
 from measure import Line, Progress, Quiet, median_interval, paired, ratio_line, spread  # noqa: E402
 from pool_row import ROW_9_LIMIT, row_9, row_9_verdict  # noqa: E402
+from server_rows import ROW_10_LIMIT, ROW_11_LIMIT, ROW_12_LIMIT, row_10, row_10_verdict, row_11, row_11_verdict, row_12, row_12_verdict  # noqa: E402
 
 from pyspark_kernel.server.pool import tree_cpu_seconds, wait_settled  # noqa: E402
 
@@ -373,6 +374,9 @@ ROWS = (
     Row(7, "Connect kernel start", "≤ 1.15×", row_7, ratio_at_most(1.15)),
     Row(8, "first cells after idle, warm-up", f"count ≤ {ROW_8_LIMIT} s", row_8, row_8_verdict),
     Row(9, "warm kernel pool (--pool 2)", f"≤ {ROW_9_LIMIT} s warm; empty pool no slower than none", row_9, row_9_verdict),
+    Row(10, "six notebooks, shared local server", f"≤ {ROW_10_LIMIT:.0%} of six classic kernels", row_10, row_10_verdict),
+    Row(11, "shared server up, new notebook", f"≤ {ROW_11_LIMIT} s", row_11, row_11_verdict),
+    Row(12, "first notebook starts the shared server", f"≤ {ROW_12_LIMIT}× classic", row_12, row_12_verdict),
 )
 QUICK_ROWS = (1, 3)
 
