@@ -85,8 +85,16 @@ PRIVATE_CONF = Variable(
     "Connect URL's secret parameters (;token=...) and for secret environment variables (install --env).",
     "install, when a setting holds a secret",
 )
+SERVER_IDLE_TIMEOUT = Variable(
+    "PYSPARK_KERNEL_SERVER_IDLE_TIMEOUT",
+    "seconds",
+    "300",
+    "A shared local Spark Connect server (install --remote 'local[*]') stops once no kernel has used it for this long; "
+    "the kernel that starts the server passes it on.",
+    "install --server-idle-timeout",
+)
 
-VARIABLES = (START, WARMUP, PROGRESS, EARLY_JVM, UI_PROXY, UI_ROUTE, BASE_URL, PRIVATE_CONF)
+VARIABLES = (START, WARMUP, PROGRESS, EARLY_JVM, UI_PROXY, UI_ROUTE, BASE_URL, PRIVATE_CONF, SERVER_IDLE_TIMEOUT)
 
 
 def switch(environ: Mapping[str, str], variable: Variable) -> bool | None:

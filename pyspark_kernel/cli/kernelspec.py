@@ -9,6 +9,7 @@ Nothing here imports Spark.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -32,7 +33,9 @@ from pyspark_kernel.cli.options import (
 )
 from pyspark_kernel.environment import SparkEnvironment
 from pyspark_kernel.errors import KernelSpecError
+from pyspark_kernel.localserver import DEFAULT_IDLE_TIMEOUT, is_local_remote
 from pyspark_kernel.masters import is_local_master, is_yarn_master
+from pyspark_kernel.variables import SERVER_IDLE_TIMEOUT
 
 METADATA_KEY = "pyspark_kernel"
 PROVISIONER_NAME = "pyspark-provisioner"
@@ -54,7 +57,7 @@ def private_values(options: SparkOptions) -> dict[str, str]:
     for a Spark Connect kernel, which takes no --conf), the secret parameters of a --remote URL and
     secret-named --env variables (the kernel process sets them itself, __main__.py)."""
     env = {secrets.ENV_PREFIX + name: value for name, value in options.env.items() if secrets.is_secret(name)}
-    if options.remote:
+    if options.remote and not is_local_remote(options.remote):
         _, hidden = secrets.split_remote(options.remote)
         return {**{secrets.REMOTE_PREFIX + name: value for name, value in hidden.items()}, **env}
     return {**secrets.split(cluster_conf(options), options.secret_keys)[1], **env}
@@ -78,7 +81,13 @@ def kernel_env(spark: SparkEnvironment, options: SparkOptions, environ: Mapping[
         "PYSPARK_DRIVER_PYTHON": str(spark.python),
         "PYSPARK_KERNEL_START": options.start,
     }
-    if options.remote:
+    if is_local_remote(options.remote):
+        # One shared local Spark Connect server per user (pyspark's opt-in reuse, localserver.py); its start
+        # settings in spark-submit's words, as for a local JVM: master, driver memory, --conf.
+        env.update({"SPARK_REMOTE": str(options.remote), "SPARK_LOCAL_CONNECT_REUSE": "1", "SPARK_LOCAL_IP": "127.0.0.1"})
+        env["PYSPARK_SUBMIT_ARGS"] = submit_args(dataclasses.replace(options, master=str(options.remote)), private_file, spark.spark_version)
+        env[SERVER_IDLE_TIMEOUT.name] = f"{options.server_idle_timeout or DEFAULT_IDLE_TIMEOUT:g}"
+    elif options.remote:
         env["SPARK_REMOTE"] = secrets.split_remote(options.remote)[0]
     else:
         env["PYSPARK_SUBMIT_ARGS"] = submit_args(options, private_file, spark.spark_version)

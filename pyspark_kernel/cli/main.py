@@ -18,7 +18,7 @@ from pathlib import Path
 from jupyter_core.paths import prefer_environment_over_user
 
 from pyspark_kernel import __version__, environment, masters, pythons, secrets, sparkhome, submitargs
-from pyspark_kernel.cli import cds, doctor, kernelspec
+from pyspark_kernel.cli import cds, doctor, kernelspec, server
 from pyspark_kernel.cli.options import (
     DEFAULT_DISPLAY_NAME,
     DEFAULT_GRAPHFRAMES_VERSION,
@@ -29,6 +29,7 @@ from pyspark_kernel.cli.options import (
     with_driver_java_options,
 )
 from pyspark_kernel.errors import KernelSpecError, Problem
+from pyspark_kernel.localserver import DEFAULT_IDLE_TIMEOUT, is_local_remote
 
 USAGE_ERROR = 2
 
@@ -53,7 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--spark-home", metavar="PATH", help="the Spark to use (default: $SPARK_HOME, else the pip-installed pyspark)")
     install.add_argument("--python", metavar="PATH", help="the Python that runs the kernel and Spark's Python workers (default: this one)")
     install.add_argument("--master", default=masters.DEFAULT_MASTER, metavar="URL", help="Spark master URL, as for spark-submit (default: %(default)s)")
-    install.add_argument("--remote", metavar="URL", help="Spark Connect server (sc://HOST:PORT): the kernel runs no local JVM")
+    install.add_argument(
+        "--remote",
+        metavar="URL",
+        help="Spark Connect: a server's sc://HOST:PORT (the kernel runs no JVM), or local[*] / local[N]: every kernel of this kernelspec "
+        "joins one local Connect server of yours (one JVM for all your notebooks), started by the first",
+    )
+    install.add_argument(
+        "--server-idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"with --remote local[*]: stop the shared server once no kernel has used it for SECONDS (default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
     install.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark property, as for spark-submit; repeatable")
     install.add_argument(
         "--secret-conf",
@@ -105,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name", help="kernelspec name")
     check = commands.add_parser("check", help="check Java, SPARK_HOME, pyspark and Python of a kernelspec (or of the default environment)")
     check.add_argument("name", nargs="?", help="kernelspec name (default: the environment install would use)")
+    server.add_parser(commands)
     for sub in (listing, show, remove, check):
         sub.add_argument("--prefix", metavar="DIR", help="also look in DIR/share/jupyter/kernels")
     return parser
@@ -138,6 +151,7 @@ def options_from(args: argparse.Namespace) -> SparkOptions:
         k8s_image=args.k8s_image,
         k8s_namespace=args.k8s_namespace,
         graphframes=args.graphframes,
+        server_idle_timeout=args.server_idle_timeout,
     )
 
 
@@ -170,8 +184,11 @@ def run_install(args: argparse.Namespace) -> int:
     if args.python:
         pythons.executable_file(args.python)
     target = kernelspec.free_destination(options.name, user, prefix, args.replace)  # before the slow resolve
-    spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None, environ=environ)
-    if args.cds and options.remote is None:
+    local_server = is_local_remote(options.remote)
+    spark = environment.resolve(args.spark_home, args.python, need_java=options.remote is None or local_server, environ=environ)
+    if local_server:
+        check_local_server(spark)
+    if args.cds and (options.remote is None or local_server):
         options = with_class_data_sharing(spark, options)
     private = kernelspec.private_values(options)
     private_file = secrets.store_path(options.name, target) if private else None
@@ -196,6 +213,16 @@ def run_install(args: argparse.Namespace) -> int:
     for note in doctor.install_notes(spec):
         print(f"  note: {note}")
     return 0
+
+
+def check_local_server(spark: environment.SparkEnvironment) -> None:
+    """A shared local server is pyspark's persistent local Connect server, new in Spark 4.3."""
+    major, minor = (int(part) if part.isdigit() else 0 for part in (spark.spark_version.split(".") + ["0", "0"])[:2])
+    if (major, minor) < (4, 3):
+        raise KernelSpecError(
+            f"--remote local[*] needs Spark 4.3 or later (pyspark's shared local Connect server), but {spark.spark_home} is Spark {spark.spark_version}.",
+            "use a Spark 4.3 SPARK_HOME (pip install 'pyspark[connect]>=4.3'), or install this Spark as a classic kernelspec (without --remote).",
+        )
 
 
 def secret_lines(private: dict[str, str], private_file: Path | None, user: bool) -> list[str]:
@@ -257,7 +284,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 # One runner per subcommand of cli/__init__.py's COMMANDS (the set ``python -m pyspark_kernel`` dispatches on).
-RUNNERS = {"install": run_install, "list": run_list, "show": run_show, "remove": run_remove, "check": run_check}
+RUNNERS = {"install": run_install, "list": run_list, "show": run_show, "remove": run_remove, "check": run_check, "server": server.run}
 
 
 def main(argv: list[str] | None = None) -> int:

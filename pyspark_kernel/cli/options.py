@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pyspark_kernel.environment import SparkEnvironment
 from pyspark_kernel.errors import KernelSpecError
+from pyspark_kernel.localserver import is_local_remote
 from pyspark_kernel.masters import DEFAULT_MASTER, is_k8s_master, is_yarn_master
 
 DEFAULT_NAME = "PySpark_Python3"
@@ -62,6 +63,7 @@ class SparkOptions:
     k8s_namespace: str | None = None  # spark.kubernetes.namespace
     graphframes: str | None = None  # a GraphFrames version: its Maven coordinate, or the jar in --jars
     secret_keys: tuple[str, ...] = ()  # --secret-conf: kept out of kernel.json whatever their names
+    server_idle_timeout: float | None = None  # --remote local[*]: seconds the shared server outlives its last kernel
 
 
 def check_options(options: SparkOptions) -> None:
@@ -74,8 +76,22 @@ def check_options(options: SparkOptions) -> None:
         raise KernelSpecError(
             f"--master {options.master!r} is not a Spark master URL.", "use local[*], local[N], spark://HOST:PORT, yarn or k8s://https://HOST:PORT."
         )
-    if options.remote is not None and not REMOTE_PATTERN.fullmatch(options.remote):
-        raise KernelSpecError(f"--remote {options.remote!r} is not a Spark Connect URL.", "use sc://HOST:PORT, e.g. sc://127.0.0.1:15002.")
+    if options.remote is not None and not (REMOTE_PATTERN.fullmatch(options.remote) or is_local_remote(options.remote)):
+        raise KernelSpecError(
+            f"--remote {options.remote!r} is neither a Spark Connect URL nor a local server.",
+            "use sc://HOST:PORT (e.g. sc://127.0.0.1:15002), or local[*] / local[N] for one shared local server per user.",
+        )
+    if options.server_idle_timeout is not None and not is_local_remote(options.remote):
+        raise KernelSpecError("--server-idle-timeout applies to a shared local server only.", "add --remote 'local[*]', or drop --server-idle-timeout.")
+    if options.server_idle_timeout is not None and options.server_idle_timeout <= 0:
+        raise KernelSpecError(
+            f"--server-idle-timeout {options.server_idle_timeout:g} is not a positive number of seconds.", "use 300 (five minutes), for example."
+        )
+    if is_local_remote(options.remote) and options.master != DEFAULT_MASTER:
+        raise KernelSpecError(
+            f"--master {options.master!r} and --remote {options.remote!r} both say where Spark runs.",
+            f"give one: --remote {options.remote!r} alone (its server runs {options.remote}), or --master without --remote.",
+        )
     if (options.k8s_image or options.k8s_namespace) and not is_k8s_master(options.master):
         raise KernelSpecError(
             f"--k8s-image and --k8s-namespace apply to Kubernetes only, but --master is {options.master!r}.",

@@ -80,6 +80,10 @@ class SparkController:
         Costs a cell no JVM call once the session's first cell has set its tag (bench row 3)."""
         self.warmer.cell_started()
         pyspark_hooks.wait_installed()
+        lost = self.session.backend.lost() if self.session.ready else None
+        if lost is not None:  # its server died between cells: a new one, and the notebook is told what went with it
+            self.notice(lost)
+            self.restart()
         spark = self.session.session
         if spark is None or not (self.session.ready and self.session.jvm_alive()):
             return None

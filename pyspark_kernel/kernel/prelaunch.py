@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark_kernel import localdirs, processes, secrets
+from pyspark_kernel import localdirs, localserver, processes, secrets
 from pyspark_kernel.kernel import launchdirs
 from pyspark_kernel.kernel.settings import SessionSettings, log_path_for
 from pyspark_kernel.variables import EARLY_JVM, START, switch
@@ -90,9 +90,32 @@ def begin(argv: list[str]) -> None:
     """Launch the kernel's JVM now if this kernel will ask for one at once. Never raises: on any fault
     the kernel's start launches it, as without this module, and meets the fault there, in a cell."""
     try:
-        _begin(argv)
+        if local_server_wanted(os.environ):
+            begin_local_server()
+        else:
+            _begin(argv)
     except Exception as error:
         print(f"pyspark-kernel: the JVM was not launched early: {type(error).__name__}: {error}", file=sys.stderr)
+
+
+def local_server_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether this kernel will join a shared local Spark Connect server at once (localserver.py)."""
+    return localserver.is_local_remote(environ.get("SPARK_REMOTE")) and switch(environ, EARLY_JVM) is not False and environ.get(START.name, "eager") == "eager"
+
+
+def begin_local_server() -> None:
+    """Start the shared server's JVM now, in a process of its own, unless it runs: the kernel's own start
+    (backends/connect.py) then waits on pyspark's discovery lock until the server is up, and joins it."""
+    place = localserver.place_from(os.environ)
+    if localserver.server_identity(place) is not None:
+        return  # running: joining takes the client a moment, later
+    subprocess.Popen(
+        [sys.executable, "-m", "pyspark_kernel.kernel.backends.localserver"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # an interrupt of the kernel (SIGINT to its group) must not end the server's start
+    )
 
 
 def _begin(argv: list[str]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from pyspark_kernel import environment, isolation, notebookconf, secrets, submitargs
 from pyspark_kernel.errors import Problem, SparkEnvironmentError
 from pyspark_kernel.kernel import launchdirs, uiprotect
+from pyspark_kernel.localserver import is_local_remote
 from pyspark_kernel.ports import PortReservation, reserve_ui_port
 from pyspark_kernel.variables import BASE_URL, START, UI_PROXY, UI_ROUTE
 
@@ -63,6 +64,8 @@ class SessionSettings:
                     port = str(reservation.port)
                 route_key = uiprotect.route_key() if ui_proxy == own_route(environ) else None
                 defaults = {"spark.ui.port": port, "spark.ui.proxyBase": f"{ui_proxy}{route_key or port}"}
+            elif ui_proxy and is_local_remote(remote) and ui_proxy == own_route(environ):
+                route_key = uiprotect.route_key()  # to the shared local server's UI (backends/localserver.py)
         except ValueError as error:  # shlex: an unbalanced quote or a trailing backslash
             problem = SparkEnvironmentError(
                 f"PYSPARK_SUBMIT_ARGS in this kernel's environment is not valid shell syntax ({error}), so spark-submit cannot be given it.",

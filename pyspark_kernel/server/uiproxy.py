@@ -36,6 +36,7 @@ Only GET is forwarded: the UI's forms are not sent through Jupyter's XSRF check,
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 from typing import Any
 
@@ -43,6 +44,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import httpclient, web
 
+from pyspark_kernel import localserver
 from pyspark_kernel.uiroute import listener, read_route
 
 ROUTE = "pyspark-ui"
@@ -69,7 +71,9 @@ class SparkUIHandler(JupyterHandler):
             url += f"?{self.request.query}"
         request = httpclient.HTTPRequest(
             url,
-            headers={"Authorization": f"Bearer {route.token}"},
+            # A shared local server's UI serves many kernels' routes, so it has no spark.ui.proxyBase; Spark
+            # then takes its links' prefix from this header (UIUtils.uiRoot). A kernel's own UI has one, which wins.
+            headers={"Authorization": f"Bearer {route.token}", "X-Forwarded-Context": url_path_join(self.base_url, ROUTE, key)},
             follow_redirects=False,
             request_timeout=TIMEOUT_SECONDS,
         )
@@ -137,3 +141,13 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     serverapp.web_app.add_handlers(".*$", [(url_path_join(base_url, ROUTE, r"([0-9a-z]+)(/.*)?"), SparkUIHandler)])
     os.environ[ROUTE_VAR] = prefix
     serverapp.log.info("pyspark-kernel: Spark UIs of this user's kernels at %s<key>/", prefix)
+    # The shared local Connect servers (localserver.py) outlive their last kernel by an idle time, for the
+    # next notebook; a Jupyter server that stops (JupyterHub stopping a user's server) takes along those
+    # its kernels left unused, so it leaves no JVM behind. One a kernel of another Jupyter server uses stays.
+    atexit.register(stop_unused_servers, serverapp.log)
+
+
+def stop_unused_servers(log: Any) -> None:
+    stopped = localserver.stop_unused()
+    if stopped:
+        log.info("pyspark-kernel: stopped the shared local Spark Connect server(s) no kernel uses: pid %s", ", ".join(map(str, stopped)))

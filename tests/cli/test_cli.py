@@ -144,7 +144,12 @@ def test_install_start_mode_and_py_files(tmp_path: Path) -> None:
         (["--start", "sometimes"], ["--start 'sometimes' is unknown", "eager, lazy, none"]),
         (["--master", "locl[2]"], ["is not a Spark master URL", "Fix:"]),
         (["--master", "spark//host:7077"], ["is not a Spark master URL"]),
-        (["--remote", "http://host:15002"], ["is not a Spark Connect URL"]),
+        (["--remote", "http://host:15002"], ["is neither a Spark Connect URL nor a local server"]),
+        (["--remote", "local[x]"], ["is neither a Spark Connect URL nor a local server", "local[*] / local[N]"]),
+        (["--server-idle-timeout", "60"], ["--server-idle-timeout applies to a shared local server only", "Fix:"]),
+        (["--remote", "sc://h:1", "--server-idle-timeout", "60"], ["--server-idle-timeout applies to a shared local server only"]),
+        (["--remote", "local[*]", "--server-idle-timeout", "-5"], ["--server-idle-timeout -5 is not a positive number", "Fix:"]),
+        (["--remote", "local[*]", "--master", "local[2]"], ["both say where Spark runs", "Fix:"]),
         (["--spark-home", "/nonexistent/spark"], ["/nonexistent/spark does not exist", "Fix:"]),
         (["--python", "/nonexistent/python3"], ["is not an executable file", "Fix:"]),
         (["--pool", "17"], ["--pool 17 is out of range", "use 1 to 16"]),
@@ -318,3 +323,19 @@ def test_install_checks_the_java_of_env_java_home_and_check_fails_it_later(tmp_p
     assert checked.returncode == 1, checked.stdout
     assert re.search(r"^FAIL +Java +Spark 3\.5\.9 does not run on Java 25", checked.stdout, re.M), checked.stdout
     assert "fix: use Java 17: set JAVA_HOME to it" in checked.stdout and f"this machine has {jdk17}" in checked.stdout, checked.stdout
+
+
+@pytest.mark.slow
+def test_a_shared_local_server_needs_spark_4_3(tmp_path: Path, spark_359_home: Path) -> None:
+    result = cli("install", "--prefix", str(tmp_path), "--remote", "local[*]", "--spark-home", str(spark_359_home), "--no-cds")
+    assert_refused(result, "--remote local[*] needs Spark 4.3 or later", "Spark 3.5.9", "Fix:")
+    assert kernels_in(tmp_path) == []
+
+
+def test_shared_local_server_kernelspec_uses_sparks_own_variables(tmp_path: Path) -> None:
+    result = cli("install", "--prefix", str(tmp_path), "--remote", "local[2]", "--driver-memory", "2g", "--conf", "spark.sql.shuffle.partitions=8", "--no-cds")
+    assert result.returncode == 0, result.stderr
+    env = json.loads((tmp_path / "share" / "jupyter" / "kernels" / kernels_in(tmp_path)[0] / "kernel.json").read_text())["env"]
+    assert env["SPARK_REMOTE"] == "local[2]" and env["SPARK_LOCAL_CONNECT_REUSE"] == "1" and env["SPARK_LOCAL_IP"] == "127.0.0.1"
+    assert env["PYSPARK_SUBMIT_ARGS"].startswith("--master 'local[2]' --driver-memory 2g") and "spark.sql.shuffle.partitions=8" in env["PYSPARK_SUBMIT_ARGS"]
+    assert env["PYSPARK_KERNEL_SERVER_IDLE_TIMEOUT"] == "300"

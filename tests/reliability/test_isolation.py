@@ -172,9 +172,9 @@ def jupyter_server(isolated_jupyter: Path) -> Iterator[tuple[str, dict[str, str]
         server.stop()
 
 
-def notebook_kernel(base: str, headers: dict[str, str], kernel_name: str, runtime: Path) -> tuple[str, BlockingKernelClient]:
+def notebook_kernel(base: str, headers: dict[str, str], kernel_name: str, runtime: Path, path: str = "ui.ipynb") -> tuple[str, BlockingKernelClient]:
     """A notebook's kernel started by the server (POST /api/sessions), and a client on its connection file."""
-    body = json.dumps({"path": "ui.ipynb", "type": "notebook", "name": "ui.ipynb", "kernel": {"name": kernel_name}}).encode()
+    body = json.dumps({"path": path, "type": "notebook", "name": path, "kernel": {"name": kernel_name}}).encode()
     session = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", data=body, headers=headers, method="POST"), timeout=120))
     # The server has started the kernel when it answers; the kernel's own kernel_info reply says it is up
     # (the server's execution_state can stay "starting" until a browser's websocket connects).

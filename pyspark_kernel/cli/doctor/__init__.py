@@ -39,7 +39,7 @@ def target(name: str | None, prefix: str | None) -> tuple[str, dict[str, str], d
 def check_mode(python: str, env: dict[str, str], metadata: dict[str, Any]) -> list[CheckResult]:
     """The checks of this kernel's kind of master: Connect, YARN, Kubernetes, and GraphFrames if asked."""
     if env.get("SPARK_REMOTE"):
-        return check_connect(python, env)
+        return check_connect(python, env, str(metadata.get(kernelspec.METADATA_KEY, {}).get("spark_version", "")))
     submitted = submitargs.parse(env.get("PYSPARK_SUBMIT_ARGS", submitargs.CLOSING))
     results = [check_yarn(env)] if masters.is_yarn_master(submitted.master) else []
     results += check_k8s(submitted.master, submitted.conf) if masters.is_k8s_master(submitted.master) else []

@@ -45,6 +45,10 @@ class Backend(Protocol):
     def forget(self) -> None:
         """Drop the tag of a session that is gone."""
 
+    def lost(self) -> str | None:
+        """What the notebook lost, when a server the backend started died under its session (Connect's
+        shared local server); None while it runs. Asked before each cell, so it makes no call to Spark."""
+
     def cancel_cell(self, in_jvm_call: bool) -> threading.Thread | None:
         """Cancel the running cell's work without blocking (called from a signal handler)."""
 

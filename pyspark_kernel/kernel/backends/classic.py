@@ -68,6 +68,9 @@ class ClassicBackend:
     def cancel_cell(self, in_jvm_call: bool) -> threading.Thread | None:
         return self.job_group.cancel(in_jvm_call)
 
+    def lost(self) -> str | None:
+        return None  # a JVM that dies under its session is the session's JVM_GONE state (session.py)
+
     def describe(self, session: Any) -> dict[str, str | None]:
         """The facts the first-cell line and %spark show: version, master, app id, UI URL."""
         context = session.sparkContext

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pyspark_kernel import secrets
+from pyspark_kernel import localserver, secrets
 from pyspark_kernel.errors import SparkStartError
 from pyspark_kernel.kernel import pyspark_hooks
 from pyspark_kernel.kernel.progress import ConnectProgressMonitor
@@ -35,25 +35,43 @@ class ConnectBackend:
         self._tag: str | None = None
         self._session: Any = None  # the session the tag was added to
         self._interrupted: list[str] = []  # tags of interrupted cells, still on the main thread
+        self.local = localserver.is_local_remote(self.remote)  # a shared local server (localserver.py), not a URL
+        self.shared: Any = None  # that server, as this kernel uses it (backends/localserver.py)
+        if self.local:
+            from pyspark_kernel.kernel.backends.localserver import SharedServer
+
+            self.shared = SharedServer(settings)
 
     def live_session(self) -> Any:
         return pyspark_hooks.live_session(self.remote)
 
     def create(self, overrides: dict[str, str], launched: Callable[[], bool]) -> Any:
-        check_reachable(self.remote or "")
+        if self.shared is not None:
+            url = self.shared.join()
+        else:
+            check_reachable(self.remote or "")
+            url = full_remote(self.remote or "")
         from pyspark.sql import SparkSession
 
-        url = full_remote(self.remote or "")
         builder = SparkSession.builder.remote(url).appName(self.settings.app_name)
         for key, value in overrides.items():  # in-process, to the server: on no command line
             builder = builder.config(key, value)
         try:
-            return builder.getOrCreate()
+            session = builder.getOrCreate()
         except Exception as error:
             text = str(error)
             for value in [*secrets.split_remote(url)[1].values(), *secrets.split(overrides)[1].values()]:
                 text = text.replace(value, secrets.mask(value)) if value else text
-            raise SparkStartError(f"Could not connect to the Spark Connect server at {secrets.redact_remote(self.remote or '')}: {text}", SERVER_FIX) from None
+            raise SparkStartError(f"Could not connect to the Spark Connect server at {self.where()}: {text}", SERVER_FIX) from None
+        if self.shared is not None:
+            self.shared.fail_fast(session)
+        return session
+
+    def lost(self) -> str | None:
+        return self.shared.lost() if self.shared is not None else None
+
+    def where(self) -> str:
+        return f"the local server of {self.remote}" if self.local else secrets.redact_remote(self.remote or "")
 
     def cell_tag(self, session: Any) -> str:
         """The calling thread's operation tag, added on first use and again when the session changes.
@@ -92,9 +110,13 @@ class ConnectBackend:
 
     def describe(self, session: Any) -> dict[str, str | None]:
         master = secrets.redact_remote(self.remote or os.environ.get("SPARK_REMOTE") or "")
-        return {"version": session.version, "master": master, "app_id": getattr(session, "session_id", None), "ui": None}
+        facts: dict[str, str | None] = {"version": session.version, "master": master, "app_id": getattr(session, "session_id", None), "ui": None}
+        return self.shared.describe(facts) if self.shared is not None else facts
 
     def status_lines(self, session: Any) -> list[str]:
+        if self.shared is not None:
+            lines: list[str] = self.shared.status_lines(self.remote)
+            return lines
         return [f"remote: {secrets.redact_remote(self.remote or '')}"]
 
     def set_log_level(self, session: Any, level: str) -> None:
