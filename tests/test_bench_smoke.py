@@ -54,6 +54,6 @@ def test_bench_server_rows_print_their_verdicts_and_stop_their_servers() -> None
     result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--only", "11", "12", "--reps", "1"], capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-2000:]
     table = [line.strip("|").split(" | ") for line in result.stdout.splitlines() if line.startswith("| 1")]
-    assert [cells[0].split(" ")[0] for cells in table] == ["11", "12"], result.stdout
+    assert [cells[0].split()[0] for cells in table] == ["11", "12"], result.stdout
     assert all(cells[5].strip() == "met" or cells[5].startswith("MISSED (") for cells in table), result.stdout
     assert bench_servers_left() == [], "a bench row left its shared server running"

@@ -14,8 +14,8 @@ needs (localserver.py keeps the files):
 - the token, put in the URL this process's client is given, never left in os.environ.
 
 ``python -m pyspark_kernel.kernel.backends.localserver`` only makes sure the server runs: the kernel's
-start runs it as soon as the kernel process exists (prelaunch.py), so the server's JVM starts while
-ipykernel is imported, as a classic kernel's early JVM does.
+start runs it as soon as ipykernel's shell is built (prelaunch.py), so the server's JVM starts while
+the session's start imports pyspark, as a classic kernel's early JVM does.
 """
 
 from __future__ import annotations
