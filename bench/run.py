@@ -33,8 +33,8 @@ from actions import (  # noqa: E402
     bare_floor,
     four_at_once,
     idle_then_first,
+    interleaved_trips,
     interrupt_latency,
-    round_trips,
     start_and_count,
     start_and_info,
     timed_cell,
@@ -43,6 +43,7 @@ from conftest import KernelHarness, running_connect_server  # noqa: E402
 from machine import machine_line  # noqa: E402
 from measure import Line, Progress, Quiet, median_interval, paired, ratio_line, spread  # noqa: E402
 from pool_row import ROW_9_LIMIT, row_9, row_9_verdict  # noqa: E402
+from server_rows import ROW_10_LIMIT, ROW_11_LIMIT, ROW_12_LIMIT, row_10, row_10_verdict, row_11, row_11_verdict, row_12, row_12_verdict  # noqa: E402
 
 from pyspark_kernel.server.pool import tree_cpu_seconds, wait_settled  # noqa: E402
 
@@ -57,9 +58,9 @@ JIT_RUNS = "for _ in range(30): spark.range(0, 20_000_000, numPartitions=200).se
 FIRST_CELL = "from pyspark.sql import SparkSession\nspark = SparkSession.builder.master('local[*]').getOrCreate()\nspark.range(10).count()"
 FIRST_CELLS = (("count", COUNT), ("SQL collect", "spark.sql('SELECT 1 AS one').collect()"), ("pandas round trip", "spark.range(5).toPandas().shape"))
 ROW_2_LIMITS = {"no-cds": 1.05, "cds": 0.6}  # × the bare-python floor
-# Row 3's rounds are 2 s, and 5 of them read anywhere from 1.01x to 1.08x on this 2-core VM: it takes
-# 4 rounds per rep (2 on each pair of kernels) for a median that can carry a 5% target.
+# Row 3: 4 rounds per rep (2 on each pair of kernels), each of `trips` cells per side, interleaved.
 ROW_3_ROUNDS_PER_PAIR = 2
+ROW_3_WARM_TRIPS = 50
 # Row 4's rounds differ by ±10% (a JVM job's own noise): the median of 15 rounds' ratios read -12%, +0.1%,
 # +3.7% and +5.4% in four runs while the kernel and its JVM used the same CPU on both sides (1.37 s vs
 # 1.37 s a job). 50 rounds give a median within about ±2%; its bootstrap interval is printed.
@@ -146,48 +147,44 @@ def row_2_verdict(line: Line) -> str:
 
 
 def row_3(bench: Bench) -> list[Line]:
-    """Like row 4, the verdict is the median of each round's ratio: this VM's speed drifts by 20%
-    between minutes, more than the 5% the row judges. Half the rounds run on a pair started ours
-    first, half on one started plain first: of two plain kernels measured alike, the one started first
-    used 5% more CPU per cell (ours started first: 8% more), an artefact of the order alone. The
-    kernel processes' own CPU seconds are shown beside it, the JVM's apart: they say whether a
-    difference is this kernel's work or the machine's."""
+    """Each round runs its cells on the two kernels interleaved, cell by cell (actions.interleaved_trips),
+    so that the machine's other load (other people's tests on these 2 cores) lands on both sides alike:
+    in back-to-back blocks, rounds' ratios read 0.92-1.53. The verdict is the median of the rounds'
+    ratios, with its bootstrap interval. Half the rounds run on a pair started ours first, half on one
+    started plain first: of two plain kernels measured alike, the one started first used 5% more CPU
+    per cell (ours started first: 8% more), an artefact of the order alone. The kernel processes' own
+    CPU seconds are shown beside it, the JVM's apart: they say whether a difference is this kernel's work
+    or the machine's."""
     trips = 100 if bench.quick else 200
     cpu: dict[str, list[float]] = {"ours": [], "jvm": [], "plain": []}
-
-    def timed(kernel: KernelHarness, side: str) -> float:
-        before = process_cpu_seconds(kernel.pid), tree_cpu_seconds(kernel.pid)
-        seconds = round_trips(kernel, trips)
-        own, tree = process_cpu_seconds(kernel.pid) - before[0], (tree_cpu_seconds(kernel.pid) or 0.0) - (before[1] or 0.0)
-        cpu[side].append(own)
-        if side == "ours":
-            cpu["jvm"].append(tree - own)
-        return seconds
-
     samples: dict[str, list[float]] = {"ours": [], "plain": []}
+    rounds = bench.reps * ROW_3_ROUNDS_PER_PAIR
     for copy in (0, 1):
         if copy == 0:
-            ours, plain = bench.kept("steady"), bench.kept("plain")
+            kernels = {"ours": bench.kept("steady"), "plain": bench.kept("plain")}
         else:
-            plain = bench.kept("plain", copy=1)
-            ours = bench.kept("steady", copy=1)
-        round_trips(ours, 20), round_trips(plain, 20)
-        pair = paired(
-            {"ours": lambda ours=ours: timed(ours, "ours"), "plain": lambda plain=plain: timed(plain, "plain")},
-            bench.reps * ROW_3_ROUNDS_PER_PAIR,
-            bench.progress,
-        )
-        for side in samples:
-            samples[side] += pair[side]
+            kernels = {"plain": bench.kept("plain", copy=1), "ours": bench.kept("steady", copy=1)}
+        interleaved_trips(kernels, ROW_3_WARM_TRIPS)  # untimed: the first cells of a kernel are slower
+        for round_number in range(rounds):
+            before = {side: process_cpu_seconds(kernel.pid) for side, kernel in kernels.items()}
+            tree_before = tree_cpu_seconds(kernels["ours"].pid) or 0.0
+            seconds = interleaved_trips(kernels, trips, first=round_number)
+            for side, kernel in kernels.items():
+                samples[side].append(seconds[side])
+                cpu[side].append(process_cpu_seconds(kernel.pid) - before[side])
+            cpu["jvm"].append((tree_cpu_seconds(kernels["ours"].pid) or 0.0) - tree_before - cpu["ours"][-1])
+            bench.progress.step(f"{copy * rounds + round_number + 1}/{2 * rounds}")
     bench.drop("plain", 1)
     bench.drop("steady", 1)
     line = ratio_line(f"3 {trips} × `1+1`", samples["ours"], samples["plain"], "plain ipykernel")
     ratios = [mine / base for mine, base in zip(samples["ours"], samples["plain"], strict=False)]
     line.ratio = statistics.median(ratios)
+    low, high = median_interval(ratios)
     median = statistics.median
     line.ratio_text = (
-        f"{line.ratio:.2f}× (median of {len(ratios)} rounds' ratios, {min(ratios):.2f}-{max(ratios):.2f}); kernel CPU "
-        f"{median(cpu['ours']):.2f} s vs {median(cpu['plain']):.2f} s, its JVM {median(cpu['jvm']):.2f} s"
+        f"{line.ratio:.2f}× (median of {len(ratios)} interleaved rounds' ratios, {min(ratios):.2f}-{max(ratios):.2f}, "
+        f"90% interval {low:.3f}-{high:.3f}); kernel CPU {median(cpu['ours']):.2f} s vs {median(cpu['plain']):.2f} s, "
+        f"its JVM {median(cpu['jvm']):.2f} s"
     )
     return [line]
 
@@ -377,6 +374,9 @@ ROWS = (
     Row(7, "Connect kernel start", "≤ 1.15×", row_7, ratio_at_most(1.15)),
     Row(8, "first cells after idle, warm-up", f"count ≤ {ROW_8_LIMIT} s", row_8, row_8_verdict),
     Row(9, "warm kernel pool (--pool 2)", f"≤ {ROW_9_LIMIT} s warm; empty pool no slower than none", row_9, row_9_verdict),
+    Row(10, "six notebooks, shared local server", f"≤ {ROW_10_LIMIT:.0%} of six classic kernels", row_10, row_10_verdict),
+    Row(11, "shared server up, new notebook", f"≤ {ROW_11_LIMIT} s", row_11, row_11_verdict),
+    Row(12, "first notebook starts the shared server", f"≤ {ROW_12_LIMIT}× classic", row_12, row_12_verdict),
 )
 QUICK_ROWS = (1, 3)
 

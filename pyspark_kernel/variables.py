@@ -49,8 +49,8 @@ EARLY_JVM = Variable(
     "PYSPARK_KERNEL_EARLY_JVM",
     "on | off",
     "on",
-    "Launch the driver JVM before ipykernel is imported, the longest wait of a kernel's start; off launches it from the "
-    "kernel's start instead. Only a kernel that starts its session at once on a local Spark (PYSPARK_KERNEL_START=eager, "
+    "Launch the driver JVM as soon as ipykernel's shell is built, before the session's start imports pyspark (the JVM's start "
+    "is the longest wait of a kernel's start); off launches it from the session's start instead. Only a kernel that starts its session at once on a local Spark (PYSPARK_KERNEL_START=eager, "
     "no SPARK_REMOTE) launches one early.",
 )
 UI_PROXY = Variable(

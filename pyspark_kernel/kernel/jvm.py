@@ -112,7 +112,7 @@ def launch(settings: SessionSettings, overrides: dict[str, str], conf: Any = Non
     """A py4j gateway to a new JVM: the kernelspec's spark-submit arguments with the notebook defaults
     and ``overrides`` (%spark conf), its output in the kernel's log, a start failure diagnosed.
 
-    The kernel's first start gets the JVM prelaunch.py began before ipykernel was imported, if it is
+    The kernel's first start gets the JVM prelaunch.py began in PySparkKernel.__init__, if it is
     what this launch would start; any other launch runs spark-submit through the same door
     (prelaunch.spawn). Either way the gateway is then built from the port and secret the JVM wrote to
     its file: no variable of the process changes (pyspark's launch_gateway reads both from os.environ,

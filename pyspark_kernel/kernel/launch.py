@@ -1,7 +1,7 @@
 """The kernel process's start: ``python -m pyspark_kernel -f CONNECTION_FILE`` comes here (__main__.py).
 
-Order matters: the JVM's launch (prelaunch.py) begins before ipykernel is imported, since it is the
-longest wait of a kernel's start and needs nothing of what ipykernel brings.
+The JVM's launch (prelaunch.py) begins in PySparkKernel.__init__, once ipykernel is imported and its
+shell built, not here: on 2 cores the JVM's start took the CPU those imports need (bench row 1).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class PinnedPackages:
 
 
 def main() -> None:
-    """Start the kernel: sys.path and inherited variables made safe, the JVM's launch begun, then ipykernel."""
+    """Start the kernel: sys.path and inherited variables made safe, then ipykernel (which begins the JVM's launch)."""
     # As ipykernel_launcher does: `python -m` puts the working folder (the notebook's) first on
     # sys.path, where a folder named pyspark/ would shadow the Spark this kernelspec chose.
     if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
@@ -56,11 +56,6 @@ def main() -> None:
     problem = load_private_env(os.environ)
     if problem:
         print(problem, file=sys.stderr)
-    # The JVM's launch, the longest wait of a kernel's start, needs nothing of what follows: begin it
-    # first, while ipykernel is imported (prelaunch.py; the kernel's start then connects to it).
-    from pyspark_kernel.kernel import prelaunch
-
-    prelaunch.begin(sys.argv[1:])
     from ipykernel.kernelapp import IPKernelApp
 
     from pyspark_kernel.kernel.ipkernel import PySparkKernel

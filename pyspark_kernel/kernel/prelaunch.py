@@ -1,8 +1,9 @@
-"""Begin the kernel's JVM before ipykernel is imported: that launch is most of what a first cell waits for.
+"""Begin the kernel's JVM before its session's start: that launch is most of what a first cell waits for.
 
-A kernel process spends about half a second importing ipykernel and IPython and building its shell
-before PySparkKernel.__init__ starts the session, and spark-submit, its launcher JVM and the driver JVM
-need none of that. So ``begin`` (called by __main__, first thing) runs the command pyspark's
+The session's start thread first imports pyspark and installs its hooks, and spark-submit, its launcher
+JVM and the driver JVM need none of that. So ``begin`` (called by PySparkKernel.__init__ once ipykernel's
+shell is built: begun before ipykernel's import, the JVM's start took the CPU that import needs, bench
+row 1) runs the command pyspark's
 ``launch_gateway`` would run for the kernel's own start: the same PYSPARK_SUBMIT_ARGS, temp folder,
 log, stdin pipe and SIGINT mask, from the same SessionSettings, which the kernel then takes over
 (``settings_for``). jvm.launch then connects to it as ``launch_gateway`` connects to a JVM that already

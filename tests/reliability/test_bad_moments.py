@@ -29,15 +29,15 @@ SITECUSTOMIZE = """
 import os, sys
 
 PUT = []  # the names this process put in its environment, in order
-EVENTS = []  # ("popen", program) and ("import", "ipykernel"), in order
+EVENTS = []  # ("popen", program), ("import", "ipykernel") and ("import", "pyspark"), in order
 
 def _record(event, args):
     if event == "os.putenv":
         PUT.append(os.fsdecode(args[0]))
     elif event == "subprocess.Popen":
         EVENTS.append(("popen", os.path.basename(os.fsdecode(args[1][0])) if args[1] else ""))
-    elif event == "import" and args[0] == "ipykernel" and ("import", "ipykernel") not in EVENTS:
-        EVENTS.append(("import", "ipykernel"))
+    elif event == "import" and args[0] in ("ipykernel", "pyspark") and ("import", args[0]) not in EVENTS:
+        EVENTS.append(("import", args[0]))
 
 sys.addaudithook(_record)
 
@@ -191,7 +191,7 @@ def test_an_early_jvm_the_failed_start_did_not_take_is_ended(prefix: Path, tmp_p
     try:
         error = kernel.error("spark.range(1).count()")
         assert error["ename"] == "SparkStartError" and "broken by the test" in error["evalue"], error
-        assert kernel.value("[e for e in __import__('sitecustomize').EVENTS if e[1] in ('spark-submit', 'ipykernel')][0]") == "('popen', 'spark-submit')", (
+        assert kernel.value("[e for e in __import__('sitecustomize').EVENTS if e[1] in ('spark-submit', 'pyspark')][0]") == "('popen', 'spark-submit')", (
             "no early JVM was launched"
         )
         assert wait_gone(kernel.java_children(), timeout=30) == [], "the early JVM idles after its kernel's start failed"
@@ -207,7 +207,8 @@ def test_no_start_puts_the_gateway_secret_or_launch_variables_in_the_kernels_env
     watched = {"PYSPARK_GATEWAY_SECRET", "PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS", "SPARK_SUBMIT_OPTS"}
     try:
         kernel.run("get_ipython().kernel.controller.session.wait_for_start()")
-        events = kernel.value("[e for e in __import__('sitecustomize').EVENTS if e[1] in ('spark-submit', 'ipykernel')]")
+        # The early JVM is spawned before the session's start imports pyspark (pyspark's own launch comes after).
+        events = kernel.value("[e for e in __import__('sitecustomize').EVENTS if e[1] in ('spark-submit', 'pyspark')]")
         assert eval(events)[0] == ("popen", "spark-submit"), f"the first start did not use the early JVM: {events}"
         put = set(eval(kernel.value("__import__('sitecustomize').PUT")))
         assert not watched & put, f"the start on the early JVM put these in the kernel's environment: {sorted(watched & put)}"

@@ -13,7 +13,8 @@ needs (localserver.py keeps the files):
 - a lease, which keeps the server's keeper (serverkeeper.py) from stopping it while this kernel lives;
 - the token, put in the URL this process's client is given, never left in os.environ.
 
-The server itself is started by a process of its own (localstarter.py), in the server's working folder.
+The server itself is started by a process of its own (localstarter.py), in the server's working folder,
+as soon as ipykernel's shell is built (prelaunch.py).
 """
 
 from __future__ import annotations
