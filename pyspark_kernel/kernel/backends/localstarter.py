@@ -2,7 +2,7 @@
 
 A process of its own, so that the server starts in its own working folder (localserver.py's
 ``server_cwd``) and not in the folder of whichever notebook's kernel happened to need it first: Spark
-resolves every notebook's relative paths there. The kernel process runs it as soon as it exists
+resolves every notebook's relative paths there. The kernel process runs it as soon as its shell is built
 (prelaunch.py), so the server's JVM starts while the session's start imports pyspark, as a classic kernel's early JVM
 does, and then warms the new server; a kernel whose server is gone runs it and waits (``--no-warm``).
 """
