@@ -56,6 +56,11 @@ def main() -> None:
     problem = load_private_env(os.environ)
     if problem:
         print(problem, file=sys.stderr)
+    # A shared local Connect server that must be started (the first notebook of a kernelspec --remote
+    # 'local[*]') starts now: its JVM is the longest wait there is, and later notebooks spawn nothing.
+    from pyspark_kernel.kernel import prelaunch
+
+    prelaunch.begin_local_server_now()
     from ipykernel.kernelapp import IPKernelApp
 
     from pyspark_kernel.kernel.ipkernel import PySparkKernel

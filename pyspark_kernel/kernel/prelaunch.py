@@ -59,6 +59,7 @@ class LaunchedJVM:
 
 _early: LaunchedJVM | None = None
 _lock = threading.Lock()
+_server_begun = False  # this process started the shared local server's starter (begin_local_server)
 _launched: list[subprocess.Popen[bytes]] = []  # every spark-submit of this process not yet seen to exit
 
 
@@ -103,9 +104,25 @@ def local_server_wanted(environ: Mapping[str, str]) -> bool:
     return localserver.is_local_remote(environ.get("SPARK_REMOTE")) and switch(environ, EARLY_JVM) is not False and environ.get(START.name, "eager") == "eager"
 
 
+def begin_local_server_now() -> None:
+    """From the kernel's launch, before ipykernel is imported: start the shared server if this kernel needs
+    one that does not run. Unlike a classic kernel's JVM, this costs the kernel's start nothing after the
+    first notebook of a server: later ones find it running. Never raises."""
+    try:
+        if local_server_wanted(os.environ):
+            begin_local_server()
+    except Exception as error:
+        print(f"pyspark-kernel: the local Spark Connect server was not started early: {type(error).__name__}: {error}", file=sys.stderr)
+
+
 def begin_local_server() -> None:
-    """Start the shared server's JVM now, in a process of its own, unless it runs: the kernel's own start
-    (backends/connect.py) then waits on pyspark's discovery lock until the server is up, and joins it."""
+    """Start the shared server's JVM now, in a process of its own, unless it runs or this process began
+    it already: the kernel's own start (backends/connect.py) then waits on pyspark's discovery lock until
+    the server is up, and joins it."""
+    global _server_begun
+    if _server_begun:
+        return
+    _server_begun = True
     place = localserver.place_from(os.environ)
     if localserver.server_identity(place) is not None:
         return  # running: joining takes the client a moment, later

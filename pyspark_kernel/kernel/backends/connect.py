@@ -41,6 +41,7 @@ class ConnectBackend:
             from pyspark_kernel.kernel.backends.localserver import SharedServer
 
             self.shared = SharedServer(settings)
+            self.defer_start = False
 
     def live_session(self) -> Any:
         return pyspark_hooks.live_session(self.remote)
