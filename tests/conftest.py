@@ -230,15 +230,21 @@ def second_account() -> str:
         "useradd": shutil.which("useradd") is not None,
         SYSTEM_PYTHON: Path(SYSTEM_PYTHON).is_file(),
     }
-    missing = [need for need, met in needs.items() if not met]
-    if missing:
-        reason = f"acting as a second local account needs {', '.join(missing)}: run the suite as root (make test does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; not skipped under CI=true")
-        pytest.skip(reason)
+    require(needs, "acting as a second local account needs {}: run the suite as root (make test does)")
     if subprocess.run(["id", SECOND_ACCOUNT], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", SECOND_ACCOUNT], check=True, capture_output=True)
     return SECOND_ACCOUNT
+
+
+def require(needs: dict[str, bool], reason: str) -> None:
+    """Skip the test, saying what is missing (``reason`` with a ``{}`` for the list), unless every need is
+    met; under CI (CI=true) fail instead: these tests are proofs a green CI run must not quietly lose."""
+    missing = [need for need, met in needs.items() if not met]
+    if missing:
+        message = reason.format(", ".join(missing))
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; not skipped under CI=true")
+        pytest.skip(message)
 
 
 def as_second_account(command: list[str], timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:

@@ -242,8 +242,9 @@ def test_a_cell_running_when_the_server_dies_fails_instead_of_hanging(two_notebo
     assert first.value("spark.range(3).count()", timeout=180) == "3"
 
 
-def test_the_server_stops_once_no_kernel_used_it_for_the_idle_time(prefix: Path, tmpdir_env: dict[str, str]) -> None:
-    # Its own settings (local[1]), so its own server: the module's two notebooks keep theirs in use.
+def server_left_by_its_only_kernel(prefix: Path, tmpdir_env: dict[str, str]) -> tuple[localserver.ServerStatus, psutil.Process]:
+    """A server of its own settings (local[1], a short idle time), whose one kernel has counted and exited
+    (the module's two notebooks keep theirs in use); its status and process."""
     install(prefix, "--name", "pyspark_shared_idle", "--remote", "local[1]", "--server-idle-timeout", str(IDLE_SECONDS), "--replace")
     before = {status.pid for status in server_status(tmpdir_env)}
     kernel = KernelHarness("pyspark_shared_idle", extra_env=tmpdir_env)
@@ -252,7 +253,12 @@ def test_the_server_stops_once_no_kernel_used_it_for_the_idle_time(prefix: Path,
         (server,) = [status for status in server_status(tmpdir_env) if status.pid not in before]
     finally:
         kernel.shutdown()
-    process = psutil.Process(server.pid)
+    return server, psutil.Process(server.pid)
+
+
+def test_the_server_stops_once_no_kernel_used_it_for_the_idle_time(prefix: Path, tmpdir_env: dict[str, str]) -> None:
+    before = {status.pid for status in server_status(tmpdir_env)}
+    _, process = server_left_by_its_only_kernel(prefix, tmpdir_env)
     time.sleep(IDLE_SECONDS / 2)
     assert process.is_running(), "the server stopped before its idle time was up"
     assert not wait_gone([process], timeout=IDLE_SECONDS + 60), "the server outlived its idle time"
@@ -260,15 +266,7 @@ def test_the_server_stops_once_no_kernel_used_it_for_the_idle_time(prefix: Path,
 
 
 def test_a_server_whose_folder_was_removed_still_stops_after_the_idle_time(prefix: Path, tmpdir_env: dict[str, str]) -> None:
-    install(prefix, "--name", "pyspark_shared_idle", "--remote", "local[1]", "--server-idle-timeout", str(IDLE_SECONDS), "--replace")
-    before = {status.pid for status in server_status(tmpdir_env)}
-    kernel = KernelHarness("pyspark_shared_idle", extra_env=tmpdir_env)
-    try:
-        assert kernel.value("spark.range(3).count()") == "3"
-        (server,) = [status for status in server_status(tmpdir_env) if status.pid not in before]
-    finally:
-        kernel.shutdown()
-    process = psutil.Process(server.pid)
+    server, process = server_left_by_its_only_kernel(prefix, tmpdir_env)
     shutil.rmtree(server.place.folder)  # as a temp cleaner would: pyspark's files, the leases, the record
     assert not wait_gone([process], timeout=IDLE_SECONDS + 60), "a server whose folder was removed ran on"
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 # Two accounts of their own (not the suite's pyspark-probe, which has no home): the spawner starts
 # each user's server in that user's home, where Jupyter keeps its runtime files (the UI route's too).
@@ -36,12 +37,7 @@ def require_root_and_useradd() -> None:
         "useradd": shutil.which("useradd") is not None,
         "configurable-http-proxy (npm install -g configurable-http-proxy; scripts/ensure-system.sh --hub)": shutil.which("configurable-http-proxy") is not None,
     }
-    missing = [need for need, met in needs.items() if not met]
-    if missing:
-        reason = f"the JupyterHub test needs {', '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; not skipped under CI=true")
-        pytest.skip(reason)
+    require(needs, "the JupyterHub test needs {}")
 
 
 def make_accounts() -> tuple[str, ...]:
