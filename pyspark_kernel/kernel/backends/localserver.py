@@ -129,6 +129,14 @@ def start(server: object, place: localserver.ServerPlace, environ: Mapping[str, 
         if reservation is not None:
             reservation.release()
     pid = int(server.pid or 0)  # type: ignore[attr-defined]
+    if not listens_on(pid, int(server.port or 0)):  # type: ignore[attr-defined]
+        # pyspark took whatever answered on the port it picked for its server: another program that bound
+        # it in between would get this user's token and every notebook's queries. Stop, and say so.
+        server.stop()  # type: ignore[attr-defined]
+        raise SparkStartError(
+            f"The local Spark Connect server's port {server.port} was taken by another program while the server started.",  # type: ignore[attr-defined]
+            "run the cell again: the next start picks another port.",
+        )
     identity = processes.identify(pid)
     ui_port = bound_ui_port(pid, int(opts["spark.ui.port"]), int(server.port or 0))  # type: ignore[attr-defined]
     localserver.write_private_json(
@@ -231,6 +239,16 @@ def idle_timeout(environ: Mapping[str, str]) -> float:
         return float(environ.get(SERVER_IDLE_TIMEOUT.name) or localserver.DEFAULT_IDLE_TIMEOUT)
     except ValueError:
         return localserver.DEFAULT_IDLE_TIMEOUT
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether the process ``pid`` itself listens on ``port`` (not another program that answers there)."""
+    import psutil
+
+    try:
+        return any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in psutil.Process(pid).net_connections("tcp"))
+    except psutil.Error:
+        return False
 
 
 def bound_ui_port(pid: int, asked: int, grpc_port: int, wait: float = 10.0) -> int | None:
