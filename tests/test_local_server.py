@@ -111,6 +111,12 @@ def test_a_new_notebooks_first_cell_shows_its_wait_then_its_jobs(
         kernel.shutdown()
 
 
+def test_sql_cells_on_the_shared_server(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
+    from kernel.test_sql_cell import check_sql_cells
+
+    check_sql_cells(two_notebooks[1])
+
+
 def test_errors_that_are_not_the_servers_show_as_ipython_shows_them(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
     first, _ = two_notebooks  # the kernel's error handler sees every error of a shared-server kernel
     assert first.error("1/0")["ename"] == "ZeroDivisionError"

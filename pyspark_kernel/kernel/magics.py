@@ -16,6 +16,7 @@ from IPython.display import display
 
 from pyspark_kernel import secrets
 from pyspark_kernel.errors import ConfPairError
+from pyspark_kernel.kernel import sqlcell
 from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.jvm import read_tail
 from pyspark_kernel.submitargs import parse_pairs
@@ -122,15 +123,24 @@ class SparkMagics(Magics):
     @argument("-n", "--limit", type=int, default=20, help="rows to show (default 20)")  # type: ignore[no-untyped-call, untyped-decorator]
     @cell_magic
     def sql(self, line: str, cell: str) -> None:
-        """Run the cell as Spark SQL and show the first rows as a table."""
+        """Run the cell as Spark SQL and show the first rows as a table; ``{name}`` is a Python variable."""
         args = parse_argstring(self.sql, line)  # type: ignore[no-untyped-call]  # IPython's magic_arguments is untyped
-        frame = self.controller.session.get().sql(cell)
+        assert self.shell is not None, "magics registered with a shell have it"
+        values = sqlcell.references(cell, self.shell.user_ns)
+        with sqlcell.quiet_query_log():
+            try:
+                frame = self.controller.session.get().sql(cell, **values)
+                columns = frame.columns  # a Connect session analyses the query here
+                rows = frame.limit(args.limit + 1).toPandas() if columns else None
+            except Exception as error:
+                explained = sqlcell.explain(error, cell)
+                if explained is None:
+                    raise
+                raise explained from error
         if args.output:
-            assert self.shell is not None, "magics registered with a shell have it"
             self.shell.user_ns[args.output] = frame
-        if not frame.columns:
+        if rows is None:
             return  # DDL and other statements without a result
-        rows = frame.limit(args.limit + 1).toPandas()
         more = len(rows) > args.limit
         rows = rows.head(args.limit)
         note = f"only the first {args.limit} rows shown" if more else f"{len(rows)} rows"
