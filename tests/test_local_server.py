@@ -117,6 +117,14 @@ def test_sql_cells_on_the_shared_server(two_notebooks: tuple[KernelHarness, Kern
     check_sql_cells(two_notebooks[1])
 
 
+def test_completion_on_the_shared_server(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
+    from kernel.test_completion import prepare, test_a_dataframes_column_strings_complete_its_columns, test_a_sql_cell_completes_tables_views_and_their_columns
+
+    kernel = prepare(two_notebooks[0])
+    test_a_sql_cell_completes_tables_views_and_their_columns(kernel)
+    test_a_dataframes_column_strings_complete_its_columns(kernel)
+
+
 def test_errors_that_are_not_the_servers_show_as_ipython_shows_them(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
     first, _ = two_notebooks  # the kernel's error handler sees every error of a shared-server kernel
     assert first.error("1/0")["ename"] == "ZeroDivisionError"

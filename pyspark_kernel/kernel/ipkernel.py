@@ -22,7 +22,7 @@ from ipykernel.ipkernel import IPythonKernel
 
 from pyspark_kernel import __version__
 from pyspark_kernel.errors import SparkStartError
-from pyspark_kernel.kernel import launchdirs, prelaunch, pyspark_hooks
+from pyspark_kernel.kernel import completion, launchdirs, prelaunch, pyspark_hooks
 from pyspark_kernel.kernel.cellerrors import SparkErrorHandler, SparkJVMGone
 from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.interrupts import CellInterrupts, QuietInterruptLog
@@ -52,6 +52,16 @@ def show_in_cell(data: dict[str, str], metadata: dict[str, str]) -> None:
     from IPython.display import display
 
     display(data, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]  # IPython.display is untyped
+
+
+def take_notebook_place(cwd: str, env: dict[str, str | None]) -> None:
+    """A pooled kernel handed to a notebook: its folder, and its per-notebook variables (None: unset)."""
+    os.chdir(cwd)
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 class PySparkKernel(IPythonKernel):
@@ -147,6 +157,11 @@ class PySparkKernel(IPythonKernel):
         shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
         return {"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": [], "execution_count": shell.execution_count}
 
+    def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:  # type: ignore[override]  # ipykernel: sync or async
+        """Spark's names where IPython has none (completion.py): %%sql cells, a DataFrame's column strings."""
+        reply = completion.reply_for(code, cursor_pos, self.shell.user_ns if self.shell else {}, self.controller.session)
+        return reply if reply is not None else super().do_complete(code, cursor_pos)  # type: ignore[no-untyped-call]  # ipykernel is untyped
+
     async def kernel_info_request(self, stream: Any, ident: Any, parent: Any) -> None:
         """Answer; a deferred start (Spark Connect's) begins once the client has stopped asking, so that
         its client's imports take no CPU from the handshake (bench row 7)."""
@@ -171,12 +186,7 @@ class PySparkKernel(IPythonKernel):
         """The warm pool gives this running kernel to a notebook: the folder and the per-notebook variables
         it would have started with, and its name for Spark (pool.py sends this as a silent execute)."""
         notebook = json.loads(notebook_json)
-        os.chdir(notebook["cwd"])
-        for name, value in notebook["env"].items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        take_notebook_place(notebook["cwd"], notebook["env"])
         self.controller.adopt_notebook(os.environ.get("JPY_SESSION_NAME"), notebook["cwd"])
 
     def do_shutdown(self, restart: bool) -> dict[str, Any]:  # type: ignore[override]  # sync as IPythonKernel's; ipykernel awaits either
