@@ -79,9 +79,34 @@ def install(owner: Owner) -> None:
             SparkContext.__init__ = _entry(SparkContext.__init__)  # type: ignore[method-assign]
             ensure_initialized = SparkContext.__dict__["_ensure_initialized"].__func__
             SparkContext._ensure_initialized = classmethod(_launch_through_owner(ensure_initialized))  # type: ignore[method-assign, assignment]
+            import pyspark.traceback_utils as traceback_utils
+
+            traceback_utils.first_spark_call = _cells_named(traceback_utils.first_spark_call)
             _installed = True
     finally:
         _ready.set()
+
+
+def _cells_named(first_spark_call: Callable[[], Any]) -> Callable[[], Any]:
+    """pyspark names a job after the user's line that called Spark (``collect at FILE:LINE``, the Spark UI's
+    job and stage names); for a cell, FILE is IPython's temp file. Name the cell as IPython's tracebacks
+    do instead: ``collect at In[3]:2``."""
+
+    @functools.wraps(first_spark_call)
+    def named() -> Any:
+        site = first_spark_call()
+        if site is None:
+            return site
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+            cell = shell.compile.format_code_name(site.file) if shell is not None else None
+        except Exception:  # a name is a courtesy: pyspark's own stands
+            cell = None
+        return site._replace(file=cell[1]) if cell else site
+
+    return named
 
 
 def install_in_background(owner: Owner) -> None:

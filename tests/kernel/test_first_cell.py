@@ -47,3 +47,12 @@ def check_wait_then_jobs(outputs: list[dict]) -> None:
 
 def test_the_first_cell_of_a_classic_kernel_shows_its_wait_then_its_jobs(default_spec: Path) -> None:
     check_wait_then_jobs(first_cell_outputs(default_spec.name))
+
+
+def test_jobs_are_named_after_the_cell_and_line_that_started_them(spark_kernel: KernelHarness) -> None:
+    result = spark_kernel.run("x = 1\nrows = spark.range(10).collect()")
+    cell = result["reply"]["execution_count"]
+    jobs = "sc._jvm.scala.jdk.javaapi.CollectionConverters.asJava(sc._jsc.sc().statusStore().jobsList(sc._jvm.java.util.ArrayList()))"
+    names = spark_kernel.value(f"[j.name() for j in {jobs}]")
+    assert f"collect at In[{cell}]:2" in names, names  # what the Spark UI shows for the job and its stage
+    assert "ipykernel_" not in names, names
