@@ -42,9 +42,9 @@ run: kernelspec $(LAB_SETTINGS)  ## JupyterLab on 127.0.0.1:$(PORT) with PySpark
 	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) $(ENCRYPTION) \
 		--MappingKernelManager.default_kernel_name=pyspark_python3
 
-test: lint docs  ## the checks and the docs, then the whole suite: CLI, real kernels and JVMs, conformance, clusters, browser, the wheel in a fresh venv, the lowest dependencies, then the Docker image built and run
+test: lint docs  ## the checks and the docs, then the whole suite (less the second variants marked extended: make corpus, make test-hub): CLI, real kernels and JVMs, conformance, clusters, JupyterHub, browser, the wheel in a fresh venv, the lowest dependencies, then the Docker image built and run
 	bash scripts/ensure-system.sh --browser --two-accounts --hub
-	$(PY) -m pytest -q -rs --durations=25 --ignore=tests/image
+	$(PY) -m pytest -q -rs --durations=25 --ignore=tests/image -m "not extended"
 	$(MAKE) test-wheel
 	$(MAKE) test-lowest
 	bash scripts/image-test.sh

@@ -132,7 +132,8 @@ def test_nbconvert_execute(corpus_kernel: Callable[[str], str], tmp_path: Path) 
 # The kinds of Spark Connect kernel the corpus runs in: a kernelspec naming a running server (sc://...), and
 # one whose kernels share a local server of their own ('local[*]': "a notebook that runs in a plain Connect
 # kernel runs here too").
-CONNECT_KINDS = ("server", "local")
+# make test runs the local kind (the new one, whose server the kernels start); `make corpus` both.
+CONNECT_KINDS = (pytest.param("server", marks=pytest.mark.extended), "local")
 LIMIT = "NotInSparkConnect"  # the kernel's one message for RDDs, sc and SparkContext (connectlimits.py)
 # The notebooks that use what Spark Connect lacks, in a Connect kernel: each failing cell and its error.
 # LIMIT is the kernel's message; a NameError follows from a cell that failed (a name it would have made);

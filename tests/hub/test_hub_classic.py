@@ -14,7 +14,7 @@ import pytest
 from hub import story
 from hub.harness import Hub, HubUser, java_processes_of
 
-pytestmark = [pytest.mark.slow, pytest.mark.hub]
+pytestmark = [pytest.mark.slow, pytest.mark.hub, pytest.mark.extended]  # make test-hub; make test runs the shared mode's
 
 
 @pytest.fixture(scope="module")
