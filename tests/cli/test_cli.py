@@ -334,6 +334,12 @@ def test_a_shared_local_server_needs_spark_4_3(tmp_path: Path, spark_359_home: P
 
 def test_shared_local_server_kernelspec_uses_sparks_own_variables(tmp_path: Path) -> None:
     result = cli("install", "--prefix", str(tmp_path), "--remote", "local[2]", "--driver-memory", "2g", "--conf", "spark.sql.shuffle.partitions=8", "--no-cds")
+    import pyspark
+
+    if tuple(int(part) for part in pyspark.__version__.split(".")[:2]) < (4, 3):  # make test-lowest's pyspark
+        assert_refused(result, "--remote local[*] needs Spark 4.3 or later", f"Spark {pyspark.__version__}", "Fix:")
+        assert kernels_in(tmp_path) == []
+        return
     assert result.returncode == 0, result.stderr
     env = json.loads((tmp_path / "share" / "jupyter" / "kernels" / kernels_in(tmp_path)[0] / "kernel.json").read_text())["env"]
     assert env["SPARK_REMOTE"] == "local[2]" and env["SPARK_LOCAL_CONNECT_REUSE"] == "1" and env["SPARK_LOCAL_IP"] == "127.0.0.1"
