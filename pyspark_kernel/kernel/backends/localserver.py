@@ -241,25 +241,30 @@ def idle_timeout(environ: Mapping[str, str]) -> float:
         return localserver.DEFAULT_IDLE_TIMEOUT
 
 
-def listens_on(pid: int, port: int) -> bool:
-    """Whether the process ``pid`` itself listens on ``port`` (not another program that answers there)."""
+def listening_ports(pid: int) -> set[int] | None:
+    """The TCP ports the process ``pid`` listens on; None when it cannot be read (gone, or not ours)."""
     import psutil
 
     try:
-        return any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in psutil.Process(pid).net_connections("tcp"))
+        process = psutil.Process(pid)
+        # psutil 6 renamed connections() to net_connections(); the floor (5.9) has only the old name.
+        connections = process.net_connections("tcp") if hasattr(process, "net_connections") else process.connections("tcp")
     except psutil.Error:
-        return False
+        return None
+    return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether the process ``pid`` itself listens on ``port`` (not another program that answers there)."""
+    return port in (listening_ports(pid) or set())
 
 
 def bound_ui_port(pid: int, asked: int, grpc_port: int, wait: float = 10.0) -> int | None:
     """The port the server's UI bound: the asked one, or the next free one Spark took instead."""
-    import psutil
-
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        try:
-            listening = {c.laddr.port for c in psutil.Process(pid).net_connections("tcp") if c.status == psutil.CONN_LISTEN}
-        except psutil.Error:
+        listening = listening_ports(pid)
+        if listening is None:
             return None
         candidates = sorted(port for port in listening if asked <= port <= asked + 500 and port != grpc_port)
         if candidates:
