@@ -57,7 +57,12 @@ def references(cell: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
 def quiet_query_log() -> Iterator[None]:
     """pyspark logs a failed query's whole Java stack to stderr, which a notebook shows: the cell's one
     message says it instead."""
-    logger = logging.getLogger(QUERY_CONTEXT_LOGGER)
+    try:  # pyspark's own class: a plain logging.Logger made first under its name would break pyspark's calls to it
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # Spark 3.5 has no such logger
+        yield
+        return
+    logger = PySparkLogger.getLogger(QUERY_CONTEXT_LOGGER)
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:

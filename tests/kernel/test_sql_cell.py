@@ -52,3 +52,12 @@ def check_sql_cells(kernel: KernelHarness) -> None:
     (shown,) = [o for o in syntax["outputs"] if o["type"] == "error"]
     assert "PARSE_SYNTAX_ERROR" in shown["evalue"] and "at line 2" in shown["evalue"]
     assert not [o for o in syntax["outputs"] if o["type"] == "stream" and "at org.apache" in o["text"]], "no Java stack in the cell"
+
+
+@pytest.mark.slow
+def test_a_sql_cell_leaves_pysparks_error_logger_working(spark_kernel: KernelHarness) -> None:
+    """%%sql quiets pyspark's query-context logger; made as a plain Logger first, pyspark's later
+    spark.sql(...) errors failed inside their own logging ("unexpected keyword argument 'errorClass'")."""
+    spark_kernel.run("%%sql\nSELECT 1")
+    error = spark_kernel.error("spark.sql('SELECT * FROM no_such_table_either').collect()")
+    assert error["ename"] == "AnalysisException", error
