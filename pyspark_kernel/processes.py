@@ -86,6 +86,12 @@ def is_running(identity: ProcessIdentity) -> bool:
         return True
 
 
+def tcp_connections(process: psutil.Process) -> list[Any]:
+    """``process``'s TCP sockets, under either of psutil's names (6.0 renamed connections to net_connections;
+    the floor, 5.9, has only the old one)."""
+    return list(process.net_connections("tcp") if hasattr(process, "net_connections") else process.connections("tcp"))
+
+
 def descendants_named(pid: int, name_part: str) -> list[ProcessIdentity]:
     """The processes under ``pid`` (children, theirs, ...) whose name contains ``name_part``."""
     import psutil

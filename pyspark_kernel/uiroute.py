@@ -184,8 +184,7 @@ def listening_descriptor(process: Any, port: int | None) -> int | None:
     (-1 where the system does not say which), or None when it does not listen there."""
     import psutil
 
-    connections = process.net_connections("tcp") if hasattr(process, "net_connections") else process.connections("tcp")
-    for connection in connections:
+    for connection in processes.tcp_connections(process):
         if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.laddr.ip in REACHES_LOOPBACK:
             return int(connection.fd)  # psutil says -1 where the system does not
     return None

@@ -75,13 +75,12 @@ class NotRunning(Exception):
     """No reusable server, and this process may not start one (a kernel: its starter does, run_starter)."""
 
 
-def ensure(environ: Mapping[str, str] | None = None, may_start: bool = False) -> Joined:
-    """Join this kernelspec's server, or with ``may_start`` start it (and its keeper) if none runs; raises
-    NotRunning otherwise. Takes no lease."""
+def ensure(place: localserver.ServerPlace, may_start: bool = False) -> Joined:
+    """Join the server in ``place`` (the kernelspec's: localserver.place_from), or with ``may_start`` start it
+    (and its keeper) if none runs; raises NotRunning otherwise. Takes no lease."""
     from pyspark.sql.connect.local_server import Discovery, LocalConnectServer
 
-    environ = os.environ if environ is None else environ
-    place = localserver.place_from(environ)
+    environ = os.environ
     place.make()
     os.environ[DISCOVERY_VAR] = str(place.discovery)
     token_before = os.environ.get(TOKEN_VAR)
@@ -173,12 +172,12 @@ class SharedServer:
             with self.place.keeper_lock():
                 self._lease = localserver.take_lease(self.place)
         try:
-            self.joined = ensure()
+            self.joined = ensure(self.place)
         except NotRunning:
             from pyspark_kernel.kernel.backends.localstarter import run_starter
 
             run_starter(wait=True)
-            self.joined = ensure()
+            self.joined = ensure(self.place)
         publish_route(self.joined)
         return self.joined.url
 
@@ -246,9 +245,7 @@ def listening_ports(pid: int) -> set[int] | None:
     import psutil
 
     try:
-        process = psutil.Process(pid)
-        # psutil 6 renamed connections() to net_connections(); the floor (5.9) has only the old name.
-        connections = process.net_connections("tcp") if hasattr(process, "net_connections") else process.connections("tcp")
+        connections = processes.tcp_connections(psutil.Process(pid))
     except psutil.Error:
         return None
     return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
@@ -299,9 +296,3 @@ def ephemeral_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def is_listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -58,7 +58,7 @@ def warm(joined: Joined) -> None:
 def main(argv: list[str]) -> int:
     """Make sure the server runs, and warm one this process started (``--no-warm``: a kernel waits for it)."""
     try:
-        joined = ensure(may_start=True)
+        joined = ensure(localserver.place_from(os.environ), may_start=True)
         if joined.started_here and "--no-warm" not in argv:
             warm(joined)
     except Exception as error:  # the kernel's own start says why, in a cell
