@@ -84,8 +84,8 @@ class SparkController:
         self.warmer.cell_started()
         self.cell.begins()
         pyspark_hooks.wait_installed()
-        lost = self.session.backend.lost() if self.session.ready else None
-        if lost is not None:  # its server died between cells: a new one, and the notebook is told what went with it
+        lost = self.session.backend.lost()  # None at once but for a shared local server's kernel (bench row 3)
+        if lost is not None and self.session.ready:  # its server died between cells: a new one, and the notebook is told what went with it
             self.notice(lost)
             self.restart()
         spark = self.session.session

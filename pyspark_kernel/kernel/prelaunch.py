@@ -59,7 +59,6 @@ class LaunchedJVM:
 
 _early: LaunchedJVM | None = None
 _lock = threading.Lock()
-_server_begun = False  # this process started the shared local server's starter (begin_local_server)
 _launched: list[subprocess.Popen[bytes]] = []  # every spark-submit of this process not yet seen to exit
 
 
@@ -91,10 +90,7 @@ def begin(argv: list[str]) -> None:
     """Launch the kernel's JVM now if this kernel will ask for one at once. Never raises: on any fault
     the kernel's start launches it, as without this module, and meets the fault there, in a cell."""
     try:
-        if local_server_wanted(os.environ):
-            begin_local_server()
-        else:
-            _begin(argv)
+        _begin(argv)  # a shared local server's kernel has none (wanted: no SPARK_REMOTE); launch.py began its server
     except Exception as error:
         print(f"pyspark-kernel: the JVM was not launched early: {type(error).__name__}: {error}", file=sys.stderr)
 
@@ -105,30 +101,19 @@ def local_server_wanted(environ: Mapping[str, str]) -> bool:
 
 
 def begin_local_server_now() -> None:
-    """From the kernel's launch, before ipykernel is imported: start the shared server if this kernel needs
-    one that does not run. Unlike a classic kernel's JVM, this costs the kernel's start nothing after the
-    first notebook of a server: later ones find it running. Never raises."""
+    """From the kernel's launch, before ipykernel is imported: start the shared server, in a process of its
+    own, if this kernel needs one that does not run; the kernel's own start (backends/connect.py) then
+    waits on pyspark's discovery lock until the server is up, and joins it. Unlike a classic kernel's JVM,
+    this costs the kernel's start nothing after the first notebook of a server: later ones find it running.
+    Never raises."""
     try:
-        if local_server_wanted(os.environ):
-            begin_local_server()
+        if not local_server_wanted(os.environ) or localserver.server_identity(localserver.place_from(os.environ)) is not None:
+            return
+        from pyspark_kernel.kernel.backends.localstarter import run_starter
+
+        run_starter(wait=False)
     except Exception as error:
         print(f"pyspark-kernel: the local Spark Connect server was not started early: {type(error).__name__}: {error}", file=sys.stderr)
-
-
-def begin_local_server() -> None:
-    """Start the shared server's JVM now, in a process of its own, unless it runs or this process began
-    it already: the kernel's own start (backends/connect.py) then waits on pyspark's discovery lock until
-    the server is up, and joins it."""
-    global _server_begun
-    if _server_begun:
-        return
-    _server_begun = True
-    place = localserver.place_from(os.environ)
-    if localserver.server_identity(place) is not None:
-        return  # running: joining takes the client a moment, later
-    from pyspark_kernel.kernel.backends.localstarter import run_starter
-
-    run_starter(wait=False)
 
 
 def _begin(argv: list[str]) -> None:

@@ -35,9 +35,8 @@ class ConnectBackend:
         self._tag: str | None = None
         self._session: Any = None  # the session the tag was added to
         self._interrupted: list[str] = []  # tags of interrupted cells, still on the main thread
-        self.local = localserver.is_local_remote(self.remote)  # a shared local server (localserver.py), not a URL
-        self.shared: Any = None  # that server, as this kernel uses it (backends/localserver.py)
-        if self.local:
+        self.shared: Any = None  # a shared local server (localserver.py), as this kernel uses it (backends/localserver.py)
+        if localserver.is_local_remote(self.remote):
             from pyspark_kernel.kernel.backends.localserver import SharedServer
 
             self.shared = SharedServer(settings)
@@ -72,7 +71,7 @@ class ConnectBackend:
         return self.shared.lost() if self.shared is not None else None
 
     def where(self) -> str:
-        return f"the local server of {self.remote}" if self.local else secrets.redact_remote(self.remote or "")
+        return f"the local server of {self.remote}" if self.shared is not None else secrets.redact_remote(self.remote or "")
 
     def cell_tag(self, session: Any) -> str:
         """The calling thread's operation tag, added on first use and again when the session changes.
