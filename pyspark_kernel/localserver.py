@@ -136,6 +136,14 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def recorded_idle_timeout(place: ServerPlace) -> float:
+    """The idle time the server's starter recorded (its kernelspec's), in seconds."""
+    try:
+        return float((read_json(place.record_path) or {}).get("idle_timeout", DEFAULT_IDLE_TIMEOUT))
+    except (TypeError, ValueError):
+        return DEFAULT_IDLE_TIMEOUT
+
+
 def write_private_json(path: Path, data: dict[str, Any]) -> None:
     """Written whole (a partial file renamed over it), mode 0600: it holds the UI's key."""
     partial = path.with_name(f".{path.name}.partial")
@@ -162,16 +170,12 @@ def lease_path(place: ServerPlace, identity: processes.ProcessIdentity) -> Path:
 
 
 def take_lease(place: ServerPlace, pid: int | None = None) -> Path:
-    """This kernel uses the server from now on (until ``drop_lease`` or its exit)."""
+    """This kernel uses the server from now on, until its process exits (``live_leases`` then drops it)."""
     identity = processes.identify(pid or os.getpid())
     assert identity is not None
     path = lease_path(place, identity)
     path.touch(mode=0o600)
     return path
-
-
-def drop_lease(path: Path) -> None:
-    path.unlink(missing_ok=True)
 
 
 def live_leases(place: ServerPlace) -> list[processes.ProcessIdentity]:
@@ -230,7 +234,7 @@ def status(place: ServerPlace) -> ServerStatus:
         ui_port=record.get("ui_port"),
         rss_bytes=rss,
         kernels=len(live_leases(place)) if place.leases.is_dir() else 0,
-        idle_timeout=float(record.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)),
+        idle_timeout=recorded_idle_timeout(place),
     )
 
 

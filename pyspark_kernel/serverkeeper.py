@@ -12,6 +12,7 @@ joins at the last moment either counts or finds the server stopped and starts an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -57,14 +58,6 @@ def start_keeper(place: localserver.ServerPlace) -> None:
         localserver.write_private_json(place.folder / KEEPER_FILE, {"pid": identity.pid, "started": identity.create_time})
 
 
-def idle_timeout(place: localserver.ServerPlace) -> float:
-    record = localserver.read_json(place.record_path) or {}
-    try:
-        return float(record.get("idle_timeout", localserver.DEFAULT_IDLE_TIMEOUT))
-    except (TypeError, ValueError):
-        return localserver.DEFAULT_IDLE_TIMEOUT
-
-
 def keep(place: localserver.ServerPlace, check_seconds: float = CHECK_SECONDS) -> str:
     """Watch until the server is gone or idle for its time; returns why the keeper ends.
 
@@ -73,20 +66,16 @@ def keep(place: localserver.ServerPlace, check_seconds: float = CHECK_SECONDS) -
     server = localserver.server_identity(place)
     if server is None:
         return "no server runs in this folder"
-    timeout = idle_timeout(place)
+    timeout = localserver.recorded_idle_timeout(place)
     idle_since: float | None = None
     while processes.is_running(server):
-        if place.folder.is_dir():
-            with place.keeper_lock():
-                idle_since = None if localserver.live_leases(place) else (idle_since or time.monotonic())
-                if idle_since is not None and time.monotonic() - idle_since >= timeout:
-                    localserver.stop(place, identity=server)
-                    return f"no kernel used the server for {timeout:g} s: stopped"
-        else:
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since >= timeout:
+        folder_gone = not place.folder.is_dir()  # no kernel can lease it any more: idle from now on
+        with contextlib.nullcontext() if folder_gone else place.keeper_lock():
+            idle_since = None if not folder_gone and localserver.live_leases(place) else (idle_since or time.monotonic())
+            if idle_since is not None and time.monotonic() - idle_since >= timeout:
                 localserver.stop(place, identity=server)
-                return f"its folder {place.folder} was removed and no kernel can join it: stopped after {timeout:g} s"
+                why = f"its folder {place.folder} was removed and no kernel can join it" if folder_gone else "no kernel used the server"
+                return f"{why}: stopped after {timeout:g} s idle"
         time.sleep(min(check_seconds, max(timeout / 4, 0.5)))
     return "the server is gone"
 

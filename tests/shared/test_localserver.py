@@ -47,7 +47,7 @@ def test_a_lease_of_a_kernel_that_died_does_not_keep_the_server(tmp_path: Path) 
         child.wait()
     assert [lease.pid for lease in localserver.live_leases(place)] == [mine_pid(mine)]
     assert not theirs.exists(), "a dead kernel's lease is removed"
-    localserver.drop_lease(mine)
+    mine.unlink()
     assert localserver.live_leases(place) == []
 
 
