@@ -345,3 +345,8 @@ def test_shared_local_server_kernelspec_uses_sparks_own_variables(tmp_path: Path
     assert env["SPARK_REMOTE"] == "local[2]" and env["SPARK_LOCAL_CONNECT_REUSE"] == "1" and env["SPARK_LOCAL_IP"] == "127.0.0.1"
     assert env["PYSPARK_SUBMIT_ARGS"].startswith("--master 'local[2]' --driver-memory 2g") and "spark.sql.shuffle.partitions=8" in env["PYSPARK_SUBMIT_ARGS"]
     assert env["PYSPARK_KERNEL_SERVER_IDLE_TIMEOUT"] == "300"
+
+
+def test_server_command_refuses_an_unknown_action() -> None:
+    result = cli("server", "restart")
+    assert result.returncode == 2 and "invalid choice: 'restart'" in result.stderr and "status" in result.stderr, result.stderr
