@@ -53,23 +53,33 @@ def jobs_in_order(progress: CellProgress) -> list[tuple[JobProgress, list[StageP
     return shown
 
 
+BYTES = {"input_bytes": "Input", "output_bytes": "Output", "shuffle_read": "Shuffle read", "shuffle_write": "Shuffle write", "spilled": "Spill"}
+
+
 def job_table(progress: CellProgress, elapsed: float) -> str:
-    head = "".join(
-        f'<th style="{NUMBER if index >= 4 else CELL}">{name}</th>'
-        for index, name in enumerate(("", "Started by", "Status", "Duration", "Tasks", "Input", "Output", "Shuffle read", "Shuffle write", "Spill"))
-    )
+    """The cell's jobs, each followed by its stages; a bytes column only where some stage has bytes, and a
+    failed stage's first failure on a line of its own under it (a long reason would widen every row)."""
+    columns = [name for name in BYTES if any(getattr(stage, name) for stage in progress.stages.values())]
+    head = f'<th style="{CELL}"></th><th style="{CELL}">Started by</th><th style="{CELL}">Status</th><th style="{NUMBER}">Duration</th><th style="{CELL}">Tasks</th>'
+    head += "".join(f'<th style="{NUMBER}">{BYTES[name]}</th>' for name in columns)
     rows = []
     for job, stages in jobs_in_order(progress):
-        rows.append(job_row(job, stages, progress.ui, elapsed))
-        rows.extend(stage_row(stage, progress.ui, elapsed) for stage in stages)
+        rows.append(job_row(job, stages, progress.ui, elapsed, columns))
+        for stage in stages:
+            rows.append(stage_row(stage, progress.ui, elapsed, columns))
+            if stage.failure:
+                rows.append(
+                    f'<tr><td></td><td colspan="{4 + len(columns)}" style="{CELL};white-space:normal;color:#d64541" class="pyspark-kernel-failure">'
+                    f"{escape(stage.failure)}</td></tr>"
+                )
     return (
         '<table class="pyspark-kernel-job-table" style="border-collapse:collapse;margin:2px 0;font-variant-numeric:tabular-nums">'
-        f'<thead><tr style="border-bottom:1px solid rgba(128,128,128,0.5)">{head}<th style="{CELL}">First failure</th></tr></thead>'
+        f'<thead><tr style="border-bottom:1px solid rgba(128,128,128,0.5)">{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 
-def job_row(job: JobProgress, stages: list[StageProgress], ui: str | None, elapsed: float) -> str:
+def job_row(job: JobProgress, stages: list[StageProgress], ui: str | None, elapsed: float, columns: list[str]) -> str:
     ran = [stage for stage in stages if stage.status != "SKIPPED"]
     done, total, failed, active = (sum(getattr(stage, name) for stage in ran) for name in ("done", "total", "failed", "active"))
     label = link(f"{job.kind} {job.job_id}", f"{ui}jobs/job/?id={job.job_id}" if ui and job.kind == "Job" else None)
@@ -77,31 +87,25 @@ def job_row(job: JobProgress, stages: list[StageProgress], ui: str | None, elaps
         f'<tr class="pyspark-kernel-job" data-job-id="{job.job_id}" data-status="{job.status}" style="border-top:1px solid rgba(128,128,128,0.25)">'
         f'<td style="{CELL}"><b>{label}</b></td><td style="{CELL}">{escape(job.name)}</td>'
         f'<td style="{CELL}">{status_text(job.status)}</td><td style="{NUMBER}">{duration(job.began, job.ended, elapsed)}</td>'
-        f'<td style="{NUMBER}" class="pyspark-kernel-tasks">{task_bar(done, total, active, failed)}</td>'
-        + "".join(
-            f'<td style="{NUMBER}">{size(sum(getattr(stage, name) for stage in ran))}</td>'
-            for name in ("input_bytes", "output_bytes", "shuffle_read", "shuffle_write", "spilled")
-        )
-        + f'<td style="{CELL}"></td></tr>'
+        f'<td style="{CELL}" class="pyspark-kernel-tasks">{task_bar(done, total, active, failed)}</td>'
+        + "".join(f'<td style="{NUMBER}">{size(sum(getattr(stage, name) for stage in ran))}</td>' for name in columns)
+        + "</tr>"
     )
 
 
-def stage_row(stage: StageProgress, ui: str | None, elapsed: float) -> str:
+def stage_row(stage: StageProgress, ui: str | None, elapsed: float, columns: list[str]) -> str:
     attempt = f" (retry {stage.attempt})" if stage.attempt else ""
     label = link(f"Stage {stage.stage_id}", f"{ui}stages/stage/?id={stage.stage_id}&attempt={stage.attempt}" if ui else None)
     skipped = stage.status == "SKIPPED"
     tasks = "skipped" if skipped else task_bar(stage.done, stage.total, stage.active, stage.failed)
     dim = ' style="opacity:0.6"' if skipped else ""
-    failure = f'<td style="{CELL};color:#d64541" class="pyspark-kernel-failure">{escape(stage.failure)}</td>' if stage.failure else f'<td style="{CELL}"></td>'
     return (
         f'<tr class="pyspark-kernel-stage" data-stage-id="{stage.stage_id}" data-status="{stage.status or "ACTIVE"}"{dim}>'
         f'<td style="{CELL};padding-left:1.5em">{label}{attempt}</td><td style="{CELL}">{escape(stage.name[:60])}</td>'
         f'<td style="{CELL}">{status_text(stage.status)}</td><td style="{NUMBER}">{"" if skipped else duration(stage.began, stage.ended, elapsed)}</td>'
-        f'<td style="{NUMBER}" class="pyspark-kernel-tasks">{tasks}</td>'
-        + "".join(
-            f'<td style="{NUMBER}">{size(getattr(stage, name))}</td>' for name in ("input_bytes", "output_bytes", "shuffle_read", "shuffle_write", "spilled")
-        )
-        + f"{failure}</tr>"
+        f'<td style="{CELL}" class="pyspark-kernel-tasks">{tasks}</td>'
+        + "".join(f'<td style="{NUMBER}">{size(getattr(stage, name))}</td>' for name in columns)
+        + "</tr>"
     )
 
 

@@ -141,7 +141,7 @@ def test_written_and_read_bytes_show_in_their_columns(kernel: KernelHarness, tmp
     final = Elements(view_outputs(result)[-1]["data"]["text/html"])
     header = [text for _, text in final.select("th")]
     jobs = final.select("tr", "pyspark-kernel-job")
-    assert header[5:7] == ["Input", "Output"], header
+    assert "Input" in header and "Output" in header and "Spill" not in header, f"bytes columns are shown where some stage has bytes: {header}"
     cells = [re.findall(r"\d+(?:\.\d)? (?:B|KiB|MiB)", text) for _, text in jobs]
     assert any(cells), f"no bytes in any job row: {jobs}"
 
