@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from py4j.protocol import Py4JJavaError
-
 from pyspark_kernel.kernel.progress_display import FINISHED, CellProgress, JobProgress, StageProgress
 from pyspark_kernel.kernel.progress_reader import int_array_reader
 
@@ -36,9 +34,13 @@ class StatusStoreReader:
         self._failed_only: Any = None  # a java.util.List holding TaskStatus.FAILED, for the first failure
         self._earlier_group: str | None = None
         self._earlier_jobs: set[int] = set()
+        self._java_error: type[Exception] = Exception  # py4j's, once a cell is polled: a Connect-only install has no py4j
 
     def begin(self, job_group: str) -> None:
         if self._store is None:
+            from py4j.protocol import Py4JJavaError
+
+            self._java_error = Py4JJavaError
             context, jvm = self.context, self.context._jvm
             mapper = jvm.com.fasterxml.jackson.databind.ObjectMapper()
             mapper.registerModule(getattr(getattr(jvm.com.fasterxml.jackson.module.scala, "DefaultScalaModule$"), "MODULE$"))
@@ -119,7 +121,7 @@ class StatusStoreReader:
         have (yet): it raises NoSuchElementException for a job or stage it has not seen start."""
         try:
             return json.loads(self._write(method(*args)))
-        except Py4JJavaError:
+        except self._java_error:
             return None
 
 
