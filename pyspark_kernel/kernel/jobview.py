@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Iterable
 
-from pyspark_kernel.kernel.progress_display import CellProgress, JobProgress, StageProgress
+from pyspark_kernel.kernel.progress_display import CellProgress, JobProgress, StageProgress, plural
 
 CELL = "padding:1px 6px;text-align:left;white-space:nowrap"
 NUMBER = "padding:1px 6px;text-align:right;white-space:nowrap"
@@ -24,6 +24,7 @@ ROW_HEIGHT = 12
 TASKS_HEIGHT = 36
 MAX_STAGES_DRAWN = 40  # a cell of hundreds of stages draws its last 40 (the table has them all)
 MAX_SAMPLES_DRAWN = 240
+MAX_JOBS_LISTED = 25  # a cell that loops over hundreds of jobs lists its last 25: every update resends the table
 
 
 def render(progress: CellProgress, now: float, final: bool) -> dict[str, str]:
@@ -44,9 +45,9 @@ def render(progress: CellProgress, now: float, final: bool) -> dict[str, str]:
 
 
 def jobs_in_order(progress: CellProgress) -> list[tuple[JobProgress, list[StageProgress]]]:
-    """The cell's jobs, each with its known stages, in the order Spark numbered them."""
+    """The cell's jobs (the last MAX_JOBS_LISTED), each with its known stages, in the order Spark numbered them."""
     shown = []
-    for job_id in sorted(progress.jobs):
+    for job_id in sorted(progress.jobs)[-MAX_JOBS_LISTED:]:
         job = progress.details.get(job_id) or JobProgress(job_id, "", progress.jobs[job_id])
         stages = [progress.stages[stage_id] for stage_id in sorted(job.stage_ids) if stage_id in progress.stages]
         shown.append((job, stages))
@@ -63,6 +64,11 @@ def job_table(progress: CellProgress, elapsed: float) -> str:
     head = f'<th style="{CELL}"></th><th style="{CELL}">Started by</th><th style="{CELL}">Status</th><th style="{NUMBER}">Duration</th><th style="{CELL}">Tasks</th>'
     head += "".join(f'<th style="{NUMBER}">{BYTES[name]}</th>' for name in columns)
     rows = []
+    earlier = len(progress.jobs) - MAX_JOBS_LISTED
+    if earlier > 0:
+        rows.append(
+            f'<tr><td colspan="{5 + len(columns)}" style="{CELL};opacity:0.7">{plural(earlier, "earlier job")} of this cell not listed (the Spark UI has them)</td></tr>'
+        )
     for job, stages in jobs_in_order(progress):
         rows.append(job_row(job, stages, progress.ui, elapsed, columns))
         for stage in stages:

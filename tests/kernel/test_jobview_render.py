@@ -74,3 +74,13 @@ def test_a_python_workers_error_reads_as_its_exception() -> None:
 
 def test_progress_modes_as_users_write_them() -> None:
     assert [progress_mode(word) for word in ("full", "ON", "bar", "off", "false", "sideways", "")] == ["full", "full", "bar", "off", "off", None, None]
+
+
+def test_a_cell_of_hundreds_of_jobs_lists_its_last_ones_and_counts_them_all() -> None:
+    progress = cell()
+    for job_id in range(100, 400):
+        progress.jobs[job_id] = "SUCCEEDED"
+        progress.details[job_id] = JobProgress(job_id, "count at In[4]:3", "SUCCEEDED", 0.1, 0.2, [])
+    data = jobview.render(progress, time.monotonic(), final=True)
+    assert data["text/html"].count('class="pyspark-kernel-job"') == jobview.MAX_JOBS_LISTED
+    assert "276 earlier jobs of this cell not listed" in data["text/html"] and data["text/plain"].startswith("Spark: 301 jobs")
