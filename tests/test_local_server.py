@@ -111,7 +111,9 @@ def test_a_new_notebooks_first_cell_shows_its_wait_then_its_jobs(
         kernel.shutdown()
 
 
-def test_the_job_view_on_the_shared_server_links_each_stage_to_the_servers_ui(two_notebooks: tuple[KernelHarness, KernelHarness], tmpdir_env: dict[str, str]) -> None:
+def test_the_job_view_on_the_shared_server_links_each_stage_to_the_servers_ui(
+    two_notebooks: tuple[KernelHarness, KernelHarness], tmpdir_env: dict[str, str]
+) -> None:
     """The stage ids Connect reports are the server's own, so each links to its page in the server's UI
     (here with no Jupyter server, the UI's own address); a query has no job id, so no job link."""
     import re
