@@ -258,7 +258,9 @@ class ConnectProgressMonitor:
         job = progress.details.get(number)
         if job is None:
             job = progress.details[number] = JobProgress(number, cell_call_site() if progress.full else "", "RUNNING", elapsed, kind="Query")
-        job.status, job.ended = progress.jobs[number], (elapsed if done and job.ended is None else job.ended)
+        job.status = progress.jobs[number]
+        if done and job.ended is None:
+            job.ended = elapsed
         for stage in stages or ():
             running = 0 if stage.done else min(inflight_tasks, stage.num_tasks - stage.num_completed_tasks)
             known = progress.stages.get(stage.stage_id)
@@ -279,6 +281,9 @@ class ConnectProgressMonitor:
     def end(self) -> None:
         progress, self._progress = self._progress, None
         if progress is not None and self._shown:
+            for number, status in progress.jobs.items():
+                if status == "RUNNING":  # no "done" came (the query failed or was interrupted): not running now
+                    progress.jobs[number] = progress.details[number].status = "ENDED"
             self.publish(progress.render(time.monotonic(), final=True), self._display_id, True)
 
     def take_failure(self) -> BaseException | None:

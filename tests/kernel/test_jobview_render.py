@@ -84,3 +84,23 @@ def test_a_cell_of_hundreds_of_jobs_lists_its_last_ones_and_counts_them_all() ->
     data = jobview.render(progress, time.monotonic(), final=True)
     assert data["text/html"].count('class="pyspark-kernel-job"') == jobview.MAX_JOBS_LISTED
     assert "276 earlier jobs of this cell not listed" in data["text/html"] and data["text/plain"].startswith("Spark: 301 jobs")
+
+
+def test_a_connect_query_that_never_reported_done_ends_as_ended_not_running() -> None:
+    """Connect's handler is called with ``done`` only for a query that finished; one that failed or was
+    interrupted just stops reporting. (A stand-in session: only registerProgressHandler is called here.)"""
+    from types import SimpleNamespace
+
+    from pyspark_kernel.kernel.progress import ConnectProgressMonitor
+
+    sent: list[dict[str, str]] = []
+    monitor = ConnectProgressMonitor(SimpleNamespace(registerProgressHandler=lambda handler: None), lambda data, display_id, update: sent.append(data))
+    monitor.full = True
+    monitor.begin("tag")
+    assert monitor._progress is not None
+    monitor._progress.started -= 1.0  # the cell has run a second: past the first poll's half second
+    stage = SimpleNamespace(stage_id=3, num_tasks=4, num_completed_tasks=1, num_bytes_read=2048, done=False)
+    monitor(stages=[stage], inflight_tasks=2, operation_id="op-1", done=False)
+    assert 'data-status="RUNNING"' in sent[-1]["text/html"] and "2.0 KiB" in sent[-1]["text/html"]
+    monitor.end()
+    assert 'data-status="ENDED"' in sent[-1]["text/html"] and "<details" in sent[-1]["text/html"] and "Spark Connect reports" in sent[-1]["text/html"]
