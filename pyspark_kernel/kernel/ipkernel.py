@@ -22,7 +22,7 @@ from ipykernel.ipkernel import IPythonKernel
 
 from pyspark_kernel import __version__
 from pyspark_kernel.errors import SparkStartError
-from pyspark_kernel.kernel import completion, launchdirs, prelaunch, pyspark_hooks
+from pyspark_kernel.kernel import completion, frametable, launchdirs, prelaunch, pyspark_hooks
 from pyspark_kernel.kernel.cellerrors import SparkErrorHandler, SparkJVMGone
 from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.interrupts import CellInterrupts, QuietInterruptLog
@@ -88,6 +88,7 @@ class PySparkKernel(IPythonKernel):
         self._errors = SparkErrorHandler(session)  # how a cell shows an error of its Spark calls
         self._interrupts = CellInterrupts(self.controller.cancel_cell, self._errors.note_interrupt)  # what SIGINT does
         shell.register_magics(SparkMagics(shell, self.controller))
+        frametable.register(shell)  # DataFrames as tables with their column types
         shell.set_custom_exc(self._errors.handled(), self._errors)
         logging.getLogger().addFilter(QuietInterruptLog())
         log_to_kernel_log(self.log)
