@@ -26,9 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 EAGER_KEYS = ("spark.sql.repl.eagerEval.enabled", "spark.sql.repl.eagerEval.maxNumRows", "spark.sql.repl.eagerEval.truncate")
-# The classes to render, by name: registering must import neither pyspark nor its Connect client. In
-# pyspark 4 both the classic and the Connect DataFrame derive from the first; in 3.5 Connect's does not.
-FRAME_CLASSES = (("pyspark.sql.dataframe", "DataFrame"), ("pyspark.sql.connect.dataframe", "DataFrame"))
+# The classes to render, by name: registering must import neither pyspark nor its Connect client. Each
+# concrete class is named: IPython's text/plain printer takes a class's own __repr__ before a printer
+# registered for its base. (pyspark 4: classic, Connect; 3.5: the first is the classic class.)
+FRAME_CLASSES = (
+    ("pyspark.sql.classic.dataframe", "DataFrame"),
+    ("pyspark.sql.connect.dataframe", "DataFrame"),
+    ("pyspark.sql.dataframe", "DataFrame"),
+)
 # Spark's htmlString, one line a row: "<tr><th>a</th><th>b</th></tr>" (escapeHtml4: no "<" inside a cell).
 SPARK_ROW = re.compile(r"<tr><(t[hd])>(.*)</\1></tr>")
 SPARK_MORE = re.compile(r"only showing top (\d+) rows?")

@@ -135,3 +135,26 @@ def test_an_error_while_rendering_is_shown_once(kernel: KernelHarness) -> None:
     result, errors = shown(kernel, "spark.range(1).selectExpr('1 / 0 AS boom')")
     assert len(errors) == 1 and "DIVIDE_BY_ZERO" in errors[0]["evalue"], errors
     assert result == {}
+
+
+@pytest.mark.slow
+def test_eager_evaluation_is_on_in_both_kinds_of_kernel(kernel: KernelHarness) -> None:
+    """A classic kernel sets it at the JVM's launch, a Connect kernel on the session it makes."""
+    assert kernel.value("spark.conf.get('spark.sql.repl.eagerEval.enabled')") == "'true'"
+
+
+@pytest.mark.slow
+def test_a_frame_renders_with_one_spark_job(spark_kernel: KernelHarness) -> None:
+    """pyspark's text and HTML reprs read the rows once each; one render reads once for both. (One
+    partition: Spark's take runs a job per round of partitions it scans.)"""
+    jobs = "len(sc.statusTracker().getJobIdsForGroup(sc.getLocalProperty('spark.jobGroup.id')))"
+    spark_kernel.run("counted = spark.range(0, 25, 1, numPartitions=1)")
+    before = int(spark_kernel.value(jobs))
+    result, _ = shown(spark_kernel, "counted")
+    assert "text/html" in result and int(spark_kernel.value(jobs)) - before == 1
+
+
+@pytest.mark.slow
+def test_a_classic_kernel_does_not_import_the_connect_client_to_show_frames(spark_kernel: KernelHarness) -> None:
+    shown(spark_kernel, "spark.range(1)")
+    assert spark_kernel.value("import sys; 'pyspark.sql.connect.dataframe' in sys.modules") == "False"
