@@ -67,20 +67,20 @@ def eager_settings(session: Any) -> tuple[bool, int, int]:
 
 
 def read(frame: Any) -> Rows | None:
-    """Run the frame's one job; None if eager evaluation is off or Spark's HTML is not as expected."""
-    enabled, max_rows, truncate = eager_settings(frame.sparkSession)
-    if not enabled:
-        return None
-    spark_html = frame._repr_html_()  # Spark's htmlString: the show() cells of max_rows + 1 rows, one job
-    if not spark_html:
-        return None
-    parsed = parse_spark_html(spark_html)
+    """Run the frame's one read; None if eager evaluation is off or Spark's HTML is not as expected.
+
+    pyspark's ``_repr_html_`` reads the settings and gives None when eager evaluation is off (and from
+    then on the frame's ``repr`` is ``DataFrame[...]`` without asking again); the settings are read
+    again here only for a table, for show()'s alignment: two small calls, one read of rows."""
+    spark_html = frame._repr_html_()  # Spark's htmlString: the show() cells of maxNumRows + 1 rows
+    parsed = parse_spark_html(spark_html) if spark_html else None
     if parsed is None:
         return None
     names, cells, more = parsed
     types = [field.dataType.simpleString() for field in frame.schema.fields]
     if len(types) != len(names):
         return None
+    _, max_rows, truncate = eager_settings(frame.sparkSession)
     return Rows(names, types, cells, max_rows, more, truncate)
 
 
@@ -155,6 +155,8 @@ def to_text(rows: Rows) -> str:
 
 
 # -- IPython's formatters ----------------------------------------------------------------------------
+FAILED = "failed"  # a render that raised: IPython has shown the error, the HTML is not tried again
+
 class FrameFormatters:
     """IPython's text/plain and text/html formatters for DataFrames, sharing one render.
 
@@ -165,24 +167,24 @@ class FrameFormatters:
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
-        self._kept: tuple[Any, int, Rows | None | BaseException] | None = None  # (frame's weakref, cell, its render)
+        self._kept: tuple[Any, int, Rows | str | None] | None = None  # (frame's weakref, cell, its render or FAILED)
 
     def render(self, frame: Any) -> Rows | None:
         try:
             rows = read(frame)
-        except BaseException as error:
-            self._keep(frame, error)
+        except BaseException:
+            self._keep(frame, FAILED)  # not the error: its traceback would keep the frame alive
             raise
         self._keep(frame, rows)
         return rows
 
-    def _keep(self, frame: Any, outcome: Rows | None | BaseException) -> None:
+    def _keep(self, frame: Any, outcome: Rows | str | None) -> None:
         try:
             self._kept = (weakref.ref(frame), self.shell.execution_count, outcome)
         except TypeError:  # a frame that takes no weak reference: the HTML renders again
             self._kept = None
 
-    def _take(self, frame: Any) -> tuple[bool, Rows | None | BaseException]:
+    def _take(self, frame: Any) -> tuple[bool, Rows | str | None]:
         kept, self._kept = self._kept, None
         if kept is not None and kept[0]() is frame and kept[1] == self.shell.execution_count:
             return True, kept[2]
