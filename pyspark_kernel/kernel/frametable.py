@@ -157,6 +157,7 @@ def to_text(rows: Rows) -> str:
 # -- IPython's formatters ----------------------------------------------------------------------------
 FAILED = "failed"  # a render that raised: IPython has shown the error, the HTML is not tried again
 
+
 class FrameFormatters:
     """IPython's text/plain and text/html formatters for DataFrames, sharing one render.
 

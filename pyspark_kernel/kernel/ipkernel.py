@@ -54,6 +54,13 @@ def show_in_cell(data: dict[str, str], metadata: dict[str, str]) -> None:
     display(data, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]  # IPython.display is untyped
 
 
+def dress_shell(shell: Any, magics: SparkMagics) -> None:
+    """What the kernel adds to IPython's shell: %spark and %%sql, and DataFrames shown as tables with
+    their column types (frametable.py)."""
+    shell.register_magics(magics)
+    frametable.register(shell)
+
+
 def take_notebook_place(cwd: str, env: dict[str, str | None]) -> None:
     """A pooled kernel handed to a notebook: its folder, and its per-notebook variables (None: unset)."""
     os.chdir(cwd)
@@ -87,8 +94,7 @@ class PySparkKernel(IPythonKernel):
         self.controller = SparkController(session, shell.user_ns, show_in_cell, self._publisher, progress)
         self._errors = SparkErrorHandler(session)  # how a cell shows an error of its Spark calls
         self._interrupts = CellInterrupts(self.controller.cancel_cell, self._errors.note_interrupt)  # what SIGINT does
-        shell.register_magics(SparkMagics(shell, self.controller))
-        frametable.register(shell)  # DataFrames as tables with their column types
+        dress_shell(shell, SparkMagics(shell, self.controller))
         shell.set_custom_exc(self._errors.handled(), self._errors)
         logging.getLogger().addFilter(QuietInterruptLog())
         log_to_kernel_log(self.log)

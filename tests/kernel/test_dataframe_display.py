@@ -7,7 +7,6 @@ show() text rebuilt) are checked without a JVM first, on HTML copied from Spark 
 from __future__ import annotations
 
 import ast
-
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,9 @@ def test_with_eager_evaluation_off_a_frame_shows_as_pyspark_shows_it(kernel: Ker
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("code", "condition"), [("spark.range(1).selectExpr('1 / 0 AS boom')", "DIVIDE_BY_ZERO"), ("spark.range(1).select('nope')", "UNRESOLVED_COLUMN")])
+@pytest.mark.parametrize(
+    ("code", "condition"), [("spark.range(1).selectExpr('1 / 0 AS boom')", "DIVIDE_BY_ZERO"), ("spark.range(1).select('nope')", "UNRESOLVED_COLUMN")]
+)
 def test_an_error_while_rendering_is_shown_once(kernel: KernelHarness, code: str, condition: str) -> None:
     """pyspark's two reprs (text, then HTML) each run the query and each show its error; one render, one
     error. (A Connect frame is analysed only then; a classic one raises where it is made, as before.)"""
