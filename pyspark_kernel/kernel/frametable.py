@@ -67,21 +67,40 @@ def eager_settings(session: Any) -> tuple[bool, int, int]:
 
 
 def read(frame: Any) -> Rows | None:
-    """Run the frame's one read; None if eager evaluation is off or Spark's HTML is not as expected.
+    """A cell's result: its one read; None if eager evaluation is off or Spark's HTML is not as expected.
 
     pyspark's ``_repr_html_`` reads the settings and gives None when eager evaluation is off (and from
     then on the frame's ``repr`` is ``DataFrame[...]`` without asking again); the settings are read
     again here only for a table, for show()'s alignment: two small calls, one read of rows."""
     spark_html = frame._repr_html_()  # Spark's htmlString: the show() cells of maxNumRows + 1 rows
-    parsed = parse_spark_html(spark_html) if spark_html else None
+    if not spark_html:
+        return None
+    _, max_rows, truncate = eager_settings(frame.sparkSession)
+    return table_rows(frame, spark_html, max_rows, truncate)
+
+
+def read_first(frame: Any, limit: int, truncate: int = 0) -> Rows | None:
+    """A %%sql cell's rows: the first ``limit``, values whole, whatever eager evaluation says; the same
+    htmlString read as ``_repr_html_`` makes (pyspark's call, with the row count given)."""
+    if type(frame).__module__.startswith("pyspark.sql.connect"):
+        from pyspark.sql.connect import plan
+        from pyspark.sql.connect.dataframe import DataFrame
+
+        html_frame = DataFrame(plan.HtmlString(child=frame._plan, num_rows=limit, truncate=truncate), session=frame._session)
+        spark_html = html_frame._to_table()[0][0][0].as_py()
+    else:
+        spark_html = frame._jdf.htmlString(limit, truncate)
+    return table_rows(frame, spark_html, limit, truncate)
+
+
+def table_rows(frame: Any, spark_html: str, max_rows: int, truncate: int) -> Rows | None:
+    """Spark's HTML of the frame as Rows, with the frame's column types; None for an unknown layout."""
+    parsed = parse_spark_html(spark_html)
     if parsed is None:
         return None
     names, cells, more = parsed
     types = [field.dataType.simpleString() for field in frame.schema.fields]
-    if len(types) != len(names):
-        return None
-    _, max_rows, truncate = eager_settings(frame.sparkSession)
-    return Rows(names, types, cells, max_rows, more, truncate)
+    return Rows(names, types, cells, max_rows, more, truncate) if len(types) == len(names) else None
 
 
 def parse_spark_html(spark_html: str) -> tuple[list[str], list[list[str]], bool] | None:

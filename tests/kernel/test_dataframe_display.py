@@ -161,3 +161,15 @@ def test_a_frame_renders_with_one_spark_job(spark_kernel: KernelHarness) -> None
 def test_a_classic_kernel_does_not_import_the_connect_client_to_show_frames(spark_kernel: KernelHarness) -> None:
     shown(spark_kernel, "spark.range(1)")
     assert spark_kernel.value("import sys; 'pyspark.sql.connect.dataframe' in sys.modules") == "False"
+
+
+@pytest.mark.slow
+def test_a_sql_cell_shows_the_same_table_whatever_eager_evaluation_says(kernel: KernelHarness) -> None:
+    kernel.run("spark.conf.set('spark.sql.repl.eagerEval.enabled', False)")
+    try:
+        outputs = kernel.run("%%sql -n 2\nSELECT id, repeat('x', 30) AS long FROM range(5)")["outputs"]
+    finally:
+        kernel.run("spark.conf.set('spark.sql.repl.eagerEval.enabled', True)")
+    (table,) = [output["data"] for output in outputs if output["type"] == "display_data" and "pyspark_kernel" not in output["metadata"]]
+    assert ">bigint</small></th>" in table["text/html"] and table["text/html"].endswith("first 2 of more rows</small>")
+    assert f"<td>{'x' * 30}</td>" in table["text/html"], "a SQL cell's values are whole"
