@@ -1,10 +1,10 @@
 """A DataFrame as a cell's result: a table whose header gives each column's type, and how many rows it shows.
 
 pyspark's own eager evaluation (``spark.sql.repl.eagerEval.enabled``, on in this kernel) shows a
-``<table border='1'>`` without types, and IPython asks it twice, text then HTML: two Spark jobs per
-DataFrame. Here one render runs pyspark's HTML job once (``DataFrame._repr_html_``: Spark's
-``htmlString``, the rows of ``show()`` as Spark formats them, ``maxNumRows + 1`` read, cells cut at
-``truncate``), reads its cells back, and writes both:
+``<table border='1'>`` without types, and IPython asks it twice, text then HTML: the rows are read
+twice per DataFrame. Here one render reads them once, through pyspark's own ``DataFrame._repr_html_``
+(Spark's ``htmlString``: the cells of ``show()`` as Spark formats them, ``maxNumRows + 1`` rows taken,
+cells cut at ``truncate``), reads its cells back, and writes both:
 
 - text/plain: the very text ``show()`` prints (and pyspark's eager ``__repr__`` gives), laid out here
   from the same cells, so text frontends and saved notebooks read as before;
@@ -14,7 +14,8 @@ DataFrame. Here one render runs pyspark's HTML job once (``DataFrame._repr_html_
 Classic and Spark Connect DataFrames alike (both render through pyspark's ``_repr_html_``). With eager
 evaluation off the DataFrame shows as pyspark shows it, ``DataFrame[id: bigint]``. An error while
 rendering (a Connect analysis error, a failing UDF) is shown once by IPython, as for any formatter,
-instead of twice as pyspark's two reprs do.
+instead of twice as pyspark's two reprs do. A ``%%sql`` cell (magics.py) shows the same table, of its
+``-n`` rows with values whole (``read_first``).
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class FrameFormatters:
     """IPython's text/plain and text/html formatters for DataFrames, sharing one render.
 
     IPython calls the text/plain formatter, then the text/html one, for each result: the first renders
-    (one Spark job) and keeps what it read for the second; alone (``display(df, include=[...])``) either
+    (one read of the rows) and keeps what it read for the second; alone (``display(df, include=[...])``) either
     renders by itself. A render that raised is not run again for the HTML: IPython has shown the error.
     """
 
