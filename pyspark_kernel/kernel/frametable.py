@@ -23,6 +23,8 @@ from __future__ import annotations
 import html
 import re
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,7 +194,8 @@ class FrameFormatters:
 
     def render(self, frame: Any) -> Rows | None:
         try:
-            rows = read(frame)
+            with display_call_site(frame, self.shell.execution_count):
+                rows = read(frame)
         except BaseException:
             self._keep(frame, FAILED)  # not the error: its traceback would keep the frame alive
             raise
@@ -220,6 +223,22 @@ class FrameFormatters:
         if not found:
             outcome = self.render(frame)
         return to_html(outcome) if isinstance(outcome, Rows) else None
+
+
+@contextmanager
+def display_call_site(frame: Any, cell: int) -> Iterator[None]:
+    """Name the display's job ``display at In[5]`` (the Spark UI, the job view) as the cell's own jobs are
+    named (pyspark_hooks.py): pyspark's ``_repr_html_`` sets no call site, and the job would read
+    ``htmlString at NativeMethodAccessorImpl.java:0``. Classic only: a Connect server names its jobs."""
+    context = getattr(frame, "_sc", None)
+    if context is None:
+        yield
+        return
+    context._jsc.setCallSite(f"display at In[{cell}]")
+    try:
+        yield
+    finally:
+        context._jsc.setCallSite(None)
 
 
 def register(shell: Any) -> FrameFormatters:

@@ -6,6 +6,8 @@ show() text rebuilt) are checked without a JVM first, on HTML copied from Spark 
 
 from __future__ import annotations
 
+import re
+
 import ast
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,6 +157,9 @@ def test_a_frame_renders_with_one_spark_job(spark_kernel: KernelHarness) -> None
     before = int(spark_kernel.value(jobs))
     result, _ = shown(spark_kernel, "counted")
     assert "text/html" in result and int(spark_kernel.value(jobs)) - before == 1
+    # ... and the job is named after the cell that displayed it (the Spark UI, the job view), not pyspark's JVM call
+    name = spark_kernel.value("sc._jsc.sc().statusStore().job(max(sc.statusTracker().getJobIdsForGroup(sc.getLocalProperty('spark.jobGroup.id')))).name()")
+    assert re.fullmatch(r"'display at In\[\d+\]'", name), name
 
 
 @pytest.mark.slow
