@@ -230,7 +230,7 @@ def display_call_site(frame: Any, cell: int) -> Iterator[None]:
     """Name the display's job ``display at In[5]`` (the Spark UI, the job view) as the cell's own jobs are
     named (pyspark_hooks.py): pyspark's ``_repr_html_`` sets no call site, and the job would read
     ``htmlString at NativeMethodAccessorImpl.java:0``. Classic only: a Connect server names its jobs."""
-    context = getattr(frame, "_sc", None)
+    context = vars(frame).get("_sc")  # getattr would not do: a Connect DataFrame answers any name with a Column
     if context is None:
         yield
         return
