@@ -79,6 +79,7 @@ def install(owner: Owner) -> None:
             SparkContext.__init__ = _entry(SparkContext.__init__)  # type: ignore[method-assign]
             ensure_initialized = SparkContext.__dict__["_ensure_initialized"].__func__
             SparkContext._ensure_initialized = classmethod(_launch_through_owner(ensure_initialized))  # type: ignore[method-assign, assignment]
+            _context_lookups_wait()
             import pyspark.traceback_utils as traceback_utils
 
             traceback_utils.first_spark_call = _cells_named(traceback_utils.first_spark_call)
@@ -145,6 +146,27 @@ def _entry(function: Callable[..., Any]) -> Callable[..., Any]:
             _entered.depth = depth
 
     return wrapper
+
+
+def _context_lookups_wait() -> None:
+    """pyspark's ``get_active_spark_context`` (``F.udf("long")``'s type string, a Window, a column
+    function called before any DataFrame exists) raises SESSION_OR_CONTEXT_NOT_EXISTS while the kernel's
+    session is still starting, where the same cell a moment later works: make it wait for the start,
+    as a use of ``spark`` does. Modules that imported it by name hold the old function: re-pointed too."""
+    import pyspark.sql.utils as sql_utils
+    from pyspark import SparkContext
+
+    original = sql_utils.get_active_spark_context
+
+    @functools.wraps(original)
+    def get_active_spark_context() -> Any:
+        if SparkContext._active_spark_context is None:  # the check pyspark makes: nothing more once a context runs
+            _owner.wait_for_start()
+        return original()
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("pyspark.") and getattr(module, "get_active_spark_context", None) is original:
+            module.get_active_spark_context = get_active_spark_context  # type: ignore[attr-defined]
 
 
 def _builder_get_or_create(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -56,3 +56,16 @@ def test_jobs_are_named_after_the_cell_and_line_that_started_them(spark_kernel: 
     names = spark_kernel.value(f"[j.name() for j in {jobs}]")
     assert f"collect at In[{cell}]:2" in names, names  # what the Spark UI shows for the job and its stage
     assert "ipykernel_" not in names, names
+
+
+def test_a_first_cell_that_needs_the_context_but_not_spark_waits_for_it(default_spec: Path) -> None:
+    """``F.udf("long")`` parses its type with the active SparkContext: a first cell sent while the session
+    starts raised SESSION_OR_CONTEXT_NOT_EXISTS, and the same cell a moment later worked."""
+    kernel = KernelHarness(default_spec.name)
+    try:
+        result = kernel.run("from pyspark.sql import functions as F\n@F.udf('long')\ndef twice(n):\n    return 2 * n\ntwice.returnType.simpleString()")
+        errors = [o for o in result["outputs"] if o["type"] == "error"]
+        assert not errors, errors[0]["evalue"] if errors else ""
+        assert [o["data"]["text/plain"] for o in result["outputs"] if o["type"] == "execute_result"] == ["'bigint'"]
+    finally:
+        kernel.shutdown()
