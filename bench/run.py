@@ -207,7 +207,7 @@ def row_4(bench: Bench) -> list[Line]:
     kernel.run("%spark progress off")
     kernel.run(JIT_RUNS, timeout=900)
     code = JOB_200.format(rows=job_rows(kernel))
-    cpu: dict[str, list[float]] = {"on": [], "off": []}
+    cpu: dict[str, list[float]] = {"full": [], "off": []}
 
     def job(progress: str) -> float:
         kernel.run(f"%spark progress {progress}")
@@ -218,14 +218,14 @@ def row_4(bench: Bench) -> list[Line]:
 
     rounds = bench.reps * (2 if bench.quick else ROW_4_ROUNDS)
     try:
-        samples = paired({"on": lambda: job("on"), "off": lambda: job("off")}, rounds, bench.progress)
+        samples = paired({"full": lambda: job("full"), "off": lambda: job("off")}, rounds, bench.progress)
     finally:
-        kernel.run("%spark progress on")
-    line = ratio_line("4 200-task job, progress on", samples["on"], samples["off"], "progress off, same kernel")
-    ratios = [on / off for on, off in zip(samples["on"], samples["off"], strict=False)]
+        kernel.run("%spark progress full")
+    line = ratio_line("4 200-task job, job view (progress full)", samples["full"], samples["off"], "progress off, same kernel")
+    ratios = [on / off for on, off in zip(samples["full"], samples["off"], strict=False)]
     line.ratio = statistics.median(ratios)
     low, high = median_interval(ratios)
-    cpu_on, cpu_off = statistics.median(cpu["on"]), statistics.median(cpu["off"])
+    cpu_on, cpu_off = statistics.median(cpu["full"]), statistics.median(cpu["off"])
     cpu_change = cpu_on / cpu_off - 1
     line.ratio_text = (
         f"{(line.ratio - 1) * 100:+.1f}% (median of {len(ratios)} rounds' ratios, 90% interval {(low - 1) * 100:+.1f}% to "

@@ -41,9 +41,12 @@ WARMUP = Variable(
 )
 PROGRESS = Variable(
     "PYSPARK_KERNEL_PROGRESS",
-    "on | off",
-    "on",
-    "The live progress display under a cell that runs Spark jobs, ending in a one-line summary; %spark progress on|off switches it in a running kernel.",
+    "full | bar | off",
+    "full",
+    "The live view under a cell that runs Spark jobs. full: a table of the cell's jobs and stages (tasks, failures, "
+    "bytes, links to the Spark UI) and a timeline, ending in a one-line summary that opens to the final table and is "
+    "saved with the notebook; bar: a progress bar per running stage and the summary line; off: nothing. on means full. "
+    "%spark progress full|bar|off switches it in a running kernel.",
 )
 EARLY_JVM = Variable(
     "PYSPARK_KERNEL_EARLY_JVM",

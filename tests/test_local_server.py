@@ -111,6 +111,21 @@ def test_a_new_notebooks_first_cell_shows_its_wait_then_its_jobs(
         kernel.shutdown()
 
 
+def test_the_job_view_on_the_shared_server_links_each_stage_to_the_servers_ui(
+    two_notebooks: tuple[KernelHarness, KernelHarness], tmpdir_env: dict[str, str]
+) -> None:
+    """The stage ids Connect reports are the server's own, so each links to its page in the server's UI
+    (here with no Jupyter server, the UI's own address); a query has no job id, so no job link."""
+    import re
+
+    result = two_notebooks[1].run("spark.range(0, 300_000_000, numPartitions=16).selectExpr('sum(sqrt(id)) as s').collect()[0].s > 0")
+    views = [output["data"]["text/html"] for output in result["outputs"] if "pyspark-kernel-jobs" in output.get("data", {}).get("text/html", "")]
+    assert views, [output["type"] for output in result["outputs"]]
+    (status,) = server_status(tmpdir_env)
+    links = re.findall(r'class="pyspark-kernel-ui-link" href="([^"]+)"', views[-1])
+    assert links and all(re.fullmatch(rf"http://127\.0\.0\.1:{status.ui_port}/stages/stage/\?id=\d+&amp;attempt=0", link) for link in links), (links, status)
+
+
 def test_sql_cells_on_the_shared_server(two_notebooks: tuple[KernelHarness, KernelHarness]) -> None:
     from kernel.test_sql_cell import check_sql_cells
 

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from pyspark_kernel.kernel.backends.base import Backend, Monitor
-from pyspark_kernel.kernel.progress_display import Publisher
+from pyspark_kernel.kernel.progress_display import Mode, Publisher
 from pyspark_kernel.kernel.waitline import WaitLine
 
 logger = logging.getLogger(__name__)
@@ -24,15 +24,20 @@ class SessionProgress:
     """The progress display of each cell, from the monitor of the session that cell runs in.
 
     ``publisher()`` gives a Publisher that addresses the running cell from another thread (the
-    monitor's); ``enabled`` is the kernelspec's PYSPARK_KERNEL_PROGRESS, switched by %spark progress.
+    monitor's); ``mode`` is the kernelspec's PYSPARK_KERNEL_PROGRESS (full, bar or off), switched by
+    %spark progress.
     """
 
-    def __init__(self, backend: Backend, publisher: Callable[[], Publisher], enabled: bool = True) -> None:
+    def __init__(self, backend: Backend, publisher: Callable[[], Publisher], mode: Mode = "full") -> None:
         self.backend = backend
         self.publisher = publisher
-        self.enabled = enabled
+        self.mode: Mode = mode
         self._monitor: Monitor | None = None
         self._monitor_source: Any = None  # what the monitor follows (the SparkContext or Connect session)
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
 
     def begin(self, spark: Any, tag: str) -> Monitor | None:
         """Follow the cell's work (tagged ``tag``) in the session ``spark``, unless progress is off."""
@@ -61,9 +66,19 @@ class SessionProgress:
                 self._monitor.close()
             self._monitor = self.backend.progress_monitor(source, self.publisher())
             self._monitor_source = source
+            self._monitor.ui = self._ui_root(spark)
         else:
             self._monitor.publish = self.publisher()
+        self._monitor.full = self.mode == "full"
         return self._monitor
+
+    def _ui_root(self, spark: Any) -> str | None:
+        """The view's links, asked once a session; a session with no UI (or no answer) gets no links."""
+        try:
+            return self.backend.ui_root(spark)
+        except Exception as error:  # links are a courtesy: the view stands without them
+            logger.debug("the Spark UI's address is unknown: %s", error)
+            return None
 
 
 class RunningCell:

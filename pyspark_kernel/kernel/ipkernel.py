@@ -28,10 +28,10 @@ from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.interrupts import CellInterrupts, QuietInterruptLog
 from pyspark_kernel.kernel.magics import SparkMagics
 from pyspark_kernel.kernel.namespace import OWN_OUTPUT, SparkStandIn
-from pyspark_kernel.kernel.progress_display import Publisher
+from pyspark_kernel.kernel.progress_display import Publisher, progress_mode
 from pyspark_kernel.kernel.session import ManagedSession
 from pyspark_kernel.kernel.settings import SessionSettings, log_path_for
-from pyspark_kernel.variables import PROGRESS, switch
+from pyspark_kernel.variables import PROGRESS
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class PySparkKernel(IPythonKernel):
         log_path = self._log_path()
         # The settings the early JVM (prelaunch.py) was launched with, if there is one: they hold its UI port.
         session = ManagedSession(prelaunch.settings_for(log_path) or SessionSettings.from_environ(log_path=log_path))
-        progress = switch(os.environ, PROGRESS) is not False
+        progress = progress_mode(os.environ.get(PROGRESS.name, "")) or "full"
         self.controller = SparkController(session, shell.user_ns, show_in_cell, self._publisher, progress)
         self._errors = SparkErrorHandler(session)  # how a cell shows an error of its Spark calls
         self._interrupts = CellInterrupts(self.controller.cancel_cell, self._errors.note_interrupt)  # what SIGINT does

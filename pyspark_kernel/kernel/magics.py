@@ -19,6 +19,7 @@ from pyspark_kernel.errors import ConfPairError
 from pyspark_kernel.kernel import sqlcell
 from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.jvm import read_tail
+from pyspark_kernel.kernel.progress_display import progress_mode
 from pyspark_kernel.submitargs import parse_pairs
 
 LOG_LEVELS = ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN")
@@ -27,7 +28,7 @@ USAGE = """%spark                   status: version, master, app id, Spark UI, e
 %spark restart           a new session (Python variables are kept)
 %spark stop              stop the session and its JVM
 %spark conf KEY=VALUE …  restart with these settings merged over the current ones
-%spark progress on|off   live job progress in cells
+%spark progress MODE     live job progress in cells: full (jobs, stages, timeline), bar, or off
 %spark loglevel LEVEL    the JVM's log level (WARN by default)
 %spark log               the last lines of the JVM's log"""
 
@@ -74,7 +75,7 @@ class SparkMagics(Magics):
         if session.ready:
             spark = session.get()
             lines += [f"Spark {spark.version}", *session.backend.status_lines(spark)]
-        lines.append(f"progress: {'on' if self.controller.progress.enabled else 'off'}")
+        lines.append(f"progress: {self.controller.progress.mode}")
         if session.settings.log_path:
             lines.append(f"JVM log: {session.settings.log_path}")
         print("\n".join(lines))
@@ -100,11 +101,12 @@ class SparkMagics(Magics):
         self.controller.restart(pairs)
 
     def _progress(self, args: list[str]) -> None:
-        if args not in (["on"], ["off"]):
-            print("usage: %spark progress on|off")
+        mode = progress_mode(args[0]) if len(args) == 1 else None
+        if mode is None:
+            print(f"usage: %spark progress full|bar|off (now {self.controller.progress.mode}; on means full)")
             return
-        self.controller.progress.enabled = args == ["on"]
-        print(f"Spark progress display {args[0]}")
+        self.controller.progress.mode = mode
+        print(f"Spark progress display: {mode}")
 
     def _loglevel(self, args: list[str]) -> None:
         if len(args) != 1 or args[0].upper() not in LOG_LEVELS:

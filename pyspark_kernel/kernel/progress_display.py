@@ -1,9 +1,10 @@
-"""What a cell's progress display says: its jobs' stages counted, rendered as HTML with a text fallback.
+"""What a cell's progress display knows and says: its jobs and stages, rendered as HTML with a text fallback.
 
-Shared by both monitors (progress.py): the classic one fills a CellProgress by polling the JVM's status
-tracker (progress_reader.py), the Spark Connect one from the server's progress callbacks. Either way a
-display appears only once a cell has run for POLL_SECONDS, updates at most every MIN_UPDATE_SECONDS,
-and ends in a one-line summary.
+Shared by both monitors (progress.py): the classic one fills a CellProgress by polling the JVM
+(progress_reader.py for the bars, progress_store.py for the full job view), the Spark Connect one from
+the server's progress callbacks. Either way a display appears only once a cell has run for
+POLL_SECONDS, updates at most every MIN_UPDATE_SECONDS, and ends in a one-line summary. The bars are
+rendered here; the full view (``%spark progress full``, the default) in jobview.py.
 """
 
 from __future__ import annotations
@@ -11,9 +12,21 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 POLL_SECONDS = 0.5  # the first look at a cell's jobs, and the pace after; cells done sooner show nothing
 MIN_UPDATE_SECONDS = 0.5  # at most two display updates a second, even for a 10,000-task job
+
+# How much a cell shows (PYSPARK_KERNEL_PROGRESS, %spark progress): the job view, its bars, or nothing.
+Mode = Literal["full", "bar", "off"]
+MODES: tuple[Mode, ...] = ("full", "bar", "off")
+
+
+def progress_mode(word: str) -> Mode | None:
+    """A mode as a user writes it (``on`` is ``full``, as the on/off switch of earlier versions meant); None if unknown."""
+    word = {"on": "full", "true": "full", "1": "full", "false": "off", "0": "off", "no": "off"}.get(word.strip().lower(), word.strip().lower())
+    return next((mode for mode in MODES if mode == word), None)
+
 
 # Where a display goes: publish(data, display_id, update), the kernel's message to the cell that runs the jobs.
 Publisher = Callable[[dict[str, str], str, bool], None]
@@ -27,11 +40,40 @@ class StageProgress:
     done: int
     active: int
     failed: int
+    # What the full view adds (progress_store.py, or what Spark Connect reports); the bars need none of it.
+    attempt: int = 0
+    status: str = ""  # the status store's: ACTIVE, COMPLETE, FAILED, PENDING or SKIPPED; "" when not known
+    input_bytes: int = 0
+    output_bytes: int = 0
+    shuffle_read: int = 0
+    shuffle_write: int = 0
+    spilled: int = 0  # memory and disk spill
+    failure: str = ""  # the first failed task's reason, or the stage's own failure
+    began: float | None = None  # seconds after the cell began
+    ended: float | None = None
 
     @property
     def complete(self) -> bool:
         """Every task succeeded and none runs: what the tracker says of it will not change."""
         return self.done >= self.total and not self.active
+
+    @property
+    def settled(self) -> bool:
+        """Nothing about the stage will change: read no more of it."""
+        return self.status in ("COMPLETE", "FAILED", "SKIPPED") or (not self.status and self.complete)
+
+
+@dataclass
+class JobProgress:
+    """One job as the full view shows it: what started it (``collect at In[3]:2``), when, its tasks."""
+
+    job_id: int
+    name: str
+    status: str
+    began: float | None = None  # seconds after the cell began
+    ended: float | None = None
+    stage_ids: list[int] = field(default_factory=list)
+    kind: str = "Job"  # Spark Connect reports operations ("Query"), not jobs: they have no page in the UI
 
 
 FINISHED = ("SUCCEEDED", "FAILED")
@@ -44,12 +86,18 @@ class CellProgress:
     started: float
     jobs: dict[int, str] = field(default_factory=dict)  # job id -> status
     stages: dict[int, StageProgress] = field(default_factory=dict)
+    full: bool = False  # the job view (jobview.py) rather than the bars
+    details: dict[int, JobProgress] = field(default_factory=dict)  # job id -> the full view's facts
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds after the cell began, active tasks)
+    cores: int = 0  # task slots the session had when the cell's first poll ran
+    ui: str | None = None  # the Spark UI's root as the browser reaches it (…/pyspark-ui/<key>/), for links
+    missing: str = ""  # what this session's reports do not carry, said under the final table (Spark Connect)
 
     def counted(self) -> list[StageProgress]:
         """Stages that ran or will run: a finished job's stages with no task done were skipped
         (their shuffle output was reused), and counting their tasks would make a done cell look unfinished."""
         finished = all(status in FINISHED for status in self.jobs.values())
-        return [s for s in self.stages.values() if not finished or s.done or s.failed or s.active]
+        return [s for s in self.stages.values() if s.status != "SKIPPED" and (not finished or s.done or s.failed or s.active)]
 
     def summary(self, now: float) -> str:
         stages = self.counted()
@@ -57,8 +105,20 @@ class CellProgress:
         failures = f", {failed} failed tasks" if failed else ""
         return f"Spark: {plural(len(self.jobs), 'job')}, {plural(len(stages), 'stage')}, {done}/{total} tasks{failures} in {now - self.started:.1f} s"
 
+    def sample(self, now: float) -> None:
+        """Note the tasks running now, for the timeline's active-tasks line."""
+        self.samples.append((now - self.started, sum(stage.active for stage in self.stages.values())))
+
     def render(self, now: float, final: bool) -> dict[str, str]:
-        """text/plain and text/html for the current state; the final one is the summary alone."""
+        """text/plain and text/html for the current state: the job view, or the bars; the final one is
+        the summary (which, in the job view, opens to the final table)."""
+        if self.full:
+            from pyspark_kernel.kernel import jobview  # the bars' kernels never import the view
+
+            return jobview.render(self, now, final)
+        return self.render_bars(now, final)
+
+    def render_bars(self, now: float, final: bool) -> dict[str, str]:
         summary = self.summary(now)
         running = [stage for stage in self.stages.values() if stage.done + stage.failed < stage.total or stage.active]
         if final or not running:

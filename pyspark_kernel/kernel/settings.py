@@ -124,6 +124,13 @@ class SessionSettings:
             return ui_url
         return f"{self.ui_proxy}{self.ui_route_key or ui_url.rsplit(':', 1)[-1].strip('/')}/jobs/"
 
+    def ui_root(self, ui_url: str | None) -> str | None:
+        """The Spark UI's root as the browser reaches it, ending in "/": the job view's links append a page to it."""
+        link = self.ui_link(ui_url)
+        if not link:
+            return None
+        return link.removesuffix("jobs/") if self.ui_proxy else link.rstrip("/") + "/"
+
 
 def with_private_conf(submit_args: str, secret: dict[str, str], folder: Path | None) -> str:
     """``submit_args`` reading ``secret`` (%spark conf values whose keys name secrets, secrets.py) from a

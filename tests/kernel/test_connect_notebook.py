@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,3 +85,16 @@ def test_unreachable_server_fails_fast_with_the_fix(prefix: Path) -> None:
         assert "Nothing answers at the Spark Connect server" in error["evalue"] and "start-connect-server.sh" in error["evalue"]
     finally:
         kernel.shutdown()
+
+
+def test_connect_job_view_names_the_cells_call_and_says_what_connect_does_not_report(connect_kernel: KernelHarness) -> None:
+    """Connect's progress reports carry stages, tasks and bytes read: the view shows a row per query, named
+    after the cell's line as classic jobs are, and says under the final table what Connect leaves out."""
+    result = connect_kernel.run("total = spark.range(0, 300_000_000, numPartitions=16).selectExpr('sum(sqrt(id)) as s').collect()\ntotal[0].s > 0")
+    views = [output["data"] for output in result["outputs"] if "pyspark-kernel-jobs" in output.get("data", {}).get("text/html", "")]
+    assert views, [output["type"] for output in result["outputs"]]
+    live, final = views[0]["text/html"], views[-1]["text/html"]
+    assert 'class="pyspark-kernel-job"' in live and 'class="pyspark-kernel-stage"' in live and "pyspark-kernel-timeline" in live, live
+    assert re.search(r"collect at In\[\d+\]:1<", live), live
+    assert '<details class="pyspark-kernel-summary">' in final and "Spark Connect reports" in final, final
+    assert views[-1]["text/plain"].startswith("Spark: 1 job, ")

@@ -68,7 +68,7 @@ def test_no_progress_for_cells_without_jobs_or_when_off(kernel: KernelHarness) -
         off = kernel.run(MULTI_STAGE)
         assert not displays(off, "display_data") and not displays(off, "update_display_data")
     finally:
-        kernel.run("%spark progress on")
+        kernel.run("%spark progress full")
 
 
 # -- interrupt -------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_ui_link_and_proxy_base_behind_a_proxy(prefix: Path) -> None:
 # -- magics and display ----------------------------------------------------------------------------
 def test_spark_status_magic(kernel: KernelHarness) -> None:
     text = "".join(output["text"] for output in kernel.run("%spark")["outputs"] if output["type"] == "stream")
-    for needle in ("state: ready", "Spark 4.3", "master: local[*]", "app id: local-", "Spark UI: http://", "executors: ", "progress: on"):
+    for needle in ("state: ready", "Spark 4.3", "master: local[*]", "app id: local-", "Spark UI: http://", "executors: ", "progress: full"):
         assert needle in text, text
 
 

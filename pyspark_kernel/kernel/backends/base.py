@@ -16,6 +16,8 @@ class Monitor(Protocol):
     """A cell's progress display (progress.py): begun and ended around each cell."""
 
     publish: Publisher  # where the display goes: re-pointed at each cell's parent message
+    full: bool  # the job view (jobview.py) rather than the bars, from the next cell on
+    ui: str | None  # the Spark UI's root for the job view's links
 
     def begin(self, tag: str) -> None: ...
 
@@ -63,6 +65,9 @@ class Backend(Protocol):
         """What a progress monitor follows; a new one is made when this changes."""
 
     def progress_monitor(self, source: Any, publish: Publisher) -> Monitor: ...
+
+    def ui_root(self, session: Any) -> str | None:
+        """The Spark UI's root as the browser reaches it (settings.ui_root), for the job view's links; None without one."""
 
     def namespace(self, session: Any) -> dict[str, Any]:
         """The objects behind ``names``."""

@@ -103,6 +103,9 @@ class ClassicBackend:
     def progress_monitor(self, source: Any, publish: Publisher) -> ProgressMonitor:
         return ProgressMonitor(source, publish)
 
+    def ui_root(self, session: Any) -> str | None:
+        return self.settings.ui_root(session.sparkContext.uiWebUrl)
+
     def namespace(self, session: Any) -> dict[str, Any]:
         return {"spark": session, "sc": session.sparkContext}
 

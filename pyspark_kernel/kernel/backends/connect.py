@@ -130,6 +130,10 @@ class ConnectBackend:
     def progress_monitor(self, source: Any, publish: Publisher) -> ConnectProgressMonitor:
         return ConnectProgressMonitor(source, publish)
 
+    def ui_root(self, session: Any) -> str | None:
+        """The shared local server's UI; a remote server's UI is not this kernel's to know."""
+        return self.shared.ui_root() if self.shared is not None else None
+
     def adopt_notebook(self, session: Any, name: str | None, cwd: str) -> None:
         """Nothing to carry over: the server names its application and resolves its own paths."""
 

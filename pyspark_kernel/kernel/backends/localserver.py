@@ -202,6 +202,11 @@ class SharedServer:
                 facts["ui_note"] = "protected: it opens through the Jupyter server (pyspark-kernel's server extension)"
         return facts
 
+    def ui_root(self) -> str | None:
+        if self.joined is None or self.joined.ui_port is None:
+            return None
+        return self.settings.ui_root(f"http://127.0.0.1:{self.joined.ui_port}/")
+
     def status_lines(self, remote: str | None) -> list[str]:
         """%spark's lines: the server (pid, port, memory, kernels), and the UI as this notebook reaches it."""
         lines = [f"remote: {remote}, shared local Spark Connect server: {localserver.status(self.place).line()}"]
