@@ -165,11 +165,12 @@ def the_live_view_shows_the_job(page: Any, output: Any, count: int) -> None:
 
 def links_go_through_the_route(view: Any) -> None:
     """Each job and stage id links to its page in the Spark UI through the server's route, in a new tab."""
+    from playwright.sync_api import expect
+
     for row, page_path in (("tr.pyspark-kernel-job", r"/jobs/job/\?id=\d+"), ("tr.pyspark-kernel-stage", r"/stages/stage/\?id=\d+&(amp;)?attempt=\d+")):
         link = view.locator(f"{row} a.pyspark-kernel-ui-link").first
-        href = link.get_attribute("href") or ""
-        assert re.search(rf"/pyspark-ui/[^/]+{page_path}", href), f"{row}'s link is not the route's: {href!r}"
-        assert link.get_attribute("target") == "_blank", f"{row}'s link opens in this tab: {href!r}"
+        expect(link).to_have_attribute("href", re.compile(rf"/pyspark-ui/[^/]+{page_path}"))
+        expect(link).to_have_attribute("target", "_blank")
 
 
 def final_table_is_shown(output: Any, timeline: bool = True) -> None:

@@ -61,9 +61,9 @@ def test_pyspark_kernel_in_jupyterlab(lab: str) -> None:
             progress = page.locator(".pyspark-kernel-progress").first
             expect(progress).to_be_visible(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "3-progress-running.png"))
-            # The display ends in the summary alone, every counted task done.
+            # The display ends in the one-line summary (of the closed job view), every counted task done.
             summary = re.compile(r"^Spark: \d+ jobs?, \d+ stages?, (\d+)/\1 tasks in [\d.]+ s$")
-            expect(page.locator(".pyspark-kernel-progress", has_text=summary).first).to_be_visible(timeout=180_000)
+            expect(page.locator(".pyspark-kernel-progress details.pyspark-kernel-summary > summary", has_text=summary).first).to_be_visible(timeout=180_000)
             expect(page.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^5$")).first).to_be_visible(timeout=60_000)
             assert "$" not in progress.inner_text() or "&#36;" not in progress.inner_html()
             page.screenshot(path=str(ARTIFACTS / "4-progress-done.png"))
