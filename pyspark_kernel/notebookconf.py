@@ -10,11 +10,16 @@ from __future__ import annotations
 from pyspark_kernel import isolation, submitargs
 from pyspark_kernel.ports import PORT_TRIES
 
+# A DataFrame as a cell's result renders as a table (kernel/frametable.py). Per-session SQL settings: a
+# Spark Connect kernel sets them on the session it makes (backends/connect.py), a classic one at launch.
+DISPLAY_DEFAULTS = {
+    "spark.sql.repl.eagerEval.enabled": "true",
+    "spark.sql.repl.eagerEval.maxNumRows": "20",
+}
 # Notebook defaults, each applied unless the kernelspec's --conf sets it.
 NOTEBOOK_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",  # the console bar would land in cells as stderr noise
-    "spark.sql.repl.eagerEval.enabled": "true",  # DataFrames render as tables in notebooks
-    "spark.sql.repl.eagerEval.maxNumRows": "20",
+    **DISPLAY_DEFAULTS,
     # An interrupted cell's Python tasks (UDFs, pandas) hold their cores until Spark kills their worker,
     # this long after the cancel (Spark's default is 2 s): an interrupt should free the cores at once.
     "spark.python.task.killTimeout": "500ms",

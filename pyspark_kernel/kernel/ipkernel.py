@@ -22,7 +22,7 @@ from ipykernel.ipkernel import IPythonKernel
 
 from pyspark_kernel import __version__
 from pyspark_kernel.errors import SparkStartError
-from pyspark_kernel.kernel import completion, launchdirs, prelaunch, pyspark_hooks
+from pyspark_kernel.kernel import completion, frametable, launchdirs, prelaunch, pyspark_hooks
 from pyspark_kernel.kernel.cellerrors import SparkErrorHandler, SparkJVMGone
 from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.interrupts import CellInterrupts, QuietInterruptLog
@@ -52,6 +52,13 @@ def show_in_cell(data: dict[str, str], metadata: dict[str, str]) -> None:
     from IPython.display import display
 
     display(data, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]  # IPython.display is untyped
+
+
+def dress_shell(shell: Any, magics: SparkMagics) -> None:
+    """What the kernel adds to IPython's shell: %spark and %%sql, and DataFrames shown as tables with
+    their column types (frametable.py)."""
+    shell.register_magics(magics)
+    frametable.register(shell)
 
 
 def take_notebook_place(cwd: str, env: dict[str, str | None]) -> None:
@@ -87,7 +94,7 @@ class PySparkKernel(IPythonKernel):
         self.controller = SparkController(session, shell.user_ns, show_in_cell, self._publisher, progress)
         self._errors = SparkErrorHandler(session)  # how a cell shows an error of its Spark calls
         self._interrupts = CellInterrupts(self.controller.cancel_cell, self._errors.note_interrupt)  # what SIGINT does
-        shell.register_magics(SparkMagics(shell, self.controller))
+        dress_shell(shell, SparkMagics(shell, self.controller))
         shell.set_custom_exc(self._errors.handled(), self._errors)
         logging.getLogger().addFilter(QuietInterruptLog())
         log_to_kernel_log(self.log)

@@ -16,7 +16,7 @@ from IPython.display import display
 
 from pyspark_kernel import secrets
 from pyspark_kernel.errors import ConfPairError
-from pyspark_kernel.kernel import sqlcell
+from pyspark_kernel.kernel import frametable, sqlcell
 from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.jvm import read_tail
 from pyspark_kernel.kernel.progress_display import progress_mode
@@ -125,7 +125,7 @@ class SparkMagics(Magics):
     @argument("-n", "--limit", type=int, default=20, help="rows to show (default 20)")  # type: ignore[no-untyped-call, untyped-decorator]
     @cell_magic
     def sql(self, line: str, cell: str) -> None:
-        """Run the cell as Spark SQL and show the first rows as a table; ``{name}`` is a Python variable."""
+        """Run the cell as Spark SQL and show the first rows as a DataFrame's table; ``{name}`` is a Python variable."""
         args = parse_argstring(self.sql, line)  # type: ignore[no-untyped-call]  # IPython's magic_arguments is untyped
         assert self.shell is not None, "magics registered with a shell have it"
         values = sqlcell.references(cell, self.shell.user_ns)
@@ -133,7 +133,7 @@ class SparkMagics(Magics):
             try:
                 frame = self.controller.session.get().sql(cell, **values)
                 columns = frame.columns  # a Connect session analyses the query here
-                rows = frame.limit(args.limit + 1).toPandas() if columns else None
+                rows = frametable.read_first(frame, args.limit) if columns else None
             except Exception as error:
                 explained = sqlcell.explain(error, cell)
                 if explained is None:
@@ -143,10 +143,5 @@ class SparkMagics(Magics):
             self.shell.user_ns[args.output] = frame
         if rows is None:
             return  # DDL and other statements without a result
-        more = len(rows) > args.limit
-        rows = rows.head(args.limit)
-        note = f"only the first {args.limit} rows shown" if more else f"{len(rows)} rows"
-        display(  # type: ignore[no-untyped-call]  # IPython.display is untyped
-            {"text/plain": f"{rows.to_string(index=False)}\n({note})", "text/html": rows.to_html(index=False, border=0) + f"<small>{note}</small>"},
-            raw=True,
-        )
+        # the table of a DataFrame's display (frametable.py), with the -n rows and whole values
+        display({"text/plain": frametable.to_text(rows).rstrip("\n"), "text/html": frametable.to_html(rows)}, raw=True)  # type: ignore[no-untyped-call]  # IPython.display is untyped

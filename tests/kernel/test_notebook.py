@@ -143,7 +143,8 @@ def test_spark_status_magic(kernel: KernelHarness) -> None:
 def test_sql_magic_shows_a_table_and_stores_the_dataframe(kernel: KernelHarness) -> None:
     result = kernel.run("%%sql -o evens -n 3\nSELECT id, id * 2 AS twice FROM range(10)")
     table = displays(result, "display_data")[-1]["data"]
-    assert "<table" in table["text/html"] and "only the first 3 rows shown" in table["text/plain"]
+    assert ">bigint</small></th>" in table["text/html"] and "first 3 of more rows" in table["text/html"]
+    assert table["text/plain"].endswith("|2  |4    |\n+---+-----+\nonly showing top 3 rows"), table["text/plain"]  # values whole: left-aligned
     assert kernel.value("evens.count()") == "10"
     ddl = kernel.run("%%sql\nCREATE OR REPLACE TEMP VIEW v AS SELECT 1 AS one")
     assert not [output for output in ddl["outputs"] if output["type"] in ("error", "display_data")]

@@ -14,6 +14,13 @@ of evalue). Dropped on both sides: outputs whose metadata has the key ``pyspark_
 kernel's banner, progress displays and notices), ANSI colour codes, and run-to-run values
 (app ids, clock times, durations, addresses, ports, the run's folder), replaced by placeholders.
 
+A DataFrame's HTML table differs by design: pyspark's eager evaluation writes ``<table border='1'>``
+with the names and cells and, when cut, "only showing top N rows"; pyspark-kernel's table
+(kernel/frametable.py) adds each column's type under its name, escapes ``$``, and ends in "first N of
+more rows" or "K rows". Both are reduced to the same form (:func:`comparable_table`): the header
+names, each row's cell texts (HTML entities decoded), and "first N of more rows" when cut; the types
+and the "K rows" line are dropped. So the corpus still proves the names, the values and the cut equal.
+
 Cell metadata:
   ``tags: [raises-exception]``           the cell must raise: ename and evalue's first line compared
   ``pyspark_kernel_differs: REASON``     output legitimately differs in pyspark-kernel: only "no error"
@@ -24,6 +31,7 @@ Notebook metadata ``{"pyspark_kernel": {"connect": true}}``: the notebook also r
 from __future__ import annotations
 
 import difflib
+import html
 import json
 import os
 import re
@@ -127,6 +135,8 @@ def reduce_cell(cell: Any, cwd: str | None = None) -> dict[str, Any]:
         elif kind in ("display_data", "execute_result"):
             data = output.get("data", {})
             results.append({mime: normalize(text_of(data[mime]), cwd) for mime in ("text/plain", "text/html") if mime in data})
+            if "text/html" in results[-1]:
+                results[-1]["text/html"] = comparable_table(results[-1]["text/html"])
         elif kind == "error":
             error = {"ename": output["ename"], "evalue": first_line(normalize(output["evalue"], cwd))}
     return {
@@ -135,6 +145,33 @@ def reduce_cell(cell: Any, cwd: str | None = None) -> dict[str, Any]:
         "results": results,
         "error": error,
     }
+
+
+# A Spark DataFrame table, pyspark's (Dataset.htmlString) or pyspark-kernel's (frametable.py); pandas'
+# <table border="1" class="dataframe"> is neither and stays as it is.
+SPARK_TABLE = re.compile(
+    r"\A(?:<table border='1'>|<table class=\"pyspark-kernel-dataframe\">)(?P<table>.*?)</table>\s*"
+    r"(?:only showing top (?P<top>\d+) rows?\s*"
+    r"|<small class=\"pyspark-kernel-dataframe-rows\">(?:first (?P<first>\d+) of more rows|\d+ rows?)</small>\s*)?\Z",
+    re.DOTALL,
+)
+TABLE_ROW = re.compile(r"<tr>(.*?)</tr>", re.DOTALL)
+TABLE_CELL = re.compile(r"<t([hd])>(.*?)</t\1>", re.DOTALL)
+TYPE_LINE = re.compile(r"<br><small[^>]*>.*?</small>", re.DOTALL)  # pyspark-kernel's type under a name
+
+
+def comparable_table(text: str) -> str:
+    """A DataFrame table as names, cells and its cut (see the module docstring); other HTML unchanged."""
+    found = SPARK_TABLE.match(text)
+    if found is None:
+        return text
+    lines = ["<DataFrame table>"]
+    for row in TABLE_ROW.findall(found["table"]):
+        lines.append(json.dumps([html.unescape(TYPE_LINE.sub("", cell)) for _, cell in TABLE_CELL.findall(row)], ensure_ascii=False))
+    cut = found["top"] or found["first"]
+    if cut:
+        lines.append(f"first {cut} of more rows")
+    return "\n".join(lines)
 
 
 def text_of(value: Any) -> str:
@@ -227,7 +264,14 @@ def indent(text: str) -> str:
 
 
 def load_reference(path: Path) -> dict[str, Any]:
-    return json.loads((REFERENCE / f"{path.stem}.json").read_text())
+    """The recorded reference, its tables reduced as now (comparable_table is idempotent): references
+    recorded before it keep their pyspark HTML and need no re-recording."""
+    reference: dict[str, Any] = json.loads((REFERENCE / f"{path.stem}.json").read_text())
+    for cell in reference["cells"]:
+        for result in cell["results"]:
+            if "text/html" in result:
+                result["text/html"] = comparable_table(result["text/html"])
+    return reference
 
 
 # -- recording ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pyspark_kernel import localserver, secrets
+from pyspark_kernel import localserver, notebookconf, secrets
 from pyspark_kernel.errors import SparkStartError
 from pyspark_kernel.kernel import pyspark_hooks
 from pyspark_kernel.kernel.progress import ConnectProgressMonitor
@@ -54,7 +54,7 @@ class ConnectBackend:
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.remote(url).appName(self.settings.app_name)
-        for key, value in overrides.items():  # in-process, to the server: on no command line
+        for key, value in {**notebookconf.DISPLAY_DEFAULTS, **overrides}.items():  # in-process, to the server: on no command line
             builder = builder.config(key, value)
         try:
             session = builder.getOrCreate()
