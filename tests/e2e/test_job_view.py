@@ -7,9 +7,11 @@ cell's line), its stages with tasks done/total changing, the failure's reason, t
 into the Spark UI; once the cell ends, a one-line summary that opens to the final table. A stage link
 opens the stage's page through the server's authenticated route, in a new tab. The notebook is saved,
 its kernel shut down, the page reloaded: with no kernel running, the saved summary still opens. Then
-in a new notebook, ``%%sql SELECT * FROM `` and Tab list a temporary view in JupyterLab's completer.
+in a new notebook, ``%%sql SELECT * FROM `` and Tab list a temporary view in JupyterLab's completer;
+and ``%spark progress bar|off|full`` show the bars, nothing, and the view again.
 
-Screenshots of each step go to test-artifacts/e2e/ (job-view-*.png, sql-completion*.png). CI keeps
+Screenshots of each step go to test-artifacts/e2e/ (job-view-*.png, sql-completion*.png,
+progress-modes.png). CI keeps
 them by that folder alone: .ci/run runs ``make test``, which leaves them in the checkout's
 test-artifacts/ (ignored by git); nothing uploads them elsewhere.
 """
@@ -36,7 +38,8 @@ KERNEL = "PySpark_Python3 (task retries)"
 NOTEBOOK = "job-view.ipynb"
 FAILURE = "failing on purpose, first attempt of partition 0"
 
-# Pasted, as a person pastes a function: typing it would fight the editor's auto-indent.
+# Pasted, as a person pastes a function: typing it would fight the editor's auto-indent. LongType(), not
+# "long": this first cell runs while the session may still be starting, and parsing "long" needs it.
 DEFINITIONS = f'''import time
 from pyspark import TaskContext
 from pyspark.sql import functions as F
