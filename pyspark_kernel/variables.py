@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 ON_WORDS = ("on", "1", "true", "yes")
 OFF_WORDS = ("off", "0", "false", "no")
@@ -98,6 +99,18 @@ SERVER_IDLE_TIMEOUT = Variable(
 )
 
 VARIABLES = (START, WARMUP, PROGRESS, EARLY_JVM, UI_PROXY, UI_ROUTE, BASE_URL, PRIVATE_CONF, SERVER_IDLE_TIMEOUT)
+
+
+# How much a cell shows (PROGRESS, %spark progress): the job view, its bars, or nothing.
+ProgressMode = Literal["full", "bar", "off"]
+PROGRESS_MODES: tuple[ProgressMode, ...] = ("full", "bar", "off")
+
+
+def progress_mode(word: str) -> ProgressMode | None:
+    """A progress mode as a user writes it (``on`` is ``full``, as the on/off switch of earlier versions meant); None if unknown."""
+    word = word.strip().lower()
+    word = "full" if word in ON_WORDS else "off" if word in OFF_WORDS else word
+    return next((mode for mode in PROGRESS_MODES if mode == word), None)
 
 
 def switch(environ: Mapping[str, str], variable: Variable) -> bool | None:

@@ -19,6 +19,7 @@ from pyspark_kernel.environment import SparkEnvironment
 from pyspark_kernel.errors import KernelSpecError
 from pyspark_kernel.localserver import is_local_remote
 from pyspark_kernel.masters import DEFAULT_MASTER, is_k8s_master, is_yarn_master
+from pyspark_kernel.variables import PROGRESS, PROGRESS_MODES, progress_mode
 
 DEFAULT_NAME = "PySpark_Python3"
 DEFAULT_DISPLAY_NAME = "PySpark_Python3"
@@ -72,6 +73,9 @@ def check_options(options: SparkOptions) -> None:
         raise KernelSpecError(f"--name {options.name!r} is not a valid kernel name.", KERNEL_NAME_RULE)
     if options.start not in START_MODES:
         raise KernelSpecError(f"--start {options.start!r} is unknown.", f"use one of {', '.join(START_MODES)}.")
+    progress = options.env.get(PROGRESS.name)
+    if progress is not None and progress_mode(progress) is None:
+        raise KernelSpecError(f"--env {PROGRESS.name} {progress!r} is unknown.", f"use one of {', '.join(PROGRESS_MODES)} (on means full).")
     if not MASTER_PATTERN.fullmatch(options.master):
         raise KernelSpecError(
             f"--master {options.master!r} is not a Spark master URL.", "use local[*], local[N], spark://HOST:PORT, yarn or k8s://https://HOST:PORT."

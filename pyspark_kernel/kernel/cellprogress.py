@@ -14,8 +14,9 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from pyspark_kernel.kernel.backends.base import Backend, Monitor
-from pyspark_kernel.kernel.progress_display import Mode, Publisher
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.waitline import WaitLine
+from pyspark_kernel.variables import ProgressMode
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +29,10 @@ class SessionProgress:
     %spark progress.
     """
 
-    def __init__(self, backend: Backend, publisher: Callable[[], Publisher], mode: Mode = "full") -> None:
+    def __init__(self, backend: Backend, publisher: Callable[[], Publisher], mode: ProgressMode = "full") -> None:
         self.backend = backend
         self.publisher = publisher
-        self.mode: Mode = mode
+        self.mode: ProgressMode = mode
         self._monitor: Monitor | None = None
         self._monitor_source: Any = None  # what the monitor follows (the SparkContext or Connect session)
 

@@ -15,9 +15,10 @@ from pyspark_kernel.kernel import pyspark_hooks
 from pyspark_kernel.kernel.backends.base import Monitor
 from pyspark_kernel.kernel.cellprogress import RunningCell, SessionProgress
 from pyspark_kernel.kernel.namespace import OWN_OUTPUT, SparkNamespace
-from pyspark_kernel.kernel.progress_display import Mode, Publisher
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.session import ManagedSession, SessionState
 from pyspark_kernel.kernel.warmup import IdleWarmer
+from pyspark_kernel.variables import ProgressMode
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class SparkController:
         user_ns: dict[str, Any],
         display: Callable[[dict[str, str], dict[str, str]], None],
         publisher: Callable[[], Publisher],
-        progress: Mode = "full",
+        progress: ProgressMode = "full",
     ) -> None:
         self.session = session
         self.names = SparkNamespace(session, user_ns, display)

@@ -28,10 +28,10 @@ from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.interrupts import CellInterrupts, QuietInterruptLog
 from pyspark_kernel.kernel.magics import SparkMagics
 from pyspark_kernel.kernel.namespace import OWN_OUTPUT, SparkStandIn
-from pyspark_kernel.kernel.progress_display import Publisher, progress_mode
+from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.session import ManagedSession
 from pyspark_kernel.kernel.settings import SessionSettings, log_path_for
-from pyspark_kernel.variables import PROGRESS
+from pyspark_kernel.variables import PROGRESS, progress_mode
 
 logger = logging.getLogger(__name__)
 

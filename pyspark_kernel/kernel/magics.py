@@ -19,8 +19,8 @@ from pyspark_kernel.errors import ConfPairError
 from pyspark_kernel.kernel import frametable, sqlcell
 from pyspark_kernel.kernel.controller import SparkController
 from pyspark_kernel.kernel.jvm import read_tail
-from pyspark_kernel.kernel.progress_display import progress_mode
 from pyspark_kernel.submitargs import parse_pairs
+from pyspark_kernel.variables import progress_mode
 
 LOG_LEVELS = ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN")
 

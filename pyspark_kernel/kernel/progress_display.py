@@ -12,21 +12,9 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 POLL_SECONDS = 0.5  # the first look at a cell's jobs, and the pace after; cells done sooner show nothing
 MIN_UPDATE_SECONDS = 0.5  # at most two display updates a second, even for a 10,000-task job
-
-# How much a cell shows (PYSPARK_KERNEL_PROGRESS, %spark progress): the job view, its bars, or nothing.
-Mode = Literal["full", "bar", "off"]
-MODES: tuple[Mode, ...] = ("full", "bar", "off")
-
-
-def progress_mode(word: str) -> Mode | None:
-    """A mode as a user writes it (``on`` is ``full``, as the on/off switch of earlier versions meant); None if unknown."""
-    word = {"on": "full", "true": "full", "1": "full", "false": "off", "0": "off", "no": "off"}.get(word.strip().lower(), word.strip().lower())
-    return next((mode for mode in MODES if mode == word), None)
-
 
 # Where a display goes: publish(data, display_id, update), the kernel's message to the cell that runs the jobs.
 Publisher = Callable[[dict[str, str], str, bool], None]

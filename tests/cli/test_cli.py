@@ -150,6 +150,7 @@ def test_install_start_mode_and_py_files(tmp_path: Path) -> None:
         (["--remote", "sc://h:1", "--server-idle-timeout", "60"], ["--server-idle-timeout applies to a shared local server only"]),
         (["--remote", "local[*]", "--server-idle-timeout", "-5"], ["--server-idle-timeout -5 is not a positive number", "Fix:"]),
         (["--remote", "local[*]", "--master", "local[2]"], ["both say where Spark runs", "Fix:"]),
+        (["--env", "PYSPARK_KERNEL_PROGRESS", "sideways"], ["--env PYSPARK_KERNEL_PROGRESS 'sideways' is unknown", "full, bar, off"]),
         (["--spark-home", "/nonexistent/spark"], ["/nonexistent/spark does not exist", "Fix:"]),
         (["--python", "/nonexistent/python3"], ["is not an executable file", "Fix:"]),
         (["--pool", "17"], ["--pool 17 is out of range", "use 1 to 16"]),

@@ -6,9 +6,8 @@ show() text rebuilt) are checked without a JVM first, on HTML copied from Spark 
 
 from __future__ import annotations
 
-import re
-
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

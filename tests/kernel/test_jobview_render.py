@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from pyspark_kernel.kernel import jobview
-from pyspark_kernel.kernel.progress_display import CellProgress, JobProgress, StageProgress, progress_mode
+from pyspark_kernel.kernel.progress_display import CellProgress, JobProgress, StageProgress
 from pyspark_kernel.kernel.progress_store import reason
+from pyspark_kernel.variables import progress_mode
 
 
 def cell(ui: str | None = "/pyspark-ui/k1/", stages: int = 2) -> CellProgress:
