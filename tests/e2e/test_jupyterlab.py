@@ -1,86 +1,27 @@
 """JupyterLab in headless Chromium, as a person uses it: launcher -> PySpark_Python3 -> run Spark.
 
-JupyterLab runs on 127.0.0.1 with a token and the kernelspec installed into a temporary prefix;
-Playwright drives Debian's Chromium (/usr/bin/chromium: Playwright's own browser download cannot work
-here). Screenshots go to test-artifacts/e2e/.
+JupyterLab and the browser come from conftest.py (the ``lab`` fixture). Screenshots go to
+test-artifacts/e2e/.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, free_port, install
+
+from e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TOKEN
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO / "test-artifacts" / "e2e"
-TOKEN = "e2e-token"
-
-
-@pytest.fixture(scope="module")
-def lab(isolated_jupyter: Path, prefix: Path) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (make e2e and .ci/run install it)")
-    install(prefix, "--replace")
-    root = isolated_jupyter / "lab-root"
-    root.mkdir(exist_ok=True)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}",
-            "--allow-root",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {TOKEN}"}), timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("JupyterLab did not answer within 60 s")
-        yield url
-    finally:
-        shutdown = urllib.request.Request(f"{url}/api/shutdown", method="POST", headers={"Authorization": f"token {TOKEN}"})
-        try:
-            urllib.request.urlopen(shutdown, timeout=10)  # also shuts its kernels down
-            server.wait(30)
-        except Exception:
-            server.kill()
-            server.wait(10)
 
 
 def test_pyspark_kernel_in_jupyterlab(lab: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()  # a context: the UI opens in a second tab
         try:
             page.goto(f"{lab}/lab?token={TOKEN}")
@@ -120,9 +61,9 @@ def test_pyspark_kernel_in_jupyterlab(lab: str) -> None:
             progress = page.locator(".pyspark-kernel-progress").first
             expect(progress).to_be_visible(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "3-progress-running.png"))
-            # The display ends in the summary alone, every counted task done.
+            # The display ends in the one-line summary (of the closed job view), every counted task done.
             summary = re.compile(r"^Spark: \d+ jobs?, \d+ stages?, (\d+)/\1 tasks in [\d.]+ s$")
-            expect(page.locator(".pyspark-kernel-progress", has_text=summary).first).to_be_visible(timeout=180_000)
+            expect(page.locator(".pyspark-kernel-progress details.pyspark-kernel-summary > summary", has_text=summary).first).to_be_visible(timeout=180_000)
             expect(page.locator(".jp-OutputArea-output").filter(has_text=re.compile(r"^5$")).first).to_be_visible(timeout=60_000)
             assert "$" not in progress.inner_text() or "&#36;" not in progress.inner_html()
             page.screenshot(path=str(ARTIFACTS / "4-progress-done.png"))
