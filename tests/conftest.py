@@ -188,6 +188,27 @@ def start_together(kernel_name: str, count: int) -> list[KernelHarness]:
     return kernels
 
 
+def connect_kernel_of(prefix: Path, connect_server: str, name: str) -> Iterator[KernelHarness]:
+    """A module's own Spark Connect kernel on the session's server (``yield from`` in a fixture): kernels
+    of different modules do not share session state."""
+    folder = install(prefix, "--name", name, "--remote", connect_server, "--replace")
+    kernel = KernelHarness(folder.name)
+    try:
+        yield kernel
+    finally:
+        kernel.shutdown()
+
+
+@contextlib.contextmanager
+def spark_conf_set(kernel: KernelHarness, key: str, value: str, restore: str) -> Iterator[None]:
+    """``spark.conf.set(key, value)`` in the kernel for the block, then ``restore``."""
+    kernel.run(f"spark.conf.set({key!r}, {value})")
+    try:
+        yield
+    finally:
+        kernel.run(f"spark.conf.set({key!r}, {restore})")
+
+
 @pytest.fixture(scope="session")
 def spark_kernel(default_spec: Path) -> Iterator[KernelHarness]:
     """One default PySpark kernel shared by the tests that only read from it."""

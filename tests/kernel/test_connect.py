@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import KernelHarness, cli, free_port, install
+from conftest import KernelHarness, cli, connect_kernel_of, free_port, install
 
 
 def test_install_remote_writes_spark_remote_and_needs_no_java(tmp_path: Path) -> None:
@@ -39,10 +39,7 @@ def test_check_says_when_nothing_listens_at_remote(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def connect_kernel(prefix: Path, connect_server: str) -> Iterator[KernelHarness]:
-    folder = install(prefix, "--name", "connect-plain", "--remote", connect_server, "--replace")
-    kernel = KernelHarness(folder.name)
-    yield kernel
-    kernel.shutdown()
+    yield from connect_kernel_of(prefix, connect_server, "connect-plain")
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import KernelHarness, install
+from conftest import KernelHarness, connect_kernel_of, install
 
 pytestmark = pytest.mark.slow
 
@@ -17,11 +17,9 @@ LONG_QUERY = "spark.range(0, 4_000_000_000, numPartitions=100).selectExpr('sum(s
 
 @pytest.fixture(scope="module")
 def connect_kernel(prefix: Path, connect_server: str) -> Iterator[KernelHarness]:
-    folder = install(prefix, "--name", "connect-notebook", "--remote", connect_server, "--replace")
-    kernel = KernelHarness(folder.name)
-    assert kernel.value("spark.range(3).count()") == "3"
-    yield kernel
-    kernel.shutdown()
+    for kernel in connect_kernel_of(prefix, connect_server, "connect-notebook"):
+        assert kernel.value("spark.range(3).count()") == "3"
+        yield kernel
 
 
 def test_connect_kernel_has_spark_and_no_local_jvm(connect_kernel: KernelHarness) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KernelHarness, install
+from conftest import KernelHarness, connect_kernel_of, spark_conf_set
 
 from pyspark_kernel.kernel import frametable
 
@@ -64,10 +64,7 @@ def test_an_unknown_layout_is_left_to_pyspark() -> None:
 # -- in real kernels -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def connect_kernel(prefix: Path, connect_server: str) -> Iterator[KernelHarness]:
-    folder = install(prefix, "--name", "connect-frametable", "--remote", connect_server, "--replace")
-    kernel = KernelHarness(folder.name)
-    yield kernel
-    kernel.shutdown()
+    yield from connect_kernel_of(prefix, connect_server, "connect-frametable")
 
 
 @pytest.fixture(params=["classic", "connect"])
@@ -103,11 +100,8 @@ def test_a_short_frame_says_how_many_rows(kernel: KernelHarness) -> None:
 
 @pytest.mark.slow
 def test_max_num_rows_set_in_the_notebook_is_respected(kernel: KernelHarness) -> None:
-    kernel.run("spark.conf.set('spark.sql.repl.eagerEval.maxNumRows', 5)")
-    try:
+    with spark_conf_set(kernel, "spark.sql.repl.eagerEval.maxNumRows", "5", "20"):
         result, _ = shown(kernel, "spark.range(25)")
-    finally:
-        kernel.run("spark.conf.set('spark.sql.repl.eagerEval.maxNumRows', 20)")
     assert result["text/html"].count("<tr><td>") == 5 and result["text/html"].endswith("first 5 of more rows</small>")
     assert result["text/plain"].endswith("only showing top 5 rows")
 
@@ -121,11 +115,8 @@ def test_cells_are_escaped_and_nulls_shown_as_show_shows_them(kernel: KernelHarn
 
 @pytest.mark.slow
 def test_with_eager_evaluation_off_a_frame_shows_as_pyspark_shows_it(kernel: KernelHarness) -> None:
-    kernel.run("spark.conf.set('spark.sql.repl.eagerEval.enabled', False)")
-    try:
+    with spark_conf_set(kernel, "spark.sql.repl.eagerEval.enabled", "False", "True"):
         result, _ = shown(kernel, "spark.range(3)")
-    finally:
-        kernel.run("spark.conf.set('spark.sql.repl.eagerEval.enabled', True)")
     assert result == {"text/plain": "DataFrame[id: bigint]"}
 
 
@@ -169,11 +160,8 @@ def test_a_classic_kernel_does_not_import_the_connect_client_to_show_frames(spar
 
 @pytest.mark.slow
 def test_a_sql_cell_shows_the_same_table_whatever_eager_evaluation_says(kernel: KernelHarness) -> None:
-    kernel.run("spark.conf.set('spark.sql.repl.eagerEval.enabled', False)")
-    try:
+    with spark_conf_set(kernel, "spark.sql.repl.eagerEval.enabled", "False", "True"):
         outputs = kernel.run("%%sql -n 2\nSELECT id, repeat('x', 30) AS long FROM range(5)")["outputs"]
-    finally:
-        kernel.run("spark.conf.set('spark.sql.repl.eagerEval.enabled', True)")
     (table,) = [output["data"] for output in outputs if output["type"] == "display_data" and "pyspark_kernel" not in output["metadata"]]
     assert ">bigint</small></th>" in table["text/html"] and table["text/html"].endswith("first 2 of more rows</small>")
     assert f"<td>{'x' * 30}</td>" in table["text/html"], "a SQL cell's values are whole"
