@@ -7,22 +7,22 @@ cells never appear, and nothing is shown for cells that run no job or end before
 to a bounded rate whatever the task count. It knows nothing of Jupyter: output goes through
 ``publish(data, display_id, update)``.
 
-Here: when to look (the monitors' timing, one thread for a classic session, the server's callbacks for
-Spark Connect). What a display says is progress_display.py's; what a poll asks the JVM, progress_reader.py's.
+Here: when to look, for a classic session (one thread's timing); a Spark Connect session's monitor,
+fed by the server's callbacks, is progress_connect.py's. What a display says is progress_display.py's
+(jobview.py's for the job view); what a poll asks the JVM, progress_reader.py's (the bars) and
+progress_store.py's (the job view).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
-from pyspark_kernel.kernel.progress_display import FINISHED, MIN_UPDATE_SECONDS, POLL_SECONDS, CellProgress, JobProgress, Publisher, StageProgress
+from pyspark_kernel.kernel.progress_display import FINISHED, MIN_UPDATE_SECONDS, POLL_SECONDS, CellProgress, Publisher
 from pyspark_kernel.kernel.progress_reader import StatusTrackerReader
 from pyspark_kernel.kernel.progress_store import StatusStoreReader
 
@@ -67,6 +67,22 @@ class PollFailures:
         return error
 
 
+class Readers:
+    """What a poll reads a SparkContext with: the status tracker's counts for the bars, the status
+    store's facts for the job view (``%spark progress`` switches between cells)."""
+
+    def __init__(self, context: Any) -> None:
+        self.bars = StatusTrackerReader(context)
+        self.view = StatusStoreReader(context)
+
+    def of(self, full: bool) -> StatusTrackerReader | StatusStoreReader:
+        return self.view if full else self.bars
+
+    def forget(self) -> None:
+        self.bars.forget()
+        self.view.forget()
+
+
 class ProgressMonitor:
     """Polls a SparkContext's status tracker for the job group of the running cell.
 
@@ -88,8 +104,7 @@ class ProgressMonitor:
         self._shown = False  # whether the running cell has a progress display to finish
         self._stopped = False
         self._armed = False  # whether the thread is timing a cell (then a cell's begin need not wake it)
-        self._reader = StatusTrackerReader(context)
-        self._store_reader = StatusStoreReader(context)
+        self._readers = Readers(context)
         self._failures = PollFailures()
         self._abandoned: RunningCell | None = None  # the cell whose poll failed: not polled again
         self._thread = threading.Thread(target=self._loop, name="pyspark-kernel-progress", daemon=True)
@@ -142,8 +157,7 @@ class ProgressMonitor:
                 self._watch(cell)
             except Exception as error:  # this cell's display ends here; the thread and the next cell's go on
                 self._abandoned = cell
-                self._reader.forget()  # the next cell asks the JVM anew, instead of failing on the same object
-                self._store_reader.forget()
+                self._readers.forget()  # the next cell asks the JVM anew, instead of failing on the same objects
                 self._failures.add(error)
             finally:
                 self._flushed.set()
@@ -171,15 +185,11 @@ class ProgressMonitor:
     def _watch(self, cell: RunningCell) -> None:
         """Poll the cell's jobs every POLL_SECONDS from its first poll (now) until it ends."""
         full = self.full
-        reader: StatusTrackerReader | StatusStoreReader = self._store_reader if full else self._reader
+        reader = self._readers.of(full)
         reader.begin(cell.job_group)
-        progress = CellProgress(started=cell.started, full=full)
-        if full:
-            progress.ui, progress.cores = self.ui, self.context.defaultParallelism
+        progress = CellProgress(started=cell.started, full=full, ui=self.ui if full else None, cores=self.context.defaultParallelism if full else 0)
         display_id = f"pyspark-progress-{uuid.uuid4().hex}"
-        shown = False
-        last_sent = 0.0
-        last_text = ""
+        shown, last_sent, last_text = False, 0.0, ""
         while True:
             running = self._running(cell)
             if not running and not shown:
@@ -188,8 +198,7 @@ class ProgressMonitor:
             now = time.monotonic()
             if not running:
                 settle(reader, cell, progress)
-            if full:
-                progress.sample(now)
+            progress.sample(now)
             # A display starts only while the cell runs; once started, it always ends in the summary.
             due = (running and now - last_sent >= MIN_UPDATE_SECONDS) or (not running and shown)
             if progress.jobs and due:
@@ -214,111 +223,3 @@ def settle(reader: StatusTrackerReader | StatusStoreReader, cell: RunningCell, p
     while any(status not in FINISHED for status in progress.jobs.values()) and time.monotonic() < deadline:
         time.sleep(0.05)
         reader.poll(cell.job_group, cell.epoch_ms, progress)
-
-
-class ConnectProgressMonitor:
-    """The same display for Spark Connect, fed by the server's progress callbacks instead of polling.
-
-    Spark Connect sessions have no status tracker; ``spark.registerProgressHandler`` calls us on the
-    cell's own thread with each update of the running operation, so no thread is needed here. Its
-    reports carry each stage's tasks and bytes read, and the operation's running tasks: the job view
-    shows one row per operation (a "query"), its stages with their times as this kernel saw them, and
-    says under the final table what Connect does not report (CONNECT_MISSING).
-    """
-
-    def __init__(self, spark: Any, publish: Publisher) -> None:
-        self.spark = spark
-        self.publish = publish
-        self.full = False  # set per cell by cellprogress.py, as for the classic monitor
-        self.ui: str | None = None
-        self._progress: CellProgress | None = None
-        self._operations: dict[str | None, int] = {}  # operation id -> its row's number in this cell
-        self._display_id = ""
-        self._shown = False
-        self._last_sent = 0.0
-        spark.registerProgressHandler(self)
-
-    def begin(self, tag: str) -> None:
-        self._progress = CellProgress(started=time.monotonic(), full=self.full)
-        self._progress.ui = self.ui
-        self._progress.missing = CONNECT_MISSING
-        self._operations = {}
-        self._display_id = f"pyspark-progress-{uuid.uuid4().hex}"
-        self._shown = False
-        self._last_sent = 0.0
-
-    def __call__(self, stages: Any, inflight_tasks: int, operation_id: str | None, done: bool) -> None:
-        progress = self._progress
-        if progress is None:
-            return
-        now = time.monotonic()
-        elapsed = now - progress.started
-        number = self._operations.setdefault(operation_id, len(self._operations) + 1)
-        progress.jobs[number] = "SUCCEEDED" if done else "RUNNING"
-        job = progress.details.get(number)
-        if job is None:
-            job = progress.details[number] = JobProgress(number, cell_call_site() if progress.full else "", "RUNNING", elapsed, kind="Query")
-        job.status = progress.jobs[number]
-        if done and job.ended is None:
-            job.ended = elapsed
-        for stage in stages or ():
-            running = 0 if stage.done else min(inflight_tasks, stage.num_tasks - stage.num_completed_tasks)
-            known = progress.stages.get(stage.stage_id)
-            began = known.began if known else elapsed
-            ended = (known.ended if known and known.ended is not None else elapsed) if stage.done else None
-            progress.stages[stage.stage_id] = StageProgress(
-                stage.stage_id, "", stage.num_tasks, stage.num_completed_tasks, running, 0,
-                status="COMPLETE" if stage.done else "ACTIVE", input_bytes=stage.num_bytes_read, began=began, ended=ended,
-            )  # fmt: skip
-            if stage.stage_id not in job.stage_ids:
-                job.stage_ids.append(stage.stage_id)
-        if progress.full:
-            progress.samples.append((elapsed, inflight_tasks))
-        if elapsed >= POLL_SECONDS and now - self._last_sent >= MIN_UPDATE_SECONDS:
-            self.publish(progress.render(now, final=False), self._display_id, self._shown)
-            self._shown, self._last_sent = True, now
-
-    def end(self) -> None:
-        progress, self._progress = self._progress, None
-        if progress is not None and self._shown:
-            for number, status in progress.jobs.items():
-                if status == "RUNNING":  # no "done" came (the query failed or was interrupted): not running now
-                    progress.jobs[number] = progress.details[number].status = "ENDED"
-            self.publish(progress.render(time.monotonic(), final=True), self._display_id, True)
-
-    def take_failure(self) -> BaseException | None:
-        """Nothing polls here: the server's callbacks run in the cell's own calls, which report their errors."""
-        return None
-
-    def close(self) -> None:
-        try:
-            self.spark.removeProgressHandler(self)
-        except Exception:
-            pass
-
-
-CONNECT_MISSING = (
-    "Spark Connect reports each stage's tasks and bytes read, and its running tasks: not its job ids, failed "
-    "tasks and their reasons, output, shuffle or spill bytes, skipped stages, nor the server's cores."
-)
-
-
-def cell_call_site() -> str:
-    """``collect at In[3]:2`` for the Spark call the running cell made, as classic jobs are named
-    (pyspark_hooks.py): read off the stack, since Connect's progress callbacks run inside that call."""
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        frame: FrameType | None = sys._getframe(1)
-        called = ""
-        while frame is not None and shell is not None:
-            cell = shell.compile.format_code_name(frame.f_code.co_filename)
-            if cell:
-                return f"{called} at {cell[1]}:{frame.f_lineno}" if called else f"{cell[1]}:{frame.f_lineno}"
-            if "pyspark" in frame.f_code.co_filename and not frame.f_code.co_name.startswith("_"):
-                called = frame.f_code.co_name  # the outermost public pyspark function below the cell's line
-            frame = frame.f_back
-    except Exception:  # a name is a courtesy
-        pass
-    return ""

@@ -94,8 +94,9 @@ class CellProgress:
         return f"Spark: {plural(len(self.jobs), 'job')}, {plural(len(stages), 'stage')}, {done}/{total} tasks{failures} in {now - self.started:.1f} s"
 
     def sample(self, now: float) -> None:
-        """Note the tasks running now, for the timeline's active-tasks line."""
-        self.samples.append((now - self.started, sum(stage.active for stage in self.stages.values())))
+        """Note the tasks running now, for the job view's active-tasks line (the bars draw none)."""
+        if self.full:
+            self.samples.append((now - self.started, sum(stage.active for stage in self.stages.values())))
 
     def render(self, now: float, final: bool) -> dict[str, str]:
         """text/plain and text/html for the current state: the job view, or the bars; the final one is

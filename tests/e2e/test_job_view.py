@@ -38,14 +38,13 @@ KERNEL = "PySpark_Python3 (task retries)"
 NOTEBOOK = "job-view.ipynb"
 FAILURE = "failing on purpose, first attempt of partition 0"
 
-# Pasted, as a person pastes a function: typing it would fight the editor's auto-indent. LongType(), not
-# "long": this first cell runs while the session may still be starting, and parsing "long" needs it.
+# Pasted, as a person pastes a function: typing it would fight the editor's auto-indent. This first cell
+# may run while the session still starts: "long" is parsed with the SparkContext, which it waits for.
 DEFINITIONS = f'''import time
 from pyspark import TaskContext
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType
 
-@F.udf(LongType())
+@F.udf("long")
 def slow_key(n):
     """Partition 0's first attempt fails; its retry and every other task succeed, slowly."""
     task = TaskContext.get()

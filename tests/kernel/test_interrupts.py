@@ -161,9 +161,9 @@ LONG_ENOUGH_TO_POLL = "spark.range(0, 2 * 10**9, numPartitions=8).selectExpr('su
 def test_a_failed_progress_poll_is_logged_told_once_and_the_next_cell_has_progress_again(kernel: LoggedKernel) -> None:
     """The poll used to swallow its errors, and kept the JVM object it had failed on: progress was gone,
     silently, for the rest of the session. The fault here is real but put there on purpose (the narrowest
-    one at hand): the JVM forgets the status tracker the poll holds, through py4j's public detach()."""
+    one at hand): the JVM forgets the status store the poll holds, through py4j's public detach()."""
     assert kernel_outputs(kernel.run(LONG_ENOUGH_TO_POLL), "progress"), "no progress display to begin with"
-    kernel.run("sc._gateway.detach(get_ipython().kernel.controller.progress._monitor._reader._tracker)")
+    kernel.run("sc._gateway.detach(get_ipython().kernel.controller.progress._monitor._readers.view._store)")
     broken = kernel.run(LONG_ENOUGH_TO_POLL)
     notices = [output["data"]["text/plain"] for output in kernel_outputs(broken, "notice")]
     assert len(notices) == 1 and notices[0].startswith("Warning: progress display stopped: "), broken["outputs"]

@@ -92,7 +92,7 @@ def test_a_connect_query_that_never_reported_done_ends_as_ended_not_running() ->
     interrupted just stops reporting. (A stand-in session: only registerProgressHandler is called here.)"""
     from types import SimpleNamespace
 
-    from pyspark_kernel.kernel.progress import ConnectProgressMonitor
+    from pyspark_kernel.kernel.progress_connect import ConnectProgressMonitor
 
     sent: list[dict[str, str]] = []
     monitor = ConnectProgressMonitor(SimpleNamespace(registerProgressHandler=lambda handler: None), lambda data, display_id, update: sent.append(data))

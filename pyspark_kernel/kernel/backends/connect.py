@@ -16,7 +16,7 @@ from typing import Any
 from pyspark_kernel import localserver, notebookconf, secrets
 from pyspark_kernel.errors import SparkStartError
 from pyspark_kernel.kernel import pyspark_hooks
-from pyspark_kernel.kernel.progress import ConnectProgressMonitor
+from pyspark_kernel.kernel.progress_connect import ConnectProgressMonitor
 from pyspark_kernel.kernel.progress_display import Publisher
 from pyspark_kernel.kernel.settings import SessionSettings
 from pyspark_kernel.remote import SERVER_FIX, check_reachable, full_remote
