@@ -9,6 +9,7 @@ it name, in the cell's execute_reply, the error it showed in place of the origin
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pyspark_kernel.errors import error_line
@@ -41,6 +42,14 @@ def interrupted(error: BaseException | None) -> bool:
     return False
 
 
+def raised_in_pyspark(tb: Any) -> bool:
+    """Whether the error's last frame is pyspark's own code: an error that pyspark's cleanup raised while
+    an interrupt unwound it is the interrupt's doing; one of the user's own cleanup code is theirs to see."""
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}pyspark{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
 class SparkErrorHandler:
     """IPython's custom exception handler for the errors of a cell's Spark calls, per cell."""
 
@@ -54,8 +63,15 @@ class SparkErrorHandler:
         self.interrupted = True
 
     def handled(self) -> tuple[type[BaseException], ...]:
-        """The errors IPython is to hand to this handler: py4j's and connection errors; in a Spark
-        Connect kernel also the kinds of error that Connect's missing SparkContext raises."""
+        """What IPython hands to this handler: every error, since one that pyspark raises while an interrupt
+        unwinds it can be of any kind (its socket reader raises UnboundLocalError from its ``finally`` when
+        SIGINT lands before its socket exists). Only Spark's errors (spark_errors) and those are explained;
+        the rest show as IPython shows them."""
+        return (Exception,)
+
+    def spark_errors(self) -> tuple[type[BaseException], ...]:
+        """The errors of Spark calls: py4j's and connection errors; in a Spark Connect kernel also the
+        kinds of error that Connect's missing SparkContext raises."""
         from py4j.protocol import Py4JError
 
         remote = self.session.backend.remote
@@ -89,8 +105,12 @@ class SparkErrorHandler:
         An interrupt can also land mid-call, after which pyspark's cleanup fails on the connection py4j
         just closed: that error stands in the cell for the KeyboardInterrupt the user caused.
         """
-        if self.interrupted or interrupted(value):
+        spark_error = isinstance(value, self.spark_errors())
+        if (spark_error and (self.interrupted or interrupted(value))) or (interrupted(value) and raised_in_pyspark(tb)):
             return self._show_instead(shell, KeyboardInterrupt("interrupted; this cell's Spark jobs were cancelled"))
+        if not spark_error:
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return []
         if self.session.backend.lost() is not None:
             return self._show_instead(shell, SERVER_GONE)
         remote = self.session.backend.remote

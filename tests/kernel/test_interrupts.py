@@ -98,6 +98,25 @@ def test_forty_interrupts_around_the_end_of_short_spark_cells_each_get_their_rep
     assert kernel.value("spark.range(1000).count()") == "1000"
 
 
+def test_an_error_pyspark_raises_while_an_interrupt_unwinds_it_shows_as_the_interrupt(kernel: LoggedKernel) -> None:
+    """pyspark's socket reader (what collect() reads results through) raises UnboundLocalError from its
+    ``finally`` when SIGINT lands before its socket exists; seen in one of forty interrupts around short
+    cells. Here the reader waits on a socket that never answers, so the interrupt lands there each time.
+    An error of the user's own cleanup code stays theirs."""
+    reader = (
+        "import socket\n"
+        "from pyspark.util import _load_from_socket\n"
+        "from pyspark.serializers import CPickleSerializer\n"
+        "_silent = socket.create_server(('127.0.0.1', 0))\n"
+        "with _load_from_socket((_silent.getsockname()[1], 'secret'), CPickleSerializer()) as rows:\n"
+        "    list(rows)"
+    )
+    reply = interrupt_and_wait(kernel, reader, 2.0)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", (reply["ename"], reply["evalue"])
+    own = interrupt_and_wait(kernel, "import time\ntry:\n    time.sleep(30)\nfinally:\n    cleanup_that_is_not_defined", 2.0)
+    assert own["ename"] == "NameError", (own["ename"], own["evalue"])
+
+
 def test_an_interrupt_while_the_kernel_finishes_a_cell_leaves_the_cells_own_reply(kernel: LoggedKernel) -> None:
     """The end of a cell, made long on purpose: a stand-in wraps the controller's after_cell in a 3 s
     sleep (it is short in life, which is what made the bad moment rare). The code has run: the reply is
