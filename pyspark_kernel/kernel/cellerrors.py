@@ -96,7 +96,7 @@ class SparkErrorHandler:
         try:
             return self._explain(shell, etype, value, tb, tb_offset)
         except Exception:
-            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
             return []
 
     def _explain(self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
@@ -109,7 +109,7 @@ class SparkErrorHandler:
         if (spark_error and (self.interrupted or interrupted(value))) or (interrupted(value) and raised_in_pyspark(tb)):
             return self._show_instead(shell, KeyboardInterrupt("interrupted; this cell's Spark jobs were cancelled"))
         if not spark_error:
-            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
             return []
         if self.session.backend.lost() is not None:
             return self._show_instead(shell, SERVER_GONE)
@@ -129,7 +129,7 @@ class SparkErrorHandler:
                 "Run %spark restart to start a new session; your Python variables are kept."
             )
             return self._show_instead(shell, gone)
-        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
         return []
 
     def _connect_limit(self, shell: Any, remote: str, exc_info: tuple[type, BaseException, Any], tb_offset: int | None) -> list[str]:
@@ -137,7 +137,7 @@ class SparkErrorHandler:
         pyspark's error stays the last error (sys.last_value), as IPython keeps it, so %tb shows it."""
         limit = connectlimits.explain(exc_info[1], remote)
         if limit is None:
-            shell.showtraceback(exc_info, tb_offset=tb_offset)
+            shell.showtraceback(exc_info, tb_offset=tb_offset, running_compiled_code=True)
             return []
         shell._get_exc_info(exc_info)  # stores sys.last_type/value/traceback, which %tb prints
         return self._show_instead(shell, limit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import statistics
 import time
 from collections.abc import Iterator
@@ -40,6 +41,17 @@ class LoggedKernel(KernelHarness):
     def shutdown(self) -> None:
         super().shutdown()
         self._log_file.close()
+
+
+@pytest.fixture(scope="module")
+def plain_kernel(prefix: Path) -> Iterator[KernelHarness]:
+    """Plain ipykernel (with pip's pyspark on its path), to compare what a user's error shows."""
+    from notebooks.record import PLAIN_KERNEL, install_plain_kernel
+
+    install_plain_kernel(prefix)
+    harness = KernelHarness(PLAIN_KERNEL)
+    yield harness
+    harness.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +234,25 @@ def test_a_failed_set_job_group_is_logged_and_told_once(kernel: LoggedKernel) ->
     assert [output["data"]["text/plain"] for output in second["outputs"] if output["type"] == "execute_result"] == ["6"], second["outputs"]
     assert "setting the cell's job group failed" in kernel.log(), "the failure is not in the kernel's log"
     assert kernel.value("spark.range(7).count(), get_ipython().kernel.controller.session.backend.job_group._group is not None") == "(7, True)"
+
+
+USER_ERRORS = (
+    "undefined_name",
+    "1 / 0",
+    "eval('1 +')",  # a SyntaxError raised while running: IPython lists its frames
+    "def inner():\n    raise ValueError('from a function')\ninner()",
+    "import json\njson.loads('{')",
+)
+
+
+@pytest.mark.parametrize("code", USER_ERRORS)
+def test_the_users_own_errors_show_as_plain_ipykernel_shows_them(kernel: LoggedKernel, plain_kernel: KernelHarness, code: str) -> None:
+    """The kernel's error handler sees every error (to catch pyspark's during an interrupt): the user's
+    own must read exactly as in plain ipykernel, traceback included (differential, ANSI codes dropped)."""
+
+    def shown(harness: KernelHarness) -> tuple[str, str, list[str]]:
+        (error,) = [output for output in harness.run(code)["outputs"] if output["type"] == "error"]
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in error["traceback"]]
+        return error["ename"], error["evalue"], [re.sub(r"In\[\d+\]|Cell In\[\d+\]", "In[N]", line) for line in lines]
+
+    assert shown(kernel) == shown(plain_kernel)
