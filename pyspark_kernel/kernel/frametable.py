@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pyspark_kernel.kernel.progress_display import escaped
+
 EAGER_KEYS = ("spark.sql.repl.eagerEval.enabled", "spark.sql.repl.eagerEval.maxNumRows", "spark.sql.repl.eagerEval.truncate")
 # The classes to render, by name: registering must import neither pyspark nor its Connect client. Each
 # concrete class is named: IPython's text/plain printer takes a class's own __repr__ before a printer
@@ -132,11 +134,6 @@ def parse_spark_html(spark_html: str) -> tuple[list[str], list[list[str]], bool]
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def escaped(text: str) -> str:
-    """Text in HTML; ``$`` as an entity, or JupyterLab's Markdown-style math would typeset ``$x$``."""
-    return html.escape(text).replace("$", "&#36;")
-
-
 def footer(rows: Rows) -> str:
     if rows.more:
         return f"first {len(rows.cells)} of more rows"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Iterable
 
-from pyspark_kernel.kernel.progress_display import CellProgress, JobProgress, StageProgress, plural
+from pyspark_kernel.kernel.progress_display import CellProgress, JobProgress, StageProgress, escaped, plural
 
 CELL = "padding:1px 6px;text-align:left;white-space:nowrap"
 NUMBER = "padding:1px 6px;text-align:right;white-space:nowrap"
@@ -35,10 +35,10 @@ def render(progress: CellProgress, now: float, final: bool) -> dict[str, str]:
     timeline = timeline_svg(progress, elapsed)
     note = f'<div style="opacity:0.7">{html.escape(progress.missing)}</div>' if final and progress.missing else ""
     if final:
-        body = f'<details class="pyspark-kernel-summary"><summary style="cursor:pointer">{escape(summary)}</summary>{table}{timeline}{note}</details>'
+        body = f'<details class="pyspark-kernel-summary"><summary style="cursor:pointer">{escaped(summary)}</summary>{table}{timeline}{note}</details>'
         text = summary
     else:
-        body = f"{table}{timeline}<div>{escape(summary)}</div>"
+        body = f"{table}{timeline}<div>{escaped(summary)}</div>"
         text = "\n".join([*text_lines(progress, elapsed), summary])
     markup = f'<div class="pyspark-kernel-progress pyspark-kernel-jobs" style="font-size:0.85em;line-height:1.35">{body}</div>'
     return {"text/plain": text, "text/html": markup}
@@ -76,7 +76,7 @@ def job_table(progress: CellProgress, elapsed: float) -> str:
             if stage.failure:
                 rows.append(
                     f'<tr><td></td><td colspan="{4 + len(columns)}" style="{CELL};white-space:normal;color:#d64541" class="pyspark-kernel-failure">'
-                    f"{escape(stage.failure)}</td></tr>"
+                    f"{escaped(stage.failure)}</td></tr>"
                 )
     return (
         '<table class="pyspark-kernel-job-table" style="border-collapse:collapse;margin:2px 0;font-variant-numeric:tabular-nums">'
@@ -91,7 +91,7 @@ def job_row(job: JobProgress, stages: list[StageProgress], ui: str | None, elaps
     label = link(f"{job.kind} {job.job_id}", f"{ui}jobs/job/?id={job.job_id}" if ui and job.kind == "Job" else None)
     return (
         f'<tr class="pyspark-kernel-job" data-job-id="{job.job_id}" data-status="{job.status}" style="border-top:1px solid rgba(128,128,128,0.25)">'
-        f'<td style="{CELL}"><b>{label}</b></td><td style="{CELL}">{escape(job.name)}</td>'
+        f'<td style="{CELL}"><b>{label}</b></td><td style="{CELL}">{escaped(job.name)}</td>'
         f'<td style="{CELL}">{status_text(job.status)}</td><td style="{NUMBER}">{duration(job.began, job.ended, elapsed)}</td>'
         f'<td style="{CELL}" class="pyspark-kernel-tasks">{task_bar(done, total, active, failed)}</td>'
         + "".join(f'<td style="{NUMBER}">{size(sum(getattr(stage, name) for stage in ran))}</td>' for name in columns)
@@ -107,7 +107,7 @@ def stage_row(stage: StageProgress, ui: str | None, elapsed: float, columns: lis
     dim = ' style="opacity:0.6"' if skipped else ""
     return (
         f'<tr class="pyspark-kernel-stage" data-stage-id="{stage.stage_id}" data-status="{stage.status or "ACTIVE"}"{dim}>'
-        f'<td style="{CELL};padding-left:1.5em">{label}{attempt}</td><td style="{CELL}">{escape(stage.name[:60])}</td>'
+        f'<td style="{CELL};padding-left:1.5em">{label}{attempt}</td><td style="{CELL}">{escaped(stage.name[:60])}</td>'
         f'<td style="{CELL}">{status_text(stage.status)}</td><td style="{NUMBER}">{"" if skipped else duration(stage.began, stage.ended, elapsed)}</td>'
         f'<td style="{CELL}" class="pyspark-kernel-tasks">{tasks}</td>'
         + "".join(f'<td style="{NUMBER}">{size(getattr(stage, name))}</td>' for name in columns)
@@ -229,8 +229,3 @@ def size(count: int) -> str:
             return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return ""
-
-
-def escape(text: str) -> str:
-    """HTML-escaped, and ``$`` too: JupyterLab would typeset ``$…$`` in HTML output as LaTeX."""
-    return html.escape(text).replace("$", "&#36;")

@@ -136,4 +136,10 @@ def stage_label(name: str) -> str:
     """
     if not name or name.startswith("$"):
         return ""
-    return f" <small>{html.escape(name[:60]).replace('$', '&#36;')}</small>"
+    return f" <small>{escaped(name[:60])}</small>"
+
+
+def escaped(text: str) -> str:
+    """HTML-escaped, and ``$`` too: JupyterLab would typeset ``$…$`` in HTML output as LaTeX. The one
+    escape of the kernel's HTML outputs (the bars, the job view, DataFrame tables)."""
+    return html.escape(text).replace("$", "&#36;")

@@ -12,6 +12,8 @@ from typing import Any
 
 from pyspark_kernel.kernel.progress_display import FINISHED, CellProgress, StageProgress
 
+EARLIER_MS = 50  # a job submitted this long before the cell's begin belongs to an earlier cell
+
 
 class StatusTrackerReader:
     """Reads one job group's jobs from a SparkContext's JVM status tracker into a CellProgress.
@@ -97,5 +99,5 @@ def submitted_before(tracker: Any, stage_ids: list[int], cell_epoch_ms: float) -
         if stage is not None:
             submitted: int = stage.submissionTime()  # epoch ms; 0 while not yet submitted
             if submitted > 0:
-                return submitted < cell_epoch_ms - 50
+                return submitted < cell_epoch_ms - EARLIER_MS
     return False

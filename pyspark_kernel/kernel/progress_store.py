@@ -13,9 +13,7 @@ import json
 from typing import Any
 
 from pyspark_kernel.kernel.progress_display import FINISHED, CellProgress, JobProgress, StageProgress
-from pyspark_kernel.kernel.progress_reader import int_array_reader
-
-EARLIER_MS = 50  # a job submitted this long before the cell's begin belongs to an earlier cell
+from pyspark_kernel.kernel.progress_reader import EARLIER_MS, int_array_reader
 
 
 class StatusStoreReader:
